@@ -1,0 +1,199 @@
+//! `pii-hash`: a transform that hashes personal ids with a secret key, truncates IP
+//! addresses and drops fields, before anything is stored.
+//!
+//! ```toml
+//! [[stage]]
+//! name = "pii"
+//! plugin = "../plugins/dist/pii_hash.wasm"
+//! secrets.key = { env = "ADSTREAM_PII_KEY" }
+//! config = { hash = ["user_id", "device_id"], truncate_ip = ["ip"], drop = [] }
+//! ```
+//!
+//! The key comes only from the stage's `key` secret, resolved by the host; a missing or
+//! short key is a configuration error. Hashes are lowercase hex of the first
+//! `output_bytes` bytes of HMAC-SHA256 (default) or keyed BLAKE3.
+
+mod ip;
+mod keyed;
+
+use adstream_sdk::{
+    Batch, Column, ConfigExt, Dict, Field, FieldsExt, PluginError, STRING_KINDS, Setup, Strings,
+    TextBuilder, Transform, Values, count, export_transform,
+};
+use keyed::{Algorithm, KeyedHash};
+use serde::Deserialize;
+
+/// Shortest key accepted: a key anyone can guess makes the hashes reversible by brute
+/// force over the id space.
+const MIN_KEY_BYTES: usize = 16;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default)]
+    hash: Vec<String>,
+    #[serde(default)]
+    truncate_ip: Vec<String>,
+    #[serde(default)]
+    drop: Vec<String>,
+    #[serde(default)]
+    algorithm: Algorithm,
+    #[serde(default = "default_output_bytes")]
+    output_bytes: usize,
+}
+
+fn default_output_bytes() -> usize {
+    16
+}
+
+/// What happens to one input column.
+#[derive(Clone, Copy, PartialEq)]
+enum Action {
+    Keep,
+    Hash,
+    TruncateIp,
+    Drop,
+}
+
+/// The configured transform.
+pub struct PiiHash {
+    hasher: KeyedHash,
+    actions: Vec<(String, Action)>,
+}
+
+fn invalid(msg: String) -> PluginError {
+    PluginError::InvalidConfig(msg)
+}
+
+impl PiiHash {
+    fn plan(cfg: &Config, input: &[Field]) -> Result<Vec<(String, Action)>, PluginError> {
+        let named = [
+            (&cfg.hash, Action::Hash),
+            (&cfg.truncate_ip, Action::TruncateIp),
+        ];
+        for (names, _) in named {
+            for name in names {
+                input.require(name, STRING_KINDS)?;
+            }
+        }
+        for name in &cfg.drop {
+            if input.get_field(name).is_none() {
+                return Err(PluginError::SchemaMismatch(format!(
+                    "`drop` names `{name}`, which the input does not have"
+                )));
+            }
+        }
+        let action_of = |name: &String| {
+            let mut found = named
+                .iter()
+                .filter(|(n, _)| n.contains(name))
+                .map(|(_, a)| *a);
+            let action = found.next();
+            if found.next().is_some() || (action.is_some() && cfg.drop.contains(name)) {
+                return Err(invalid(format!("`{name}` is named by more than one rule")));
+            }
+            Ok(action.unwrap_or(if cfg.drop.contains(name) {
+                Action::Drop
+            } else {
+                Action::Keep
+            }))
+        };
+        input
+            .iter()
+            .map(|f| Ok((f.name.clone(), action_of(&f.name)?)))
+            .collect()
+    }
+
+    /// Hashes every value of a string column; a dictionary column hashes each distinct
+    /// value once and keeps its keys.
+    fn hash_column(&self, col: Column) -> Column {
+        let values = match col.values {
+            Values::Dictionary(d) => Values::Dictionary(Dict {
+                keys: d.keys,
+                values: self.hash_strings(&d.values),
+            }),
+            Values::Text(s) => Values::Text(self.hash_strings(&s)),
+            other => other,
+        };
+        Column { values, ..col }
+    }
+
+    fn hash_strings(&self, s: &Strings) -> Strings {
+        let rows = s.offsets.len().saturating_sub(1);
+        let mut out = TextBuilder::with_capacity(rows, rows * self.hasher.hex_len());
+        for w in s.offsets.windows(2) {
+            let value = s.bytes.get(w[0] as usize..w[1] as usize).unwrap_or(&[]);
+            out.push_with(|buf| self.hasher.hash_hex_into(value, buf));
+        }
+        let col = out.finish("");
+        match col.values {
+            Values::Text(strings) => strings,
+            _ => unreachable!("a text builder builds text"),
+        }
+    }
+}
+
+impl Transform for PiiHash {
+    fn configure(setup: &Setup) -> Result<(Self, Vec<Field>), PluginError> {
+        let cfg: Config = setup.config()?;
+        let key = setup.secret("key")?;
+        if key.len() < MIN_KEY_BYTES {
+            return Err(invalid(format!(
+                "secret `key` has {} bytes; use at least {MIN_KEY_BYTES} random bytes",
+                key.len()
+            )));
+        }
+        if !(4..=32).contains(&cfg.output_bytes) {
+            return Err(invalid(format!(
+                "output_bytes = {} (use 4 to 32)",
+                cfg.output_bytes
+            )));
+        }
+        let actions = Self::plan(&cfg, &setup.input)?;
+        let output = setup
+            .input
+            .iter()
+            .zip(&actions)
+            .filter(|(_, (_, a))| *a != Action::Drop)
+            .map(|(f, (_, a))| match a {
+                Action::TruncateIp => Field {
+                    nullable: true,
+                    ..f.clone()
+                },
+                _ => f.clone(),
+            })
+            .collect();
+        let hasher = KeyedHash::new(cfg.algorithm, key, cfg.output_bytes);
+        Ok((PiiHash { hasher, actions }, output))
+    }
+
+    fn transform(&mut self, input: Batch) -> Result<Batch, PluginError> {
+        let rows = input.rows;
+        let mut columns = Vec::with_capacity(input.columns.len());
+        for col in input.columns {
+            let action = self
+                .actions
+                .iter()
+                .find(|(n, _)| *n == col.name)
+                .map(|(_, a)| *a);
+            match action.unwrap_or(Action::Keep) {
+                Action::Keep => columns.push(col),
+                Action::Drop => {}
+                Action::Hash => columns.push(self.hash_column(col)),
+                Action::TruncateIp => {
+                    let (col, unparseable) = ip::truncate_column(&col, rows as usize)?;
+                    if unparseable > 0 {
+                        count("unparseable_ip", unparseable);
+                    }
+                    columns.push(col);
+                }
+            }
+        }
+        Ok(Batch { rows, columns })
+    }
+}
+
+export_transform!(PiiHash);
+
+#[cfg(test)]
+mod tests;

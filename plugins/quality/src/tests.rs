@@ -1,0 +1,153 @@
+use super::*;
+use adstream_sdk::{ColumnKind, DictBuilder, F64Builder, I64Builder, TextBuilder, field};
+
+fn setup(rules: &str) -> Setup {
+    Setup {
+        config: format!(r#"{{"rules": {rules}}}"#),
+        input: vec![
+            field("event_id", ColumnKind::Text, false),
+            field("event_type", ColumnKind::Dictionary, true),
+            field("country", ColumnKind::Dictionary, true),
+            field("revenue", ColumnKind::Float64, true),
+            field("event_time", ColumnKind::TimestampMs, false),
+        ],
+        secrets: vec![],
+    }
+}
+
+struct Row<'a>(&'a str, Option<&'a str>, Option<&'a str>, Option<f64>, i64);
+
+fn batch(rows: &[Row]) -> Batch {
+    let (mut id, mut ty, mut c) = (
+        TextBuilder::default(),
+        DictBuilder::default(),
+        DictBuilder::default(),
+    );
+    let (mut rev, mut t) = (F64Builder::default(), I64Builder::default());
+    for r in rows {
+        id.push(r.0);
+        ty.push_opt(r.1);
+        c.push_opt(r.2);
+        rev.push_opt(r.3);
+        t.push(r.4);
+    }
+    Batch::from_columns(vec![
+        id.finish("event_id"),
+        ty.finish("event_type"),
+        c.finish("country"),
+        rev.finish("revenue"),
+        t.finish_timestamp("event_time"),
+    ])
+    .unwrap()
+}
+
+fn rejected(q: &mut Quality, b: &Batch, watermark: i64) -> Vec<(u32, String)> {
+    q.validate(b, watermark)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.row, r.rule))
+        .collect()
+}
+
+#[test]
+fn each_rule_rejects_what_it_should() {
+    let rules = r#"[
+        {"rule": "not_null", "columns": ["country"]},
+        {"rule": "in_set", "column": "event_type", "values": ["impression", "click"]},
+        {"rule": "in_range", "column": "revenue", "min": 0.0, "max": 10.0},
+        {"rule": "matches", "column": "country", "pattern": "^[A-Z]{2}$"},
+        {"rule": "fresh", "column": "event_time", "max_lag": "1m"}
+    ]"#;
+    let mut q = Quality::configure(&setup(rules)).unwrap();
+    let b = batch(&[
+        Row("a", Some("click"), Some("US"), Some(1.0), 100_000),
+        Row("b", Some("click"), None, Some(1.0), 100_000),
+        Row("c", Some("bogus"), Some("US"), Some(1.0), 100_000),
+        Row("d", Some("click"), Some("US"), Some(-1.0), 100_000),
+        Row("e", Some("click"), Some("usa"), Some(1.0), 100_000),
+        Row("f", Some("click"), Some("US"), Some(1.0), 1_000),
+        Row("g", Some("click"), Some("US"), Some(f64::NAN), 100_000),
+    ]);
+    let got = rejected(&mut q, &b, 120_000);
+    let want = [
+        (1, "not_null:country"),
+        (2, "in_set:event_type"),
+        (3, "in_range:revenue"),
+        (4, "matches:country"),
+        (5, "fresh:event_time"),
+        (6, "in_range:revenue"),
+    ];
+    assert_eq!(got, want.map(|(r, n)| (r, n.to_string())));
+}
+
+#[test]
+fn a_row_carries_only_its_first_failure_with_a_message() {
+    let rules = r#"[{"rule": "not_null", "columns": ["country", "event_type"]},
+                    {"rule": "in_range", "column": "revenue", "max": 5.0}]"#;
+    let mut q = Quality::configure(&setup(rules)).unwrap();
+    let out = q
+        .validate(&batch(&[Row("a", None, None, Some(9.0), 0)]), 0)
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].message, "country is null");
+}
+
+#[test]
+fn unique_within_window_remembers_only_accepted_rows() {
+    let rules = r#"[{"rule": "not_null", "columns": ["country"]},
+                    {"rule": "unique", "column": "event_id", "window": "10s"}]"#;
+    let mut q = Quality::configure(&setup(rules)).unwrap();
+    let first = batch(&[
+        Row("x", None, None, None, 0),
+        Row("y", None, Some("US"), None, 0),
+    ]);
+    assert_eq!(
+        rejected(&mut q, &first, 1_000),
+        vec![(0, "not_null:country".to_string())]
+    );
+    let again = batch(&[
+        Row("x", None, Some("US"), None, 0),
+        Row("y", None, Some("US"), None, 0),
+    ]);
+    assert_eq!(
+        rejected(&mut q, &again, 2_000),
+        vec![(1, "unique:event_id".to_string())]
+    );
+    // Two windows later, `y` is forgotten.
+    assert!(
+        rejected(&mut q, &again, 25_000)
+            .iter()
+            .all(|(r, _)| *r != 1)
+    );
+}
+
+#[test]
+fn config_mistakes_name_the_rule() {
+    let cases = [
+        (
+            r#"[{"rule": "in_set", "column": "nope", "values": []}]"#,
+            "rules[0]: input has no column `nope`",
+        ),
+        (
+            r#"[{"rule": "matches", "column": "country", "pattern": "("}]"#,
+            "rules[0]: pattern `(`",
+        ),
+        (
+            r#"[{"rule": "fresh", "column": "country", "max_lag": "1m"}]"#,
+            "is dict, expected",
+        ),
+        (
+            r#"[{"rule": "in_range", "column": "revenue"}]"#,
+            "needs `min`, `max`",
+        ),
+        (r#"[{"rule": "sometimes"}]"#, "unknown variant `sometimes`"),
+        (
+            r#"[{"rule": "unique", "column": "event_id", "window": "1 fortnight"}]"#,
+            "window:",
+        ),
+    ];
+    for (rules, want) in cases {
+        let err = Quality::configure(&setup(rules)).err().unwrap().describe();
+        assert!(err.contains(want), "{rules}: {err}");
+    }
+}
