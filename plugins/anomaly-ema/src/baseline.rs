@@ -46,8 +46,15 @@ impl Baselines {
     }
 
     /// Returns the baseline `current` is compared with (`None` for a group's first window
-    /// or one whose baseline expired), then folds `current` into it.
-    pub fn observe(&mut self, dims: &[&str], current: Baseline, alpha: f64) -> Option<Baseline> {
+    /// or one whose baseline expired). Unless `keep` is set, `current` is then folded in;
+    /// `keep` leaves an existing baseline as it was (for a window that raised an alert).
+    pub fn observe(
+        &mut self,
+        dims: &[&str],
+        current: Baseline,
+        alpha: f64,
+        keep: impl FnOnce(&Baseline) -> bool,
+    ) -> Option<Baseline> {
         self.key.clear();
         for (i, d) in dims.iter().enumerate() {
             if i > 0 {
@@ -58,7 +65,9 @@ impl Baselines {
         match self.by_group.get_mut(self.key.as_str()) {
             Some(avg) if current.updated_at - avg.updated_at <= self.ttl_ms => {
                 let before = *avg;
-                avg.fold(&current, alpha);
+                if !keep(&before) {
+                    avg.fold(&current, alpha);
+                }
                 Some(before)
             }
             Some(avg) => {

@@ -8,8 +8,11 @@
 //! For each window row, in order: a window with fewer than `min_impressions` impressions is
 //! ignored (it neither alerts nor moves the baseline); the first window of a group sets
 //! the baseline; later windows are checked against it and then folded in with
-//! `avg = (1 − α) × avg + α × current`. A baseline not updated for `baseline_ttl` of event
-//! time is forgotten, as the seed's one-hour Redis TTL did.
+//! `avg = (1 − α) × avg + α × current` — except windows that raised an alert, unless
+//! `learn_from_anomalies` is set (seed 001 folds them in; one CTR spike then lifts the
+//! baseline so far that ordinary windows after it read as drops). A baseline not updated
+//! for `baseline_ttl` of event time is forgotten, as the seed's one-hour Redis TTL did, so
+//! a lasting change becomes the new normal after that long.
 
 mod alerts;
 mod baseline;
@@ -40,6 +43,10 @@ struct Config {
     group_by: Vec<String>,
     #[serde(default)]
     thresholds: Thresholds,
+    /// Fold windows that raised an alert into the baseline too (seed 001 does). Off by
+    /// default, so that one spike does not skew the baseline for the windows after it.
+    #[serde(default)]
+    learn_from_anomalies: bool,
 }
 
 fn default_alpha() -> f64 {
@@ -62,6 +69,7 @@ pub struct AnomalyEma {
     language: Language,
     group_by: Vec<String>,
     thresholds: Thresholds,
+    learn_from_anomalies: bool,
     baselines: Baselines,
 }
 
@@ -123,6 +131,7 @@ impl Detect for AnomalyEma {
             min_impressions: cfg.min_impressions,
             language: cfg.language,
             thresholds: cfg.thresholds,
+            learn_from_anomalies: cfg.learn_from_anomalies,
             baselines: Baselines::new(ttl),
             group_by: cfg.group_by,
         };
@@ -154,14 +163,20 @@ impl Detect for AnomalyEma {
                 updated_at: end.value(row),
             };
             let values: Vec<&str> = dims.iter().map(|d| d.value(row)).collect();
-            let Some(avg) = self.baselines.observe(&values, current, self.alpha) else {
+            let (learn, t) = (self.learn_from_anomalies, self.thresholds);
+            let fires = |avg: &Baseline| {
+                RULES
+                    .iter()
+                    .zip(Self::readings(&current, avg))
+                    .filter(move |(r, x)| r.fires(*x, &t))
+            };
+            let keep = |avg: &Baseline| !learn && fires(avg).next().is_some();
+            let Some(avg) = self.baselines.observe(&values, current, self.alpha, keep) else {
                 continue;
             };
-            for (rule, reading) in RULES.iter().zip(Self::readings(&current, &avg)) {
-                if rule.fires(reading, &self.thresholds) {
-                    let window = (start.value(row), end.value(row));
-                    out.push(*rule, &values, window, reading, self.language);
-                }
+            for (rule, reading) in fires(&avg) {
+                let window = (start.value(row), end.value(row));
+                out.push(*rule, &values, window, reading, self.language);
             }
         }
         if skipped > 0 {

@@ -120,7 +120,9 @@ fn alert_carries_the_seed_fields() {
 
 #[test]
 fn ema_follows_the_seed_formula() {
-    let mut d = detector();
+    let mut d = AnomalyEma::configure(&setup(r#"{"learn_from_anomalies": true}"#))
+        .unwrap()
+        .0;
     // 5, 5, 20 → baseline 5.0 then 8.0; 10 % is not < 0.5 × 8.0 + ... (seed's lunch example)
     for (w, ctr) in [(0, 0.05), (1, 0.05), (2, 0.20)] {
         d.detect(&windows(&[(w, "US", "banner", 1000, ctr, 2.0)]))
@@ -206,4 +208,26 @@ fn english_messages_and_config_errors() {
         let err = AnomalyEma::configure(&setup(cfg)).err().unwrap().describe();
         assert!(err.contains(want), "{cfg}: {err}");
     }
+}
+
+#[test]
+fn an_alerting_window_does_not_move_the_baseline_unless_asked() {
+    let spike_then_normal = |cfg: &str| {
+        let mut d = AnomalyEma::configure(&setup(cfg)).unwrap().0;
+        d.detect(&windows(&[(0, "UK", "banner", 1000, 0.02, 2.0)]))
+            .unwrap();
+        d.detect(&windows(&[(1, "UK", "banner", 1000, 0.08, 2.0)]))
+            .unwrap();
+        types(
+            &d.detect(&windows(&[(2, "UK", "banner", 1000, 0.014, 2.0)]))
+                .unwrap(),
+        )
+    };
+    // Baseline stays 2 %: 1.4 % is not a drop.
+    assert!(spike_then_normal("{}").is_empty());
+    // Seed behaviour: baseline 0.8 × 2 + 0.2 × 8 = 3.2 %, and 1.4 % < 1.6 % is a drop.
+    assert_eq!(
+        spike_then_normal(r#"{"learn_from_anomalies": true}"#),
+        ["ctr_drop"]
+    );
 }

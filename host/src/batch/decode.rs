@@ -1,0 +1,186 @@
+//! JSON records → columns, in one pass per record with no per-field allocation: a serde
+//! visitor matches each key to its column and appends the value straight into that
+//! column's buffer. A record that does not fit the schema is rolled back and rejected with
+//! the reason, for the dead letters.
+
+mod columns;
+
+use crate::config::{FieldType, SchemaConfig};
+use crate::sources::RawBatch;
+use adstream_sdk::{Batch, Field};
+use columns::ColumnBuf;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use std::fmt;
+
+/// A decoder for one pipeline's schema.
+pub struct Decoder {
+    names: Vec<String>,
+    types: Vec<FieldType>,
+    required: Vec<bool>,
+    time_index: usize,
+}
+
+/// The result of decoding one raw batch.
+pub struct Decoded {
+    pub batch: Batch,
+    /// For each row, the index of its record in the raw batch.
+    pub records: Vec<u32>,
+    /// Records that were rejected, with the reason.
+    pub rejected: Vec<(u32, String)>,
+    /// Latest event time among the decoded rows.
+    pub max_time: Option<i64>,
+}
+
+impl Decoder {
+    /// A decoder for `schema`; `time_column` must be one of its required timestamp fields
+    /// (the config check ensures it).
+    pub fn new(schema: &SchemaConfig, time_column: &str) -> Decoder {
+        let time_index = schema
+            .fields
+            .iter()
+            .position(|f| f.name == time_column)
+            .unwrap_or(0);
+        Decoder {
+            names: schema.fields.iter().map(|f| f.name.clone()).collect(),
+            types: schema.fields.iter().map(|f| f.ty).collect(),
+            required: schema.fields.iter().map(|f| f.required).collect(),
+            time_index,
+        }
+    }
+
+    /// The columns decoded batches have.
+    pub fn fields(&self) -> Vec<Field> {
+        (self.names.iter().zip(&self.types).zip(&self.required))
+            .map(|((n, t), r)| adstream_sdk::field(n, t.kind(), !r))
+            .collect()
+    }
+
+    pub fn decode(&self, raw: &RawBatch) -> Decoded {
+        let n = raw.len();
+        let mut bufs: Vec<ColumnBuf> = self.types.iter().map(|&t| ColumnBuf::new(t, n)).collect();
+        let mut seen = vec![false; self.names.len()];
+        let mut records = Vec::with_capacity(n);
+        let mut rejected = Vec::new();
+        for i in 0..n {
+            let rows = records.len();
+            seen.fill(false);
+            match self.decode_one(raw.record(i), &mut bufs, &mut seen) {
+                Ok(()) => records.push(i as u32),
+                Err(reason) => {
+                    bufs.iter_mut().for_each(|b| b.truncate(rows));
+                    rejected.push((i as u32, reason));
+                }
+            }
+        }
+        let max_time = bufs[self.time_index].max_i64();
+        let columns = bufs
+            .into_iter()
+            .zip(&self.names)
+            .map(|(b, name)| b.finish(name))
+            .collect();
+        let batch = Batch {
+            rows: records.len() as u32,
+            columns,
+        };
+        Decoded {
+            batch,
+            records,
+            rejected,
+            max_time,
+        }
+    }
+
+    fn decode_one(
+        &self,
+        record: &[u8],
+        bufs: &mut [ColumnBuf],
+        seen: &mut [bool],
+    ) -> Result<(), String> {
+        let mut de = serde_json::Deserializer::from_slice(record);
+        let seed = RowSeed {
+            decoder: self,
+            bufs: &mut *bufs,
+            seen: &mut *seen,
+        };
+        seed.deserialize(&mut de)
+            .map_err(|e| format!("invalid event: {e}"))?;
+        de.end().map_err(|e| format!("invalid event: {e}"))?;
+        for (i, buf) in bufs.iter_mut().enumerate() {
+            if !seen[i] {
+                if self.required[i] {
+                    return Err(format!("missing required field `{}`", self.names[i]));
+                }
+                buf.push_null();
+            }
+        }
+        Ok(())
+    }
+}
+
+struct RowSeed<'a> {
+    decoder: &'a Decoder,
+    bufs: &'a mut [ColumnBuf],
+    seen: &'a mut [bool],
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(index) = map.next_key_seed(KeySeed(&self.decoder.names))? {
+            let Some(i) = index else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let name = &self.decoder.names[i];
+            if std::mem::replace(&mut self.seen[i], true) {
+                return Err(de::Error::custom(format_args!(
+                    "field `{name}` appears twice"
+                )));
+            }
+            let required = self.decoder.required[i];
+            map.next_value_seed(columns::ValueSeed {
+                buf: &mut self.bufs[i],
+                name,
+                required,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Matches a key to its column index without allocating (`None`: not in the schema).
+struct KeySeed<'a>(&'a [String]);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|n| n == key))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,73 @@
+//! Command-line interface: `adstream demo`, `adstream check`, `adstream run`.
+
+mod check;
+mod demo;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "adstream",
+    version,
+    about = "Stream processing for ad events, with WebAssembly plugins"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter, e.g. `info` or `adstream=debug` (default: `info`, or RUST_LOG).
+    #[arg(long, global = true)]
+    pub log: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the built-in demo: generated ad traffic with the four seed anomalies, through
+    /// PII hashing, quality checks, windowed metrics, anomaly rules and Slack formatting.
+    Demo {
+        /// Seconds to run (the four anomalies all fire within the first 60).
+        #[arg(long, default_value_t = 65)]
+        duration: u64,
+        /// Folder for the JSONL results.
+        #[arg(long, default_value = "demo-out")]
+        out: PathBuf,
+    },
+    /// Check pipeline files: parse them, load every plugin, configure every stage, and
+    /// report every problem as file:line:col.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run pipelines until Ctrl-C (which flushes open windows first) or the duration ends.
+    Run {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+}
+
+pub async fn main(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Demo { duration, out } => demo::demo(duration, &out).await,
+        Command::Check { files } => check::check(&files),
+        Command::Run { files, duration } => run::run(&files, duration).await,
+    }
+}
+
+/// Logs go to stderr, so that stdout carries only what sinks print.
+pub fn init_logging(filter: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::new(f),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

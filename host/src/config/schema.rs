@@ -1,0 +1,165 @@
+//! The `[schema]` and `[event_time]` sections: which JSON fields are decoded into which
+//! columns, and which column is event time.
+
+use super::{Diagnostics, section};
+use adstream_sdk::ColumnKind;
+use serde::Deserialize;
+use std::ops::Range;
+use toml::Spanned;
+use toml::de::DeValue;
+
+/// The type a JSON field is decoded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    String,
+    Dict,
+    I64,
+    F64,
+    Bool,
+    TimestampMs,
+}
+
+impl FieldType {
+    pub fn kind(self) -> ColumnKind {
+        match self {
+            FieldType::String => ColumnKind::Text,
+            FieldType::Dict => ColumnKind::Dictionary,
+            FieldType::I64 => ColumnKind::Int64,
+            FieldType::F64 => ColumnKind::Float64,
+            FieldType::Bool => ColumnKind::Boolean,
+            FieldType::TimestampMs => ColumnKind::TimestampMs,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FieldSpec {
+    Short(FieldType),
+    Long(LongSpec),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LongSpec {
+    #[serde(rename = "type")]
+    ty: FieldType,
+    #[serde(default)]
+    required: bool,
+}
+
+/// One decoded field.
+#[derive(Debug, Clone)]
+pub struct SchemaField {
+    pub name: String,
+    pub ty: FieldType,
+    /// A row without this field is rejected instead of getting a null.
+    pub required: bool,
+    pub span: Range<usize>,
+}
+
+/// The decoded fields, in file order.
+#[derive(Debug, Clone)]
+pub struct SchemaConfig {
+    pub fields: Vec<SchemaField>,
+    pub span: Range<usize>,
+}
+
+const TYPES: &str = "string, dict, i64, f64, bool, timestamp_ms";
+
+impl SchemaConfig {
+    pub fn parse(value: &Spanned<DeValue<'_>>, diags: &mut Diagnostics) -> Option<SchemaConfig> {
+        let Some(table) = value.get_ref().as_table() else {
+            diags.error(
+                Some(value.span()),
+                "[schema] must be a table of field = \"type\"",
+            );
+            return None;
+        };
+        let mut fields = Vec::new();
+        for (name, v) in table.iter() {
+            let what = format!("[schema] field `{}`", name.get_ref());
+            let spec = FieldSpec::deserialize(toml::de::ValueDeserializer::from(v.clone()));
+            match spec {
+                Ok(FieldSpec::Short(ty)) => fields.push((name, ty, false, v.span())),
+                Ok(FieldSpec::Long(l)) => fields.push((name, l.ty, l.required, v.span())),
+                // The untagged error says nothing useful: re-read a table as the long form
+                // for its precise error, and name the accepted types otherwise.
+                Err(_) if v.get_ref().is_table() => {
+                    let _ = section::<LongSpec>(v, &what, diags);
+                }
+                Err(_) => diags.error_hint(
+                    Some(v.span()),
+                    format!("{what} has an unknown type"),
+                    format!("write a type ({TYPES}) or {{ type = \"...\", required = true }}"),
+                ),
+            }
+        }
+        if fields.is_empty() {
+            diags.error(Some(value.span()), "[schema] declares no fields");
+        }
+        let fields = fields
+            .into_iter()
+            .map(|(n, ty, required, span)| SchemaField {
+                name: n.get_ref().to_string(),
+                ty,
+                required,
+                span,
+            })
+            .collect();
+        Some(SchemaConfig {
+            fields,
+            span: value.span(),
+        })
+    }
+
+    /// Event time must be a required timestamp field.
+    pub fn check_event_time(&self, et: &EventTimeConfig, diags: &mut Diagnostics) {
+        let column = et.column.get_ref();
+        match self.fields.iter().find(|f| f.name == *column) {
+            None => diags.error_hint(
+                Some(et.column.span()),
+                format!("event time column `{column}` is not in [schema]"),
+                format!(
+                    "add {column} = {{ type = \"timestamp_ms\", required = true }} to [schema]"
+                ),
+            ),
+            Some(f) if f.ty != FieldType::TimestampMs || !f.required => diags.error_hint(
+                Some(f.span.clone()),
+                format!("event time field `{column}` must be a required timestamp_ms"),
+                format!("write {column} = {{ type = \"timestamp_ms\", required = true }}"),
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+/// Which column is event time and how the watermark follows it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventTimeConfig {
+    #[serde(default = "default_column")]
+    pub column: Spanned<String>,
+    /// How far behind the latest event time the watermark stays, to let slightly
+    /// out-of-order events into their windows.
+    #[serde(default = "default_delay")]
+    pub delay: Spanned<String>,
+}
+
+fn default_column() -> Spanned<String> {
+    Spanned::new(0..0, "event_time".to_string())
+}
+
+fn default_delay() -> Spanned<String> {
+    Spanned::new(0..0, "1s".to_string())
+}
+
+impl Default for EventTimeConfig {
+    fn default() -> Self {
+        EventTimeConfig {
+            column: default_column(),
+            delay: default_delay(),
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! `[[stage]]` tables: which plugin runs, with what configuration, secrets and limits,
+//! reading from where and sending to which sinks.
+
+use super::{Diagnostics, section};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+use toml::de::DeValue;
+
+/// One `[[stage]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    pub name: Spanned<String>,
+    /// Path of the plugin's `.wasm` file, relative to the pipeline file.
+    pub plugin: Spanned<String>,
+    /// The plugin's own configuration, passed to its `configure` as JSON.
+    #[serde(default)]
+    pub config: Option<Spanned<toml::Table>>,
+    /// The stage or `source` this stage reads; defaults to the stage before it.
+    pub input: Option<Spanned<String>>,
+    /// Sinks that receive this stage's output.
+    #[serde(default)]
+    pub to: Vec<Spanned<String>>,
+    /// Secrets the host resolves for the plugin, by the name the plugin asks for.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Spanned<SecretRef>>,
+    /// Most rows per plugin call; larger batches are split.
+    pub batch_size: Option<Spanned<usize>>,
+    pub limits: Option<Spanned<LimitsConfig>>,
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+/// Where a secret comes from. Exactly one of the keys is set.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// An environment variable of the host process.
+    pub env: Option<String>,
+    /// A file whose contents (trailing newline removed) are the secret.
+    pub file: Option<String>,
+    /// The value itself, in the pipeline file. For demos only: the host warns at start.
+    pub insecure_value: Option<String>,
+}
+
+/// Per-stage sandbox limits; unset ones take the host's defaults.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Memory cap of the plugin instance, e.g. "64MiB".
+    pub memory: Option<String>,
+    /// Longest one plugin call may run, e.g. "500ms".
+    pub deadline: Option<String>,
+    /// Instructions one call may execute (deterministic, slower); off by default.
+    pub fuel: Option<u64>,
+    /// Most rows one call may return.
+    pub max_output_rows: Option<u64>,
+}
+
+/// What a stage does with a batch whose plugin call failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Send the batch to the dead letters and go on with the next.
+    #[default]
+    DeadLetter,
+    /// Pass the batch on unchanged, as if the stage were not there.
+    Skip,
+    /// Stop the pipeline.
+    Stop,
+}
+
+pub(super) fn parse_all(
+    value: Option<&Spanned<DeValue<'_>>>,
+    diags: &mut Diagnostics,
+) -> Vec<StageConfig> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let Some(array) = value.get_ref().as_array() else {
+        diags.error_hint(
+            Some(value.span()),
+            "`stage` must be an array of tables",
+            "write each stage as [[stage]]",
+        );
+        return Vec::new();
+    };
+    let mut stages = Vec::new();
+    for (i, v) in array.iter().enumerate() {
+        let Some(stage) = section::<StageConfig>(v, &format!("stage {}", i + 1), diags) else {
+            continue;
+        };
+        for (name, secret) in &stage.secrets {
+            let s = secret.get_ref();
+            let set = [&s.env, &s.file, &s.insecure_value]
+                .iter()
+                .filter(|o| o.is_some())
+                .count();
+            if set != 1 {
+                diags.error_hint(
+                    Some(secret.span()),
+                    format!("secret `{name}` must name exactly one of env, file, insecure_value"),
+                    format!("e.g. secrets.{name} = {{ env = \"ADSTREAM_PII_KEY\" }}"),
+                );
+            }
+        }
+        stages.push(stage);
+    }
+    stages
+}
+
+/// A TOML value as JSON, the form plugins receive their configuration in. Datetimes become
+/// RFC 3339 strings.
+pub fn toml_to_json(value: &toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        toml::Value::String(s) => J::String(s.clone()),
+        toml::Value::Integer(i) => J::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        toml::Value::Boolean(b) => J::Bool(*b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(a) => J::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => J::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+impl StageConfig {
+    /// The stage's `config` table as a JSON string (`{}` when absent).
+    pub fn config_json(&self) -> String {
+        match &self.config {
+            Some(t) => toml_to_json(&toml::Value::Table(t.get_ref().clone())).to_string(),
+            None => "{}".to_string(),
+        }
+    }
+}

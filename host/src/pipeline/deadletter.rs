@@ -1,0 +1,144 @@
+//! Dead letters: every record or row the pipeline could not process, with why and where
+//! from, as rows of a batch that goes to the pipeline's dead-letter sink.
+
+use super::envelope::Envelope;
+use crate::batch::encode::row_json;
+use crate::sources::{Position, RawBatch};
+use adstream_sdk::{Batch, DictBuilder, I64Builder, TextBuilder};
+
+/// Why a record became a dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The record did not decode against the schema.
+    Decode,
+    /// A validate plugin rejected the row.
+    Rejected,
+    /// The row arrived after its window closed.
+    Late,
+    /// The plugin returned an error for the batch.
+    PluginError,
+    /// The plugin trapped, timed out, ran out of memory or returned a malformed result.
+    PluginFailure,
+}
+
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Decode => "decode",
+            Reason::Rejected => "rejected",
+            Reason::Late => "late",
+            Reason::PluginError => "plugin_error",
+            Reason::PluginFailure => "plugin_failure",
+        }
+    }
+}
+
+/// Who was processing the record.
+#[derive(Debug, Clone, Default)]
+pub struct Culprit<'a> {
+    pub stage: &'a str,
+    pub plugin: &'a str,
+    pub version: &'a str,
+}
+
+/// Builds the dead-letter rows of one source batch.
+pub struct DeadLetters {
+    source: String,
+    reason: DictBuilder,
+    stage: DictBuilder,
+    plugin: DictBuilder,
+    version: DictBuilder,
+    error: TextBuilder,
+    origin: DictBuilder,
+    partition: I64Builder,
+    offset: I64Builder,
+    payload: TextBuilder,
+}
+
+impl DeadLetters {
+    pub fn new(source: &str) -> Self {
+        DeadLetters {
+            source: source.to_string(),
+            reason: DictBuilder::default(),
+            stage: DictBuilder::default(),
+            plugin: DictBuilder::default(),
+            version: DictBuilder::default(),
+            error: TextBuilder::default(),
+            origin: DictBuilder::default(),
+            partition: I64Builder::default(),
+            offset: I64Builder::default(),
+            payload: TextBuilder::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.reason.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.reason.is_empty()
+    }
+
+    fn push(
+        &mut self,
+        reason: Reason,
+        who: &Culprit,
+        error: &str,
+        at: Option<Position>,
+        payload: &str,
+    ) {
+        self.reason.push(reason.name());
+        self.stage.push(who.stage);
+        self.plugin.push(who.plugin);
+        self.version.push(who.version);
+        self.error.push(error);
+        self.origin.push(&self.source);
+        self.partition.push_opt(at.map(|p| p.partition as i64));
+        self.offset.push_opt(at.map(|p| p.offset));
+        self.payload.push(payload);
+    }
+
+    /// A raw record that did not decode; its bytes are kept as text (invalid UTF-8
+    /// replaced).
+    pub fn record(&mut self, raw: &RawBatch, i: usize, error: &str) {
+        let payload = String::from_utf8_lossy(raw.record(i));
+        self.push(
+            Reason::Decode,
+            &Culprit {
+                stage: "decode",
+                ..Default::default()
+            },
+            error,
+            Some(raw.position(i)),
+            &payload,
+        );
+    }
+
+    /// Row `row` of `env`, as JSON.
+    pub fn row(&mut self, reason: Reason, who: &Culprit, error: &str, env: &Envelope, row: usize) {
+        let payload = row_json(&env.batch, row);
+        self.push(reason, who, error, env.position(row), &payload);
+    }
+
+    /// Every row of `env`, for a batch whose plugin call failed.
+    pub fn batch(&mut self, reason: Reason, who: &Culprit, error: &str, env: &Envelope) {
+        for row in 0..env.rows() {
+            self.row(reason, who, error, env, row);
+        }
+    }
+
+    pub fn finish(self) -> Batch {
+        let columns = vec![
+            self.reason.finish("reason"),
+            self.stage.finish("stage"),
+            self.plugin.finish("plugin"),
+            self.version.finish("plugin_version"),
+            self.error.finish("error"),
+            self.origin.finish("source"),
+            self.partition.finish("partition"),
+            self.offset.finish("offset"),
+            self.payload.finish("payload"),
+        ];
+        Batch::from_columns(columns).expect("dead-letter columns are built together")
+    }
+}

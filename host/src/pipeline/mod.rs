@@ -1,0 +1,284 @@
+//! Pipelines: building one from its config (loading and configuring every plugin, checking
+//! that each stage's input fits it) and running it.
+//!
+//! A batch moves through every stage before the next batch starts, so a batch boundary is a
+//! consistent point for checkpoints and for swapping a plugin.
+
+mod deadletter;
+mod envelope;
+mod processor;
+mod run;
+mod secrets;
+mod stage;
+
+pub use deadletter::Reason;
+pub use envelope::Envelope;
+pub use processor::PipelineStats;
+pub use run::{RunError, RunSummary, run};
+pub use secrets::{SecretError, resolve as resolve_secret};
+pub use stage::{Input, Stage, StageSpec, StageStats};
+
+use crate::batch::decode::Decoder;
+use crate::config::{Diagnostics, OnError, PipelineConfig, StageConfig};
+use crate::plugin::{CallError, Limits, LoadedPlugin, PluginEngine, limits::parse_size};
+use crate::sinks::SinkConfig;
+use crate::sinks::file::FileSinkConfig;
+use adstream_sdk::time::parse_duration_ms;
+use adstream_sdk::{Field, PluginError, Setup};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A pipeline ready to run: plugins loaded and configured, sinks resolved.
+pub struct Pipeline {
+    pub name: String,
+    pub decoder: Decoder,
+    pub source: crate::sources::SourceConfig,
+    /// Watermark = latest event time − this.
+    pub delay_ms: i64,
+    pub stages: Vec<Stage>,
+    pub sinks: Vec<(String, SinkConfig)>,
+    /// Index in `sinks` of the dead-letter sink.
+    pub dead_letter: usize,
+}
+
+/// The sink used when a pipeline names no `dead_letter`.
+pub fn default_dead_letter(name: &str) -> (String, SinkConfig) {
+    let path = format!("dead-letters/{name}.jsonl");
+    (
+        "dead_letters".to_string(),
+        SinkConfig::File(FileSinkConfig {
+            kind: "file".into(),
+            path,
+            append: true,
+        }),
+    )
+}
+
+/// Loads, configures and cross-checks everything in `cfg`; every problem is reported.
+pub fn build(
+    cfg: &PipelineConfig,
+    engine: &PluginEngine,
+) -> Result<Pipeline, Vec<crate::config::Diagnostic>> {
+    let mut diags = cfg.diagnostics();
+    let decoder = Decoder::new(&cfg.schema, cfg.event_time.column.get_ref());
+    let delay = &cfg.event_time.delay;
+    let delay_ms = parse_duration_ms(delay.get_ref()).unwrap_or_else(|e| {
+        diags.error(Some(delay.span()), format!("[event_time] delay: {e}"));
+        0
+    });
+    let mut sinks = cfg.sinks.clone();
+    let dead_letter = match &cfg.dead_letter {
+        Some(name) => sinks
+            .iter()
+            .position(|(n, _)| n == name.get_ref())
+            .unwrap_or(0),
+        None => {
+            sinks.push(default_dead_letter(&cfg.name));
+            sinks.len() - 1
+        }
+    };
+    let mut loaded: HashMap<std::path::PathBuf, Arc<LoadedPlugin>> = HashMap::new();
+    let mut stages: Vec<Option<Stage>> = Vec::new();
+    for (i, sc) in cfg.stages.iter().enumerate() {
+        let input = match sc.input.as_ref().map(|s| s.get_ref().as_str()) {
+            Some("source") => Input::Source,
+            Some(name) => match cfg.stages.iter().position(|s| s.name.get_ref() == name) {
+                Some(j) => Input::Stage(j),
+                None => continue, // reported by the config check
+            },
+            None if i == 0 => Input::Source,
+            None => Input::Stage(i - 1),
+        };
+        let fields = match input {
+            Input::Source => Some(decoder.fields()),
+            Input::Stage(j) => stages
+                .get(j)
+                .and_then(|s| s.as_ref())
+                .map(|s| s.output.clone()),
+        };
+        let stage = fields.and_then(|fields| {
+            let spec = spec(
+                cfg,
+                sc,
+                input,
+                fields,
+                &sinks,
+                engine,
+                &mut loaded,
+                &mut diags,
+            )?;
+            start(sc, spec, &mut diags)
+        });
+        stages.push(stage);
+    }
+    if !diags.is_empty() {
+        return Err(diags.finish());
+    }
+    let stages = stages
+        .into_iter()
+        .map(|s| s.expect("no diagnostics means every stage started"))
+        .collect();
+    Ok(Pipeline {
+        name: cfg.name.clone(),
+        decoder,
+        source: cfg.source.clone(),
+        delay_ms,
+        stages,
+        sinks,
+        dead_letter,
+    })
+}
+
+/// Resolves a stage's plugin, secrets and limits.
+#[allow(clippy::too_many_arguments)]
+fn spec(
+    cfg: &PipelineConfig,
+    sc: &StageConfig,
+    input: Input,
+    fields: Vec<Field>,
+    sinks: &[(String, SinkConfig)],
+    engine: &PluginEngine,
+    loaded: &mut HashMap<std::path::PathBuf, Arc<LoadedPlugin>>,
+    diags: &mut Diagnostics,
+) -> Option<StageSpec> {
+    let name = sc.name.get_ref();
+    let path = cfg.base_dir.join(sc.plugin.get_ref());
+    let plugin = match loaded.get(&path) {
+        Some(p) => p.clone(),
+        None => match LoadedPlugin::load(engine, &path) {
+            Ok(p) => {
+                let p = Arc::new(p);
+                loaded.insert(path.clone(), p.clone());
+                p
+            }
+            Err(e) => {
+                let hint = "build the plugins with scripts/build-plugins.sh; paths are relative to the pipeline file";
+                diags.error_hint(Some(sc.plugin.span()), format!("stage `{name}`: {e}"), hint);
+                return None;
+            }
+        },
+    };
+    let mut secrets = Vec::new();
+    for (secret, r) in &sc.secrets {
+        match secrets::resolve(secret, r.get_ref()) {
+            Ok(s) => secrets.push(s),
+            Err(e) => diags.error(Some(r.span()), format!("stage `{name}`: {e}")),
+        }
+    }
+    let limits = limits(sc, diags)?;
+    if sc.batch_size.as_ref().is_some_and(|b| *b.get_ref() == 0) {
+        diags.error(
+            sc.batch_size.as_ref().map(|b| b.span()),
+            format!("stage `{name}`: batch_size must be at least 1"),
+        );
+    }
+    let to = sc
+        .to
+        .iter()
+        .filter_map(|t| sinks.iter().position(|(n, _)| n == t.get_ref()))
+        .collect();
+    Some(StageSpec {
+        name: Arc::from(name.as_str()),
+        plugin,
+        setup: Setup {
+            config: sc.config_json(),
+            input: fields,
+            secrets,
+        },
+        limits,
+        on_error: sc.on_error,
+        batch_size: sc
+            .batch_size
+            .as_ref()
+            .map_or(usize::MAX, |b| *b.get_ref())
+            .max(1),
+        input,
+        to,
+    })
+}
+
+fn limits(sc: &StageConfig, diags: &mut Diagnostics) -> Option<Limits> {
+    let mut limits = Limits::default();
+    let Some(spanned) = &sc.limits else {
+        return Some(limits);
+    };
+    let l = spanned.get_ref();
+    let span = Some(spanned.span());
+    let name = sc.name.get_ref();
+    let mut ok = true;
+    if let Some(m) = &l.memory {
+        match parse_size(m) {
+            Ok(bytes) => limits.memory_bytes = bytes,
+            Err(e) => {
+                diags.error(span.clone(), format!("stage `{name}`: limits.memory: {e}"));
+                ok = false;
+            }
+        }
+    }
+    if let Some(d) = &l.deadline {
+        match parse_duration_ms(d) {
+            Ok(ms) if ms > 0 => limits.deadline = Duration::from_millis(ms as u64),
+            Ok(_) => {
+                diags.error(
+                    span.clone(),
+                    format!("stage `{name}`: limits.deadline must be positive"),
+                );
+                ok = false;
+            }
+            Err(e) => {
+                diags.error(
+                    span.clone(),
+                    format!("stage `{name}`: limits.deadline: {e}"),
+                );
+                ok = false;
+            }
+        }
+    }
+    if let Some(rows) = l.max_output_rows {
+        limits.max_output_rows = rows;
+    }
+    ok.then_some(limits)
+}
+
+/// Instantiates and configures a stage, placing its errors in the file.
+fn start(sc: &StageConfig, spec: StageSpec, diags: &mut Diagnostics) -> Option<Stage> {
+    let name = sc.name.get_ref();
+    let input_fields = spec.setup.input.clone();
+    match Stage::start(spec) {
+        Ok(stage) => {
+            if stage.spec.on_error == OnError::Skip && stage.output != input_fields {
+                diags.error_hint(
+                    Some(sc.name.span()),
+                    format!("stage `{name}` has on_error = \"skip\", but its output columns differ from its input"),
+                    "skipping only works for stages that keep the columns; use dead_letter or stop",
+                );
+            }
+            Some(stage)
+        }
+        Err(e) => {
+            let (span, what) = match &e {
+                CallError::Plugin(PluginError::InvalidConfig(_)) => (
+                    sc.config
+                        .as_ref()
+                        .map(|c| c.span())
+                        .unwrap_or(sc.plugin.span()),
+                    "rejected its configuration",
+                ),
+                CallError::Plugin(PluginError::SchemaMismatch(_)) => (
+                    sc.input
+                        .as_ref()
+                        .map(|i| i.span())
+                        .unwrap_or(sc.name.span()),
+                    "does not fit its input",
+                ),
+                _ => (sc.plugin.span(), "failed to start"),
+            };
+            diags.error(
+                Some(span),
+                format!("stage `{name}`: plugin {what}: {}", e.describe()),
+            );
+            None
+        }
+    }
+}

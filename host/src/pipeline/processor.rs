@@ -1,0 +1,268 @@
+//! The processor: a plain thread that owns a pipeline's stages. It decodes each raw batch,
+//! runs it through every stage, and hands the results to the sink tasks, tagged with the
+//! batch's sequence number. Plugin calls are CPU-bound and synchronous, so they run here
+//! rather than on the async runtime.
+
+use super::deadletter::DeadLetters;
+use super::envelope::Envelope;
+use super::run::RunError;
+use super::stage::{Input, Stage, StageStats};
+use crate::batch::decode::Decoder;
+use crate::sinks::runner::SinkMsg;
+use crate::sources::RawBatch;
+use adstream_sdk::Batch;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How often stateful stages save a snapshot to restart from.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+
+/// Live numbers of a running pipeline.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PipelineStats {
+    pub batches: u64,
+    pub records: u64,
+    pub decode_errors: u64,
+    pub dead_letters: u64,
+    pub watermark: Option<i64>,
+    pub stages: Vec<(String, StageStats)>,
+}
+
+pub struct Processor {
+    pub decoder: Decoder,
+    pub delay_ms: i64,
+    pub stages: Vec<Stage>,
+    pub sinks: Vec<(String, mpsc::Sender<SinkMsg>)>,
+    pub dead_letter: usize,
+    pub source_name: String,
+    pub stats: Arc<Mutex<PipelineStats>>,
+    max_time: Option<i64>,
+    last_checkpoint: Instant,
+    /// How many stages read the source, and each stage's output.
+    readers: (usize, Vec<usize>),
+}
+
+impl Processor {
+    pub fn new(
+        decoder: Decoder,
+        delay_ms: i64,
+        stages: Vec<Stage>,
+        sinks: Vec<(String, mpsc::Sender<SinkMsg>)>,
+        dead_letter: usize,
+        source_name: String,
+    ) -> Self {
+        let mut readers = (0, vec![0; stages.len()]);
+        for s in &stages {
+            match s.spec.input {
+                Input::Source => readers.0 += 1,
+                Input::Stage(j) => readers.1[j] += 1,
+            }
+        }
+        Processor {
+            decoder,
+            delay_ms,
+            stages,
+            sinks,
+            dead_letter,
+            source_name,
+            stats: Arc::default(),
+            max_time: None,
+            last_checkpoint: Instant::now(),
+            readers,
+        }
+    }
+
+    fn watermark(&self) -> i64 {
+        self.max_time
+            .map_or(i64::MIN, |t| t.saturating_sub(self.delay_ms))
+    }
+
+    /// Processes batches until the source side closes the channel, then closes every open
+    /// window and lets the results flow through the rest of the pipeline.
+    pub fn run(
+        mut self,
+        mut rx: mpsc::Receiver<(u64, RawBatch)>,
+    ) -> Result<PipelineStats, RunError> {
+        let mut last = 0;
+        while let Some((seq, raw)) = rx.blocking_recv() {
+            last = seq;
+            self.handle(seq, &raw)?;
+        }
+        self.finish(last + 1)?;
+        self.publish();
+        Ok(self.stats.lock().map(|s| s.clone()).unwrap_or_default())
+    }
+
+    fn handle(&mut self, seq: u64, raw: &RawBatch) -> Result<(), RunError> {
+        let mut dl = DeadLetters::new(&self.source_name);
+        let decoded = self.decoder.decode(raw);
+        for (i, reason) in &decoded.rejected {
+            dl.record(raw, *i as usize, reason);
+        }
+        if let Some(t) = decoded.max_time {
+            self.max_time = Some(self.max_time.map_or(t, |m| m.max(t)));
+        }
+        let positions = decoded
+            .records
+            .iter()
+            .map(|&i| raw.position(i as usize))
+            .collect();
+        let source = vec![Envelope {
+            batch: decoded.batch,
+            positions: Some(positions),
+        }];
+        let mut sent = vec![false; self.sinks.len()];
+        self.run_stages(seq, source, None, &mut dl, &mut sent)?;
+        {
+            let mut s = self.stats.lock().expect("stats lock");
+            s.batches += 1;
+            s.records += raw.len() as u64;
+            s.decode_errors += decoded.rejected.len() as u64;
+        }
+        self.finish_batch(seq, dl, sent)?;
+        if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            self.stages
+                .iter_mut()
+                .filter(|s| s.spec.plugin.role.is_stateful())
+                .for_each(Stage::checkpoint);
+            self.last_checkpoint = Instant::now();
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Runs every stage once, sending each stage's output to its sinks as soon as it has
+    /// it. `inject` replaces one stage's output (its flushed windows) and runs only what
+    /// comes after it.
+    fn run_stages(
+        &mut self,
+        seq: u64,
+        source: Vec<Envelope>,
+        inject: Option<(usize, Vec<Envelope>)>,
+        dl: &mut DeadLetters,
+        sent: &mut [bool],
+    ) -> Result<(), RunError> {
+        let watermark = self.watermark();
+        let mut source = (source, self.readers.0);
+        let mut outputs: Vec<(Vec<Envelope>, usize)> = Vec::with_capacity(self.stages.len());
+        let mut inject = inject;
+        for i in 0..self.stages.len() {
+            let out = match inject.take() {
+                Some((k, env)) if k == i => env,
+                Some(other) if other.0 > i => {
+                    inject = Some(other);
+                    Vec::new()
+                }
+                other => {
+                    inject = other;
+                    let input = match self.stages[i].spec.input {
+                        Input::Source => hand_over(&mut source),
+                        Input::Stage(j) => hand_over(&mut outputs[j]),
+                    };
+                    self.stages[i].process(input, watermark, dl)?
+                }
+            };
+            self.route(i, seq, &out, sent)?;
+            outputs.push((out, self.readers.1[i]));
+        }
+        Ok(())
+    }
+
+    fn send(&self, sink: usize, msg: SinkMsg) -> Result<(), RunError> {
+        let (name, tx) = &self.sinks[sink];
+        tx.blocking_send(msg)
+            .map_err(|_| RunError::SinkClosed(name.clone()))
+    }
+
+    /// Sends stage `i`'s output to its sinks.
+    fn route(
+        &self,
+        i: usize,
+        seq: u64,
+        out: &[Envelope],
+        sent: &mut [bool],
+    ) -> Result<(), RunError> {
+        let to = &self.stages[i].spec.to;
+        if to.is_empty() {
+            return Ok(());
+        }
+        for env in out.iter().filter(|e| e.rows() > 0) {
+            let batch = Arc::new(env.batch.clone());
+            for &sink in to {
+                self.send(
+                    sink,
+                    SinkMsg::Rows {
+                        seq,
+                        batch: batch.clone(),
+                    },
+                )?;
+                sent[sink] = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the dead letters to their sink, and a mark to every sink that got nothing, so
+    /// that it can acknowledge the batch.
+    fn finish_batch(
+        &mut self,
+        seq: u64,
+        dl: DeadLetters,
+        mut sent: Vec<bool>,
+    ) -> Result<(), RunError> {
+        if !dl.is_empty() {
+            self.stats.lock().expect("stats lock").dead_letters += dl.len() as u64;
+            let batch: Batch = dl.finish();
+            self.send(
+                self.dead_letter,
+                SinkMsg::Rows {
+                    seq,
+                    batch: Arc::new(batch),
+                },
+            )?;
+            sent[self.dead_letter] = true;
+        }
+        for (sink, _) in sent.iter().enumerate().filter(|(_, s)| !**s) {
+            self.send(sink, SinkMsg::Mark { seq })?;
+        }
+        Ok(())
+    }
+
+    /// End of input: flush each aggregate stage in order; what it emits flows on through
+    /// the stages after it.
+    fn finish(&mut self, seq: u64) -> Result<(), RunError> {
+        for k in 0..self.stages.len() {
+            let mut dl = DeadLetters::new(&self.source_name);
+            let flushed = self.stages[k].flush(&mut dl)?;
+            if flushed.is_empty() && dl.is_empty() {
+                continue;
+            }
+            let mut sent = vec![false; self.sinks.len()];
+            self.run_stages(seq, Vec::new(), Some((k, flushed)), &mut dl, &mut sent)?;
+            self.finish_batch(seq, dl, sent)?;
+        }
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let mut s = self.stats.lock().expect("stats lock");
+        s.watermark = self.max_time.map(|_| self.watermark());
+        s.stages = self
+            .stages
+            .iter()
+            .map(|st| (st.spec.name.to_string(), st.stats.clone()))
+            .collect();
+    }
+}
+
+/// Gives a reader its input: a copy while other readers still need it, the original to the
+/// last one.
+fn hand_over(slot: &mut (Vec<Envelope>, usize)) -> Vec<Envelope> {
+    slot.1 = slot.1.saturating_sub(1);
+    if slot.1 == 0 {
+        std::mem::take(&mut slot.0)
+    } else {
+        slot.0.clone()
+    }
+}

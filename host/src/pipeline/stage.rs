@@ -1,0 +1,270 @@
+//! A running stage: one plugin instance, what to do when it fails, and its statistics.
+//! The instance can be replaced between batches (after a trap now; by hot reload later).
+
+use super::deadletter::{Culprit, DeadLetters, Reason};
+use super::envelope::Envelope;
+use crate::config::OnError;
+use crate::plugin::{CallError, Limits, LoadedPlugin, Output, PluginInstance};
+use adstream_sdk::{Field, PluginInfo, Setup};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where a stage reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    Source,
+    Stage(usize),
+}
+
+/// Everything needed to (re)create a stage's instance.
+#[derive(Clone)]
+pub struct StageSpec {
+    pub name: Arc<str>,
+    pub plugin: Arc<LoadedPlugin>,
+    pub setup: Setup,
+    pub limits: Limits,
+    pub on_error: OnError,
+    pub batch_size: usize,
+    pub input: Input,
+    /// Indexes of the sinks that receive this stage's output.
+    pub to: Vec<usize>,
+}
+
+/// Counts for status and metrics.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StageStats {
+    pub calls: u64,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub dead_letters: u64,
+    pub plugin_errors: u64,
+    pub failures: u64,
+    pub restarts: u64,
+    pub busy_ns: u64,
+    /// Counters the plugin itself keeps (`host.count`).
+    pub plugin_counters: BTreeMap<String, u64>,
+    pub last_error: Option<String>,
+}
+
+/// A stage stopped the pipeline (its `on_error` is `stop`, or it could not be restarted).
+#[derive(Debug, thiserror::Error)]
+#[error("stage `{stage}` stopped the pipeline: {reason}")]
+pub struct StageFatal {
+    pub stage: String,
+    pub reason: String,
+}
+
+pub struct Stage {
+    pub spec: StageSpec,
+    instance: PluginInstance,
+    pub info: PluginInfo,
+    pub output: Vec<Field>,
+    last_snapshot: Option<Vec<u8>>,
+    pub stats: StageStats,
+}
+
+/// Creates and configures an instance of `spec`'s plugin.
+pub fn instantiate(spec: &StageSpec) -> Result<(PluginInstance, Vec<Field>), CallError> {
+    let mut inst = PluginInstance::new(&spec.plugin, spec.name.clone(), &spec.limits)?;
+    let output = inst.configure(spec.setup.clone())?;
+    Ok((inst, output))
+}
+
+impl Stage {
+    pub fn start(spec: StageSpec) -> Result<Stage, CallError> {
+        let (instance, output) = instantiate(&spec)?;
+        let info = instance.info.clone();
+        Ok(Stage {
+            spec,
+            instance,
+            info,
+            output,
+            last_snapshot: None,
+            stats: StageStats::default(),
+        })
+    }
+
+    fn culprit(&self) -> Culprit<'_> {
+        Culprit {
+            stage: &self.spec.name,
+            plugin: &self.info.name,
+            version: &self.info.version,
+        }
+    }
+
+    fn fatal(&self, reason: String) -> StageFatal {
+        StageFatal {
+            stage: self.spec.name.to_string(),
+            reason,
+        }
+    }
+
+    /// Sends `inputs` through the plugin; failed batches go to `dl` (or pass through, or stop
+    /// the pipeline, as `on_error` says).
+    pub fn process(
+        &mut self,
+        inputs: Vec<Envelope>,
+        watermark: i64,
+        dl: &mut DeadLetters,
+    ) -> Result<Vec<Envelope>, StageFatal> {
+        let mut outputs = Vec::new();
+        let size = self.spec.batch_size;
+        for env in inputs.into_iter().flat_map(|e| e.chunks(size)) {
+            if env.rows() == 0 && self.spec.plugin.role != crate::plugin::Role::Aggregate {
+                continue;
+            }
+            self.stats.calls += 1;
+            self.stats.rows_in += env.rows() as u64;
+            let began = Instant::now();
+            let Envelope { batch, positions } = env;
+            let (batch, result) = self.instance.process(batch, watermark);
+            self.stats.busy_ns += began.elapsed().as_nanos() as u64;
+            let env = Envelope { batch, positions };
+            self.collect_counters();
+            match result {
+                Ok(out) => outputs.extend(self.accept(out, env, dl)),
+                Err(e) => outputs.extend(self.failed(e, env, dl)?),
+            }
+        }
+        self.stats.rows_out += outputs.iter().map(|e| e.rows() as u64).sum::<u64>();
+        Ok(outputs)
+    }
+
+    fn collect_counters(&mut self) {
+        for (k, v) in self.instance.take_counters() {
+            *self.stats.plugin_counters.entry(k).or_default() += v;
+        }
+    }
+
+    fn accept(&mut self, out: Output, env: Envelope, dl: &mut DeadLetters) -> Option<Envelope> {
+        match out {
+            Output::Batch(batch) => {
+                let positions = env.positions.filter(|p| p.len() == batch.len());
+                Some(Envelope { batch, positions })
+            }
+            Output::Rejections(mut rejected) => {
+                rejected.sort_by_key(|r| r.row);
+                rejected.dedup_by_key(|r| r.row);
+                for r in &rejected {
+                    let error = format!("{}: {}", r.rule, r.message);
+                    dl.row(
+                        Reason::Rejected,
+                        &self.culprit(),
+                        &error,
+                        &env,
+                        r.row as usize,
+                    );
+                }
+                self.stats.dead_letters += rejected.len() as u64;
+                let drop: Vec<u32> = rejected.iter().map(|r| r.row).collect();
+                let keep: Vec<u32> = (0..env.rows() as u32)
+                    .filter(|r| drop.binary_search(r).is_err())
+                    .collect();
+                Some(env.take(&keep))
+            }
+            Output::Windows { windows, mut late } => {
+                late.sort_unstable();
+                late.dedup();
+                for &row in &late {
+                    dl.row(
+                        Reason::Late,
+                        &self.culprit(),
+                        "arrived after its window closed",
+                        &env,
+                        row as usize,
+                    );
+                }
+                self.stats.dead_letters += late.len() as u64;
+                Some(Envelope {
+                    batch: windows,
+                    positions: None,
+                })
+            }
+        }
+    }
+
+    fn failed(
+        &mut self,
+        e: CallError,
+        env: Envelope,
+        dl: &mut DeadLetters,
+    ) -> Result<Option<Envelope>, StageFatal> {
+        let (reason, message) = match &e {
+            CallError::Plugin(p) => {
+                self.stats.plugin_errors += 1;
+                (Reason::PluginError, p.describe())
+            }
+            CallError::Trap(m) => {
+                self.stats.failures += 1;
+                (Reason::PluginFailure, m.clone())
+            }
+        };
+        tracing::warn!(
+            stage = &*self.spec.name,
+            rows = env.rows(),
+            "plugin call failed: {message}"
+        );
+        self.stats.last_error = Some(message.clone());
+        if matches!(e, CallError::Trap(_)) {
+            self.restart()?;
+        }
+        match self.spec.on_error {
+            OnError::DeadLetter => {
+                dl.batch(reason, &self.culprit(), &message, &env);
+                self.stats.dead_letters += env.rows() as u64;
+                Ok(None)
+            }
+            OnError::Skip => Ok(Some(env)),
+            OnError::Stop => Err(self.fatal(message)),
+        }
+    }
+
+    /// Replaces a trapped instance with a fresh one restored from the last snapshot.
+    fn restart(&mut self) -> Result<(), StageFatal> {
+        let (mut inst, _) = instantiate(&self.spec)
+            .map_err(|e| self.fatal(format!("restart failed: {}", e.describe())))?;
+        if let Some(state) = &self.last_snapshot {
+            inst.restore(state).map_err(|e| {
+                self.fatal(format!("restore after restart failed: {}", e.describe()))
+            })?;
+        }
+        self.instance = inst;
+        self.stats.restarts += 1;
+        Ok(())
+    }
+
+    /// Closes open windows (aggregate stages).
+    pub fn flush(&mut self, dl: &mut DeadLetters) -> Result<Vec<Envelope>, StageFatal> {
+        match self.instance.flush() {
+            Ok(Some(batch)) => {
+                self.stats.rows_out += batch.len() as u64;
+                Ok(vec![Envelope {
+                    batch,
+                    positions: None,
+                }])
+            }
+            Ok(None) => Ok(Vec::new()),
+            Err(e) => {
+                let empty = Envelope {
+                    batch: adstream_sdk::Batch::empty(),
+                    positions: None,
+                };
+                self.failed(e, empty, dl).map(|_| Vec::new())
+            }
+        }
+    }
+
+    /// Saves the plugin's state, for restarts (and checkpoints).
+    pub fn checkpoint(&mut self) {
+        match self.instance.snapshot() {
+            Ok(Some(state)) => self.last_snapshot = Some(state),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                stage = &*self.spec.name,
+                "snapshot failed: {}",
+                e.describe()
+            ),
+        }
+    }
+}

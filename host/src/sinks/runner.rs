@@ -1,0 +1,89 @@
+//! Runs one sink as a task: rows arrive tagged with the sequence number of the source batch
+//! they came from, and the task publishes the highest sequence number up to which every row
+//! it was given is durable. The pipeline commits source offsets only below the lowest such
+//! number across sinks.
+
+use super::{Sink, SinkError};
+use adstream_sdk::Batch;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// A message to a sink task.
+pub enum SinkMsg {
+    /// Rows derived from source batch `seq`.
+    Rows { seq: u64, batch: Arc<Batch> },
+    /// Source batch `seq` produced nothing for this sink.
+    Mark { seq: u64 },
+}
+
+/// The pipeline's end of a sink task.
+pub struct SinkHandle {
+    pub name: String,
+    pub tx: mpsc::Sender<SinkMsg>,
+    /// Every row of source batches up to this sequence number is durable.
+    pub acked: watch::Receiver<u64>,
+    pub task: JoinHandle<Result<(), SinkError>>,
+}
+
+/// Batches waiting in a sink's channel before the pipeline blocks (backpressure).
+const QUEUE: usize = 64;
+
+/// Starts the task for `sink`.
+pub fn spawn(name: &str, sink: Box<dyn Sink>) -> SinkHandle {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let (ack_tx, acked) = watch::channel(0);
+    let task = tokio::spawn(run(sink, rx, ack_tx));
+    SinkHandle {
+        name: name.to_string(),
+        tx,
+        acked,
+        task,
+    }
+}
+
+async fn run(
+    mut sink: Box<dyn Sink>,
+    mut rx: mpsc::Receiver<SinkMsg>,
+    acked: watch::Sender<u64>,
+) -> Result<(), SinkError> {
+    // The last sequence number seen, and whether rows since the last flush are pending.
+    let mut last = 0;
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let msg = tokio::select! {
+            msg = rx.recv() => msg,
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                sink.flush().await?;
+                deadline = None;
+                let _ = acked.send(last);
+                continue;
+            }
+        };
+        match msg {
+            Some(SinkMsg::Rows { seq, batch }) => {
+                sink.write(batch).await?;
+                last = seq;
+                if sink.wants_flush() {
+                    sink.flush().await?;
+                    deadline = None;
+                    let _ = acked.send(last);
+                } else if deadline.is_none() {
+                    deadline = Some(Instant::now() + sink.max_delay());
+                }
+            }
+            Some(SinkMsg::Mark { seq }) => {
+                last = seq;
+                if deadline.is_none() {
+                    let _ = acked.send(last);
+                }
+            }
+            None => {
+                sink.flush().await?;
+                let _ = acked.send(last);
+                return Ok(());
+            }
+        }
+    }
+}
