@@ -1,6 +1,6 @@
 //! Command-line interface: `adstream demo`, `adstream check`, `adstream run`.
 
-mod check;
+pub mod check;
 mod demo;
 mod run;
 

@@ -127,6 +127,10 @@ pub fn parse(path: &Path, text: &str) -> Result<PipelineConfig, Vec<Diagnostic>>
     };
     let stages = stage::parse_all(root.get("stage"), &mut diags);
     let sinks = parse_sinks(root.get("sink"), &mut diags);
+    check_names(&stages, &sinks, dead_letter.as_ref(), &mut diags);
+    if let (Some(schema), Some(event_time)) = (&schema, &event_time) {
+        schema.check_event_time(event_time, &mut diags);
+    }
     let (Some(source), Some(schema), Some(event_time)) = (source, schema, event_time) else {
         return Err(diags.finish());
     };
@@ -143,7 +147,6 @@ pub fn parse(path: &Path, text: &str) -> Result<PipelineConfig, Vec<Diagnostic>>
         dead_letter,
         text: text.to_string(),
     };
-    check_references(&cfg, &mut diags);
     if diags.is_empty() {
         Ok(cfg)
     } else {
@@ -225,8 +228,13 @@ fn span_of<T>(s: &Spanned<T>) -> Option<Range<usize>> {
 }
 
 /// Checks the names that sections use to refer to each other.
-fn check_references(cfg: &PipelineConfig, diags: &mut Diagnostics) {
-    let sink_names: Vec<&str> = cfg.sinks.iter().map(|(n, _)| n.as_str()).collect();
+fn check_names(
+    stages: &[StageConfig],
+    sinks: &[(String, SinkConfig)],
+    dead_letter: Option<&Spanned<String>>,
+    diags: &mut Diagnostics,
+) {
+    let sink_names: Vec<&str> = sinks.iter().map(|(n, _)| n.as_str()).collect();
     let sink_hint = || {
         format!(
             "sinks in this file: {}",
@@ -238,7 +246,7 @@ fn check_references(cfg: &PipelineConfig, diags: &mut Diagnostics) {
         )
     };
     let mut seen: Vec<&str> = vec!["source"];
-    for stage in &cfg.stages {
+    for stage in stages {
         let name = stage.name.get_ref().as_str();
         if seen.contains(&name) {
             diags.error(
@@ -269,7 +277,7 @@ fn check_references(cfg: &PipelineConfig, diags: &mut Diagnostics) {
         }
         seen.push(name);
     }
-    if let Some(dl) = &cfg.dead_letter
+    if let Some(dl) = dead_letter
         && !sink_names.contains(&dl.get_ref().as_str())
     {
         diags.error_hint(
@@ -278,5 +286,4 @@ fn check_references(cfg: &PipelineConfig, diags: &mut Diagnostics) {
             sink_hint(),
         );
     }
-    cfg.schema.check_event_time(&cfg.event_time, diags);
 }

@@ -151,7 +151,7 @@ mod tests {
         let mut c = DictBuilder::default();
         c.push("US");
         let mut r = F64Builder::default();
-        r.push(0.0365);
+        r.push(0.0366);
         let mut t = I64Builder::default();
         t.push(1_766_026_690_000);
         let b = Batch::from_columns(vec![
@@ -164,7 +164,7 @@ mod tests {
             .unwrap();
         let mut out = String::new();
         tpl.render(&b, 0, &mut out);
-        assert_eq!(out, "[02:58:10] US  | ctr 3.65% 0.037 $0.04 -");
+        assert_eq!(out, "[02:58:10] US  | ctr 3.66% 0.037 $0.04 -");
         assert!(
             Template::parse("{x:fancy}")
                 .unwrap_err()

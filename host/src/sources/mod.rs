@@ -116,7 +116,7 @@ pub trait Source: Send {
 /// The `[source]` table.
 #[derive(Debug, Clone)]
 pub enum SourceConfig {
-    Generator(generator::GeneratorConfig),
+    Generator(Box<generator::GeneratorConfig>),
     File(file::FileSourceConfig),
 }
 
@@ -125,7 +125,9 @@ const KINDS: &str = "generator, file";
 impl SourceConfig {
     pub fn parse(value: &Spanned<DeValue<'_>>, diags: &mut Diagnostics) -> Option<SourceConfig> {
         match kind_of(value, "[source]", diags)? {
-            "generator" => section(value, "[source]", diags).map(SourceConfig::Generator),
+            "generator" => {
+                section(value, "[source]", diags).map(|c| SourceConfig::Generator(Box::new(c)))
+            }
             "file" => section(value, "[source]", diags).map(SourceConfig::File),
             other => {
                 let span = value.get_ref().get("kind").map(|k| k.span());

@@ -16,7 +16,7 @@ pub enum Algorithm {
 
 enum State {
     Hmac(hmac::Hmac<sha2::Sha256>),
-    Blake3(blake3::Hasher),
+    Blake3(Box<blake3::Hasher>),
 }
 
 /// A hasher with its key already absorbed; each value clones that state, so the key
@@ -38,7 +38,7 @@ impl KeyedHash {
             ),
             Algorithm::Blake3 => {
                 let derived = blake3::derive_key("adstream pii-hash 2026 keyed blake3", key);
-                State::Blake3(blake3::Hasher::new_keyed(&derived))
+                State::Blake3(Box::new(blake3::Hasher::new_keyed(&derived)))
             }
         };
         KeyedHash { state, out_bytes }
@@ -59,7 +59,7 @@ impl KeyedHash {
                 digest.copy_from_slice(&h.finalize().into_bytes());
             }
             State::Blake3(h) => {
-                let mut h = h.clone();
+                let mut h = (**h).clone();
                 h.update(value);
                 digest = *h.finalize().as_bytes();
             }

@@ -16,14 +16,14 @@ impl Validity {
     fn push(&mut self, valid: bool) {
         if !valid && self.bits.is_none() {
             let mut bits = vec![0xFF; self.len.div_ceil(8)];
-            if self.len % 8 != 0 {
+            if !self.len.is_multiple_of(8) {
                 let last = bits.len() - 1;
                 bits[last] = (1u8 << (self.len % 8)) - 1;
             }
             self.bits = Some(bits);
         }
         if let Some(bits) = &mut self.bits {
-            if self.len % 8 == 0 {
+            if self.len.is_multiple_of(8) {
                 bits.push(0);
             }
             if valid {

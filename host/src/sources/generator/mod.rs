@@ -12,7 +12,7 @@ pub use model::Segment;
 
 use super::{BoxFut, Position, RawBatch, Source, SourceError};
 use adstream_sdk::time::parse_duration_ms;
-use model::{Kind, Model, cumulative, draw_request, pick, request_events, write_event};
+use model::{Kind, Model, Request, cumulative, draw_request, pick, request_events};
 use rng::Rng;
 use std::time::{Duration, Instant};
 
@@ -26,10 +26,14 @@ pub struct GeneratorSource {
     seed: u64,
     /// Event time of the first event.
     pub start: i64,
-    /// Event-time spacing of events, in ms (fractional).
+    /// Event-time spacing of events at the base rate, in ms (fractional).
     step: f64,
+    /// Event time of the next event, in ms after `start`. Advances by `step / traffic`.
+    clock_ms: f64,
+    /// Total traffic relative to the base rate: a traffic spike adds its segment's extra
+    /// events on top, so other segments keep their volume.
+    traffic: f64,
     pace: bool,
-    rate: f64,
     count: Option<u64>,
     batch_size: usize,
     flush_interval: Duration,
@@ -38,6 +42,9 @@ pub struct GeneratorSource {
     segs: Vec<model::Segment>,
     cumulative: Vec<f64>,
     active: Option<u64>,
+    /// The request being written and its events not yet written (a batch may end between
+    /// the events of one request).
+    request: Option<Request>,
     pending: Vec<Kind>,
     malformed_rate: f64,
     late_rate: f64,
@@ -69,8 +76,9 @@ impl GeneratorSource {
             seed: cfg.seed,
             start,
             step: 1000.0 / cfg.rate,
+            clock_ms: 0.0,
+            traffic: 1.0,
             pace: cfg.pace,
-            rate: cfg.rate,
             count: cfg.count,
             batch_size: cfg.batch_size.max(1),
             flush_interval: Duration::from_millis(flush.max(1) as u64),
@@ -79,6 +87,7 @@ impl GeneratorSource {
             segs: Vec::new(),
             cumulative: Vec::new(),
             active: None,
+            request: None,
             pending: Vec::new(),
             malformed_rate: cfg.malformed_rate,
             late_rate: cfg.late_rate,
@@ -91,57 +100,63 @@ impl GeneratorSource {
         &self.model.segments
     }
 
-    fn event_time(&self, seq: u64) -> i64 {
-        self.start + (seq as f64 * self.step) as i64
+    /// Draws the next request and its events.
+    fn next_request(&mut self) {
+        let offset = self.clock_ms as i64;
+        let active = self.model.active(offset);
+        if self.active != Some(active) {
+            self.segs = self.model.at(offset);
+            self.cumulative = cumulative(&self.segs);
+            let base: f64 = self.model.segments.iter().map(|s| s.weight.max(0.0)).sum();
+            self.traffic = self.cumulative.last().copied().unwrap_or(base) / base;
+            self.active = Some(active);
+        }
+        let seg = pick(&self.cumulative, &mut self.rng);
+        let (request, filled) = draw_request(&self.model, &self.segs, seg, &mut self.rng);
+        request_events(&self.segs[seg], filled, &mut self.rng, &mut self.pending);
+        self.pending.reverse();
+        self.request = Some(request);
     }
 
-    /// Writes `n` more events into `out` (a request's events are never split, so a batch
-    /// may end up to three events longer).
+    /// Writes `n` more events into `out` (fewer if `count` is reached).
     pub fn generate(&mut self, n: u64, out: &mut RawBatch) {
+        self.generate_until(f64::INFINITY, n, out);
+    }
+
+    /// Writes events until the next one would be later than `until_ms` after the start,
+    /// `n` were written, or `count` is reached.
+    fn generate_until(&mut self, until_ms: f64, n: u64, out: &mut RawBatch) {
         let limit = self
             .count
             .map_or(u64::MAX, |c| c.saturating_sub(self.produced))
             .min(n);
         let goal = self.produced + limit;
-        while self.produced < goal {
-            let offset = self.event_time(self.produced) - self.start;
-            let active = self.model.active(offset);
-            if self.active != Some(active) {
-                self.segs = self.model.at(offset);
-                self.cumulative = cumulative(&self.segs);
-                self.active = Some(active);
+        while self.produced < goal && self.clock_ms <= until_ms {
+            if self.pending.is_empty() {
+                self.next_request();
             }
-            let seg = pick(&self.cumulative, &mut self.rng);
-            let (request, filled) = draw_request(&self.model, &self.segs, seg, &mut self.rng);
-            request_events(request.segment, filled, &mut self.rng, &mut self.pending);
-            for &kind in &self.pending {
-                if self.count.is_some_and(|c| self.produced >= c) {
-                    break;
-                }
-                let seq = self.produced;
-                let mut time = self.start + (seq as f64 * self.step) as i64;
-                if self.late_rate > 0.0 && self.rng.chance(self.late_rate) {
-                    time -= LATE_BY_MS;
-                }
-                let start = out.buffer().len();
-                write_event(out.buffer(), (self.seed, seq), time, &request, kind);
-                if self.malformed_rate > 0.0 && self.rng.chance(self.malformed_rate) {
-                    let damage = self.rng.below(4);
-                    model::corrupt(out.buffer(), start, damage);
-                }
-                out.finish_record(Position {
-                    partition: 0,
-                    offset: seq as i64,
-                });
-                self.produced += 1;
+            let (Some(kind), Some(request)) = (self.pending.pop(), self.request) else {
+                continue;
+            };
+            let seq = self.produced;
+            let mut time = self.start + self.clock_ms as i64;
+            if self.late_rate > 0.0 && self.rng.chance(self.late_rate) {
+                time -= LATE_BY_MS;
             }
+            let start = out.buffer().len();
+            self.model
+                .write_event(out.buffer(), (self.seed, seq), time, &request, kind);
+            if self.malformed_rate > 0.0 && self.rng.chance(self.malformed_rate) {
+                let damage = self.rng.below(4);
+                model::corrupt(out.buffer(), start, damage);
+            }
+            out.finish_record(Position {
+                partition: 0,
+                offset: seq as i64,
+            });
+            self.produced += 1;
+            self.clock_ms += self.step / self.traffic;
         }
-    }
-
-    /// How many events are due by the wall clock.
-    fn due(&self) -> u64 {
-        let elapsed = self.began.map_or(0.0, |b| b.elapsed().as_secs_f64());
-        (elapsed * self.rate) as u64
     }
 
     pub fn produced(&self) -> u64 {
@@ -164,19 +179,19 @@ impl Source for GeneratorSource {
                 return Ok(None);
             }
             let began = *self.began.get_or_insert_with(Instant::now);
-            let n = if self.pace {
-                // Wait until a full batch is due or the flush interval has passed.
-                let full_at = (self.produced + self.batch_size as u64) as f64 / self.rate;
-                let wait = Duration::from_secs_f64(full_at).saturating_sub(began.elapsed());
+            let mut batch = RawBatch::with_capacity(self.batch_size + 4, self.batch_size * 400);
+            if self.pace {
+                // Wait until a full batch is due or the flush interval has passed, then
+                // write every event whose time has come.
+                let full_at = self.clock_ms + self.batch_size as f64 * self.step / self.traffic;
+                let wait = Duration::from_secs_f64(full_at.max(0.0) / 1000.0)
+                    .saturating_sub(began.elapsed());
                 tokio::time::sleep(wait.min(self.flush_interval)).await;
-                self.due()
-                    .saturating_sub(self.produced)
-                    .min(self.batch_size as u64)
+                let now_ms = began.elapsed().as_secs_f64() * 1000.0;
+                self.generate_until(now_ms, self.batch_size as u64, &mut batch);
             } else {
-                self.batch_size as u64
-            };
-            let mut batch = RawBatch::with_capacity(n as usize + 4, n as usize * 400);
-            self.generate(n, &mut batch);
+                self.generate(self.batch_size as u64, &mut batch);
+            }
             Ok(Some(batch))
         })
     }

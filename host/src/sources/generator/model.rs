@@ -183,16 +183,41 @@ impl Model {
             .fold(0, |m, (i, _)| m | 1 << (i % 64))
     }
 
-    pub fn pick_network(&self, rng: &mut Rng) -> &str {
+    pub fn pick_network(&self, rng: &mut Rng) -> usize {
         let total: f64 = self.networks.iter().map(|(_, w)| w).sum();
         let mut x = rng.f64() * total;
-        for (n, w) in &self.networks {
+        for (i, (_, w)) in self.networks.iter().enumerate() {
             if x < *w {
-                return n;
+                return i;
             }
             x -= w;
         }
-        self.networks.last().map_or("unknown", |(n, _)| n)
+        self.networks.len().saturating_sub(1)
+    }
+
+    /// Writes one event of request `r` as a JSON object.
+    pub fn write_event(
+        &self,
+        out: &mut Vec<u8>,
+        id: (u64, u64),
+        time: i64,
+        r: &Request,
+        kind: Kind,
+    ) {
+        let network = r
+            .network
+            .and_then(|i| self.networks.get(i))
+            .map(|(n, _)| n.as_str());
+        write_event(
+            out,
+            id,
+            time,
+            &self.segments[r.segment],
+            r.user,
+            r.campaign,
+            network,
+            kind,
+        );
     }
 }
 
@@ -213,11 +238,13 @@ pub fn cumulative(segs: &[Segment]) -> Vec<f64> {
         .collect()
 }
 
-/// What one ad request produced.
-pub struct Request<'a> {
-    pub segment: &'a Segment,
+/// The parts of an ad request its events share.
+#[derive(Clone, Copy)]
+pub struct Request {
+    pub segment: usize,
     pub user: u64,
-    pub network: Option<&'a str>,
+    /// Index into the model's networks; `None` when the request went unfilled.
+    pub network: Option<usize>,
     pub campaign: u64,
 }
 
@@ -236,26 +263,34 @@ fn mix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Writes one event as a JSON object.
-pub fn write_event(out: &mut Vec<u8>, id: (u64, u64), time: i64, r: &Request, kind: Kind) {
+#[allow(clippy::too_many_arguments)]
+fn write_event(
+    out: &mut Vec<u8>,
+    id: (u64, u64),
+    time: i64,
+    s: &Segment,
+    user: u64,
+    campaign: u64,
+    network: Option<&str>,
+    kind: Kind,
+) {
     let type_name = match kind {
         Kind::Request => "request",
         Kind::Impression { .. } => "impression",
         Kind::Click => "click",
         Kind::Conversion { .. } => "conversion",
     };
-    let h = mix(r.user);
+    let h = mix(user);
     let app = h % APPS;
-    let s = r.segment;
     let _ = write!(
         out,
         r#"{{"event_id":"e{:x}-{}","event_time":{time},"event_type":"{type_name}","user_id":"u{:06}","device_id":"d{:016x}","ip":""#,
         id.0,
         id.1,
-        r.user,
+        user,
         mix(h)
     );
-    if h % 10 == 0 {
+    if h.is_multiple_of(10) {
         let _ = write!(
             out,
             "2001:db8:{:x}:{:x}::{:x}",
@@ -279,10 +314,10 @@ pub fn write_event(out: &mut Vec<u8>, id: (u64, u64), time: i64, r: &Request, ki
         s.country,
         s.format,
         s.format,
-        r.campaign,
-        r.campaign % 25
+        campaign,
+        campaign % 25
     );
-    match r.network {
+    match network {
         Some(n) => {
             let _ = write!(out, r#""{n}""#);
         }
@@ -326,17 +361,11 @@ pub fn request_events(s: &Segment, filled: bool, rng: &mut Rng, out: &mut Vec<Ki
 }
 
 /// Draws the parts of a request that do not depend on its outcome.
-pub fn draw_request<'a>(
-    model: &'a Model,
-    segs: &'a [Segment],
-    seg: usize,
-    rng: &mut Rng,
-) -> (Request<'a>, bool) {
-    let s = &segs[seg];
-    let filled = rng.chance(s.fill_rate);
+pub fn draw_request(model: &Model, segs: &[Segment], seg: usize, rng: &mut Rng) -> (Request, bool) {
+    let filled = rng.chance(segs[seg].fill_rate);
     let network = filled.then(|| model.pick_network(rng));
     let r = Request {
-        segment: s,
+        segment: seg,
         user: rng.below(USERS),
         network,
         campaign: rng.below(CAMPAIGNS),

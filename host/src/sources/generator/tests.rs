@@ -1,7 +1,12 @@
 use super::*;
 
 fn config(extra: &str) -> GeneratorConfig {
-    let text = format!("kind = \"generator\"\nrate = 1000.0\npace = false\nstart = 0\n{extra}");
+    let rate = if extra.contains("rate =") {
+        ""
+    } else {
+        "rate = 1000.0\n"
+    };
+    let text = format!("kind = \"generator\"\n{rate}pace = false\nstart = 0\n{extra}");
     toml::from_str(&text).unwrap()
 }
 

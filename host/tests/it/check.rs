@@ -1,0 +1,244 @@
+//! `adstream check`: each kind of mistake in a pipeline file gets one clear
+//! `file:line:col` message, and all of them are reported at once.
+
+use super::support::{AD_SCHEMA, pipeline_file};
+use adstream::cli::check::check_file;
+use adstream::plugin::PluginEngine;
+
+const GOOD_STAGE: &str = r#"
+[[stage]]
+name = "windows"
+plugin = "@PLUGINS@/window_aggregate.wasm"
+config = { window = "10s", group_by = ["country"] }
+to = ["out"]
+
+[sink.out]
+kind = "stdout"
+"#;
+
+fn check(text: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline_file(dir.path(), "p.toml", text);
+    let engine = PluginEngine::new().unwrap();
+    match check_file(&engine, &file) {
+        Ok(_) => Vec::new(),
+        Err(diags) => diags
+            .iter()
+            .map(|d| {
+                d.to_string()
+                    .replace(&format!("{}/", dir.path().display()), "")
+            })
+            .collect(),
+    }
+}
+
+fn source() -> String {
+    format!("[source]\nkind = \"generator\"\n{AD_SCHEMA}")
+}
+
+/// Asserts `text` gives exactly one diagnostic, starting with `want`.
+fn one(text: &str, want: &str) {
+    let got = check(text);
+    assert_eq!(got.len(), 1, "expected one problem, got {got:#?}");
+    assert!(
+        got[0].starts_with(want),
+        "expected `{want}`, got `{}`",
+        got[0]
+    );
+}
+
+#[test]
+fn a_good_pipeline_checks_clean() {
+    assert!(check(&format!("{}{GOOD_STAGE}", source())).is_empty());
+    let demo = adstream::config::load(&super::support::root().join("pipelines/demo.toml"));
+    let engine = PluginEngine::new().unwrap();
+    assert!(adstream::pipeline::build(&demo.unwrap(), &engine).is_ok());
+}
+
+#[test]
+fn syntax_errors_point_at_the_spot() {
+    one(
+        "[source]\nkind = \"generator\nrate = 1\n",
+        "p.toml:2:18: syntax error: invalid basic string",
+    );
+}
+
+#[test]
+fn unknown_keys_are_named_with_a_hint() {
+    let got = check(&format!("threads = 4\n{}{GOOD_STAGE}", source()));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("p.toml:1:1: unknown top-level key `threads`"),
+        "{}",
+        got[0]
+    );
+    assert!(got[0].contains("hint: a pipeline file has:"), "{}", got[0]);
+    let typo = format!("{}{}", source(), GOOD_STAGE.replace("to = [", "too = ["));
+    one(&typo, "p.toml:");
+    assert!(
+        check(&typo)[0].contains("unknown field `too`"),
+        "{:?}",
+        check(&typo)
+    );
+}
+
+#[test]
+fn source_mistakes() {
+    one(
+        &format!("{AD_SCHEMA}{GOOD_STAGE}"),
+        "p.toml:1:1: the pipeline has no [source]",
+    );
+    let bad_kind = format!("[source]\nkind = \"kafkaa\"\n{AD_SCHEMA}{GOOD_STAGE}");
+    one(&bad_kind, "p.toml:2:8: unknown source kind `kafkaa`");
+    let bad_rate =
+        format!("[source]\nkind = \"generator\"\nrate = \"fast\"\n{AD_SCHEMA}{GOOD_STAGE}");
+    one(
+        &bad_rate,
+        "p.toml:3:8: [source]: invalid type: string \"fast\", expected f64",
+    );
+}
+
+#[test]
+fn schema_and_event_time_mistakes() {
+    let bad_type = format!(
+        "[source]\nkind = \"generator\"\n{}{GOOD_STAGE}",
+        AD_SCHEMA.replace("revenue = \"f64\"", "revenue = \"money\"")
+    );
+    let got = check(&bad_type);
+    assert!(
+        got.iter()
+            .any(|d| d.contains("[schema] field `revenue` has an unknown type")),
+        "{got:#?}"
+    );
+    let no_time = format!("{}[event_time]\ncolumn = \"ts\"\n{GOOD_STAGE}", source());
+    one(&no_time, "p.toml:");
+    assert!(check(&no_time)[0].contains("event time column `ts` is not in [schema]"));
+}
+
+#[test]
+fn references_between_sections() {
+    let bad_sink = format!(
+        "{}{}",
+        source(),
+        GOOD_STAGE.replace("to = [\"out\"]", "to = [\"ou\"]")
+    );
+    let got = check(&bad_sink);
+    assert!(
+        got[0].contains("stage `windows` sends to unknown sink `ou`")
+            && got[0].contains("sinks in this file: out"),
+        "{got:?}"
+    );
+    let bad_input = format!(
+        "{}{}",
+        source(),
+        GOOD_STAGE.replace(
+            "name = \"windows\"",
+            "name = \"windows\"\ninput = \"later\""
+        )
+    );
+    assert!(check(&bad_input)[0].contains("reads from `later`, which is not an earlier stage"));
+    let twice = format!(
+        "{}{GOOD_STAGE}{}",
+        source(),
+        GOOD_STAGE.replace("[sink.out]\nkind = \"stdout\"", "")
+    );
+    assert!(
+        check(&twice)
+            .iter()
+            .any(|d| d.contains("stage name `windows` is used twice")),
+        "{:?}",
+        check(&twice)
+    );
+    let dl = format!("dead_letter = \"nowhere\"\n{}{GOOD_STAGE}", source());
+    one(&dl, "p.toml:1:15: dead_letter names unknown sink `nowhere`");
+}
+
+#[test]
+fn plugin_mistakes_are_placed_on_the_stage() {
+    let missing = format!(
+        "{}{}",
+        source(),
+        GOOD_STAGE.replace("window_aggregate.wasm", "no_such.wasm")
+    );
+    let got = check(&missing);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].contains("stage `windows`: cannot read plugin")
+            && got[0].contains("hint: build the plugins"),
+        "{}",
+        got[0]
+    );
+    let bad_config = format!(
+        "{}{}",
+        source(),
+        GOOD_STAGE.replace("window = \"10s\"", "window = \"10 minutes\"")
+    );
+    let got = check(&bad_config);
+    let line = bad_config
+        .lines()
+        .position(|l| l.starts_with("config = "))
+        .unwrap()
+        + 1;
+    let want = format!(
+        "p.toml:{line}:10: stage `windows`: plugin rejected its configuration: invalid config: window:"
+    );
+    assert!(got[0].starts_with(&want), "{got:?}");
+    // A detector reading raw events does not fit: it needs window rows.
+    let wrong_input = format!(
+        "{}[[stage]]\nname = \"rules\"\nplugin = \"@PLUGINS@/anomaly_ema.wasm\"\n",
+        source()
+    );
+    let got = check(&wrong_input);
+    assert!(got[0].contains("stage `rules`: plugin does not fit its input: schema mismatch: input has no column `window_start`"), "{got:?}");
+}
+
+#[test]
+fn secret_and_limit_mistakes() {
+    let stage = r#"
+[[stage]]
+name = "pii"
+plugin = "@PLUGINS@/pii_hash.wasm"
+secrets.key = { env = "ADSTREAM_TEST_UNSET_VARIABLE" }
+limits = { memory = "lots", deadline = "1 eon" }
+config = { hash = ["user_id"] }
+"#;
+    let got = check(&format!("{}{stage}", source()));
+    assert!(
+        got.iter().any(|d| d.contains(
+            "secret `key`: environment variable ADSTREAM_TEST_UNSET_VARIABLE is not set"
+        )),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|d| d.contains("limits.memory: `lots` is not a size")),
+        "{got:#?}"
+    );
+    let two_sources = stage.replace(
+        "{ env = \"ADSTREAM_TEST_UNSET_VARIABLE\" }",
+        "{ env = \"X\", file = \"/k\" }",
+    );
+    assert!(
+        check(&format!("{}{two_sources}", source()))
+            .iter()
+            .any(|d| d.contains("must name exactly one of env, file, insecure_value"))
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = format!(
+        "colour = 1\n[source]\nkind = \"generator\"\nbatch = 3\n{AD_SCHEMA}{}\n[sink.x]\nkind = \"stdout\"\ntemplate = \"{{ctr:fancy}}\"\n",
+        GOOD_STAGE.replace("to = [\"out\"]", "to = [\"nope\"]")
+    );
+    let got = check(&text);
+    assert!(got.len() >= 4, "{got:#?}");
+    let lines: Vec<usize> = got
+        .iter()
+        .map(|d| d.split(':').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        lines.windows(2).all(|w| w[0] <= w[1]),
+        "sorted by position: {got:#?}"
+    );
+}

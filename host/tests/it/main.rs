@@ -1,0 +1,9 @@
+//! Host integration tests: one binary, one module per area. They load the real plugin
+//! components from `plugins/dist/` (built by `scripts/build-plugins.sh`, which the test
+//! script runs first).
+
+mod check;
+mod cli;
+mod golden;
+mod plugins;
+mod support;

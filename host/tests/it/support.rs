@@ -1,0 +1,59 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+/// A built plugin component; fails loudly when the plugins were not built.
+pub fn plugin(name: &str) -> PathBuf {
+    let path = root().join("plugins/dist").join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build-plugins.sh before the tests",
+        path.display()
+    );
+    path
+}
+
+/// Writes `text` as a pipeline file in `dir` (plugin paths in it are relative to `dir`),
+/// with `@PLUGINS@` replaced by the absolute path of `plugins/dist`.
+pub fn pipeline_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let dist = root().join("plugins/dist");
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        text.replace("@PLUGINS@", &dist.display().to_string()),
+    )
+    .unwrap();
+    path
+}
+
+/// Reads a JSONL file into values.
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The ad-event schema the reference plugins expect.
+pub const AD_SCHEMA: &str = r#"
+[schema]
+event_id = { type = "string", required = true }
+event_time = { type = "timestamp_ms", required = true }
+event_type = { type = "dict", required = true }
+user_id = "string"
+device_id = "string"
+ip = "string"
+country = { type = "dict", required = true }
+ad_format = { type = "dict", required = true }
+network = "dict"
+revenue = "f64"
+cost = "f64"
+"#;
