@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod cli;
 pub mod config;
+pub mod kafka;
 pub mod pipeline;
 pub mod plugin;
 pub mod sinks;

@@ -18,6 +18,8 @@ pub struct Decoder {
     types: Vec<FieldType>,
     required: Vec<bool>,
     time_index: usize,
+    /// Events more than this far past the wall clock are rejected.
+    max_future_ms: Option<i64>,
 }
 
 /// The result of decoding one raw batch.
@@ -34,7 +36,7 @@ pub struct Decoded {
 impl Decoder {
     /// A decoder for `schema`; `time_column` must be one of its required timestamp fields
     /// (the config check ensures it).
-    pub fn new(schema: &SchemaConfig, time_column: &str) -> Decoder {
+    pub fn new(schema: &SchemaConfig, time_column: &str, max_future_ms: Option<i64>) -> Decoder {
         let time_index = schema
             .fields
             .iter()
@@ -45,7 +47,13 @@ impl Decoder {
             types: schema.fields.iter().map(|f| f.ty).collect(),
             required: schema.fields.iter().map(|f| f.required).collect(),
             time_index,
+            max_future_ms,
         }
+    }
+
+    /// The event-time column.
+    pub fn time_column(&self) -> &str {
+        &self.names[self.time_index]
     }
 
     /// The columns decoded batches have.
@@ -61,10 +69,26 @@ impl Decoder {
         let mut seen = vec![false; self.names.len()];
         let mut records = Vec::with_capacity(n);
         let mut rejected = Vec::new();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let latest = self.max_future_ms.map(|m| now.saturating_add(m));
         for i in 0..n {
             let rows = records.len();
             seen.fill(false);
-            match self.decode_one(raw.record(i), &mut bufs, &mut seen) {
+            let result = self
+                .decode_one(raw.record(i), &mut bufs, &mut seen)
+                .and_then(|()| match (latest, bufs[self.time_index].last_i64()) {
+                    (Some(latest), Some(t)) if t > latest => Err(format!(
+                        "{} {} is {}s past the host's clock (max_future allows {}s)",
+                        self.names[self.time_index],
+                        adstream_sdk::time::iso8601(t),
+                        (t - now) / 1000,
+                        self.max_future_ms.unwrap_or(0) / 1000
+                    )),
+                    _ => Ok(()),
+                });
+            match result {
                 Ok(()) => records.push(i as u32),
                 Err(reason) => {
                     bufs.iter_mut().for_each(|b| b.truncate(rows));

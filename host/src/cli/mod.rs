@@ -2,6 +2,7 @@
 
 pub mod check;
 mod demo;
+pub mod generate;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,8 @@ pub enum Command {
         #[arg(long)]
         duration: Option<u64>,
     },
+    /// Produce realistic ad events (and anomaly scenarios) to a Kafka topic.
+    Generate(generate::GenerateArgs),
 }
 
 pub async fn main(cli: Cli) -> ExitCode {
@@ -55,6 +58,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Demo { duration, out } => demo::demo(duration, &out).await,
         Command::Check { files } => check::check(&files),
         Command::Run { files, duration } => run::run(&files, duration).await,
+        Command::Generate(args) => generate::generate(args).await,
     }
 }
 

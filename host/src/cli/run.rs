@@ -1,10 +1,11 @@
 //! `adstream run FILE... [--duration SECS]`
 
 use crate::config;
-use crate::pipeline::{self, Pipeline, RunSummary};
+use crate::pipeline::{self, Pipeline, PipelineStats, RunSummary};
 use crate::plugin::PluginEngine;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -78,6 +79,24 @@ pub fn print_summary(s: &RunSummary) {
     }
 }
 
+/// Logs a pipeline's progress every 10 seconds.
+async fn report_progress(name: String, stats: Arc<Mutex<PipelineStats>>) {
+    let mut last = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let (records, dead, watermark) = {
+            let s = stats.lock().expect("stats lock");
+            (s.records, s.dead_letters, s.watermark)
+        };
+        let rate = (records - last) / 10;
+        last = records;
+        let wm = watermark.map_or("none yet".to_string(), adstream_sdk::time::iso8601);
+        tracing::info!(pipeline = %name, records, per_second = rate, dead_letters = dead, watermark = %wm, "progress");
+    }
+}
+
 pub async fn run(files: &[PathBuf], duration: Option<u64>) -> ExitCode {
     let engine = match PluginEngine::new() {
         Ok(e) => e,
@@ -95,7 +114,12 @@ pub async fn run(files: &[PathBuf], duration: Option<u64>) -> ExitCode {
         .map(|p| {
             let name = p.name.clone();
             tracing::info!(pipeline = %name, stages = p.stages.len(), "running");
-            (name, tokio::spawn(pipeline::run(p, stop.clone(), None)))
+            let stats = Arc::new(Mutex::new(PipelineStats::default()));
+            tokio::spawn(report_progress(name.clone(), stats.clone()));
+            (
+                name,
+                tokio::spawn(pipeline::run(p, stop.clone(), Some(stats))),
+            )
         })
         .collect();
     let mut ok = true;

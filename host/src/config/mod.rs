@@ -35,6 +35,8 @@ pub struct PipelineConfig {
     pub stages: Vec<StageConfig>,
     pub sinks: Vec<(String, SinkConfig)>,
     pub dead_letter: Option<Spanned<String>>,
+    /// `None` for sources without offsets, which replay nothing after a restart.
+    pub checkpoint: Option<CheckpointConfig>,
     /// The text of the file, kept to place diagnostics found later (plugin errors).
     pub text: String,
 }
@@ -52,9 +54,39 @@ const TOP_KEYS: &[&str] = &[
     "source",
     "schema",
     "event_time",
+    "checkpoint",
     "stage",
     "sink",
 ];
+
+/// `[checkpoint]`: where the state of stateful stages is saved, and how often. On by
+/// default for sources with offsets (Kafka).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Folder of checkpoint files, relative to the working directory.
+    #[serde(default = "default_state_dir")]
+    pub dir: String,
+    #[serde(default = "default_interval")]
+    pub interval: Spanned<String>,
+}
+
+fn default_state_dir() -> String {
+    "state".into()
+}
+
+fn default_interval() -> Spanned<String> {
+    Spanned::new(0..0, "5s".into())
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            dir: default_state_dir(),
+            interval: default_interval(),
+        }
+    }
+}
 
 /// Reads and parses a pipeline file.
 pub fn load(path: &Path) -> Result<PipelineConfig, Vec<Diagnostic>> {
@@ -125,6 +157,9 @@ pub fn parse(path: &Path, text: &str) -> Result<PipelineConfig, Vec<Diagnostic>>
         Some(v) => section::<EventTimeConfig>(v, "[event_time]", &mut diags),
         None => Some(EventTimeConfig::default()),
     };
+    let checkpoint = root
+        .get("checkpoint")
+        .and_then(|v| section::<CheckpointConfig>(v, "[checkpoint]", &mut diags));
     let stages = stage::parse_all(root.get("stage"), &mut diags);
     let sinks = parse_sinks(root.get("sink"), &mut diags);
     check_names(&stages, &sinks, dead_letter.as_ref(), &mut diags);
@@ -135,6 +170,22 @@ pub fn parse(path: &Path, text: &str) -> Result<PipelineConfig, Vec<Diagnostic>>
         return Err(diags.finish());
     };
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let has_offsets = matches!(source, SourceConfig::Kafka(_));
+    if checkpoint.is_some()
+        && !has_offsets
+        && let Some(v) = root.get("checkpoint")
+    {
+        diags.error_hint(
+            Some(v.span()),
+            "[checkpoint] needs a source with offsets to resume from (kafka)",
+            "remove [checkpoint]; this source starts from its beginning on every run",
+        );
+    }
+    let checkpoint = if has_offsets {
+        Some(checkpoint.unwrap_or_default())
+    } else {
+        None
+    };
     let cfg = PipelineConfig {
         name,
         file: path.to_path_buf(),
@@ -145,6 +196,7 @@ pub fn parse(path: &Path, text: &str) -> Result<PipelineConfig, Vec<Diagnostic>>
         stages,
         sinks,
         dead_letter,
+        checkpoint,
         text: text.to_string(),
     };
     if diags.is_empty() {

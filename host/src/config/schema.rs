@@ -145,6 +145,21 @@ pub struct EventTimeConfig {
     /// out-of-order events into their windows.
     #[serde(default = "default_delay")]
     pub delay: Spanned<String>,
+    /// A partition that sent nothing for this long stops holding the watermark back.
+    #[serde(default = "default_idle")]
+    pub idle: Spanned<String>,
+    /// Events stamped further than this past the host's clock are dead-lettered: one such
+    /// event would otherwise push the watermark ahead and make every other event late.
+    #[serde(default = "default_max_future")]
+    pub max_future: Spanned<String>,
+}
+
+fn default_idle() -> Spanned<String> {
+    Spanned::new(0..0, "10s".to_string())
+}
+
+fn default_max_future() -> Spanned<String> {
+    Spanned::new(0..0, "1h".to_string())
 }
 
 fn default_column() -> Spanned<String> {
@@ -160,6 +175,8 @@ impl Default for EventTimeConfig {
         EventTimeConfig {
             column: default_column(),
             delay: default_delay(),
+            idle: default_idle(),
+            max_future: default_max_future(),
         }
     }
 }

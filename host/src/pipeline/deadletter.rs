@@ -19,6 +19,8 @@ pub enum Reason {
     PluginError,
     /// The plugin trapped, timed out, ran out of memory or returned a malformed result.
     PluginFailure,
+    /// A sink could not deliver the row.
+    Delivery,
 }
 
 impl Reason {
@@ -29,6 +31,7 @@ impl Reason {
             Reason::Late => "late",
             Reason::PluginError => "plugin_error",
             Reason::PluginFailure => "plugin_failure",
+            Reason::Delivery => "delivery",
         }
     }
 }
@@ -118,6 +121,15 @@ impl DeadLetters {
     pub fn row(&mut self, reason: Reason, who: &Culprit, error: &str, env: &Envelope, row: usize) {
         let payload = row_json(&env.batch, row);
         self.push(reason, who, error, env.position(row), &payload);
+    }
+
+    /// Row `row` of `batch`, which sink `sink` could not deliver.
+    pub fn delivery(&mut self, sink: &str, batch: &Batch, row: usize, error: &str) {
+        let who = Culprit {
+            stage: sink,
+            ..Default::default()
+        };
+        self.push(Reason::Delivery, &who, error, None, &row_json(batch, row));
     }
 
     /// Every row of `env`, for a batch whose plugin call failed.

@@ -4,16 +4,18 @@
 //! A batch moves through every stage before the next batch starts, so a batch boundary is a
 //! consistent point for checkpoints and for swapping a plugin.
 
+mod checkpoint;
 mod deadletter;
 mod envelope;
 mod processor;
 mod run;
 mod secrets;
 mod stage;
+mod watermark;
 
-pub use deadletter::Reason;
+pub use deadletter::{DeadLetters, Reason};
 pub use envelope::Envelope;
-pub use processor::PipelineStats;
+pub use processor::{CheckpointPolicy, PipelineStats};
 pub use run::{RunError, RunSummary, run};
 pub use secrets::{SecretError, resolve as resolve_secret};
 pub use stage::{Input, Stage, StageSpec, StageStats};
@@ -34,12 +36,17 @@ pub struct Pipeline {
     pub name: String,
     pub decoder: Decoder,
     pub source: crate::sources::SourceConfig,
-    /// Watermark = latest event time − this.
+    /// Watermark = slowest partition's latest event time − this.
     pub delay_ms: i64,
+    /// A partition quiet for this long stops holding the watermark back.
+    pub idle: Duration,
+    pub checkpoint: Option<CheckpointPolicy>,
     pub stages: Vec<Stage>,
     pub sinks: Vec<(String, SinkConfig)>,
     /// Index in `sinks` of the dead-letter sink.
     pub dead_letter: usize,
+    /// For each sink, the columns of its rows when a single schema feeds it.
+    pub sink_fields: Vec<Option<Vec<Field>>>,
 }
 
 /// The sink used when a pipeline names no `dead_letter`.
@@ -61,12 +68,21 @@ pub fn build(
     engine: &PluginEngine,
 ) -> Result<Pipeline, Vec<crate::config::Diagnostic>> {
     let mut diags = cfg.diagnostics();
-    let decoder = Decoder::new(&cfg.schema, cfg.event_time.column.get_ref());
-    let delay = &cfg.event_time.delay;
-    let delay_ms = parse_duration_ms(delay.get_ref()).unwrap_or_else(|e| {
-        diags.error(Some(delay.span()), format!("[event_time] delay: {e}"));
-        0
+    let mut duration = |s: &toml::Spanned<String>, key: &str| {
+        parse_duration_ms(s.get_ref()).unwrap_or_else(|e| {
+            diags.error(Some(s.span()), format!("{key}: {e}"));
+            0
+        })
+    };
+    let et = &cfg.event_time;
+    let delay_ms = duration(&et.delay, "[event_time] delay");
+    let idle = Duration::from_millis(duration(&et.idle, "[event_time] idle").max(0) as u64);
+    let max_future = duration(&et.max_future, "[event_time] max_future");
+    let checkpoint = cfg.checkpoint.as_ref().map(|c| CheckpointPolicy {
+        file: checkpoint::path(std::path::Path::new(&c.dir), &cfg.name),
+        every: Duration::from_millis(duration(&c.interval, "[checkpoint] interval").max(1) as u64),
     });
+    let decoder = Decoder::new(&cfg.schema, et.column.get_ref(), Some(max_future));
     let mut sinks = cfg.sinks.clone();
     let dead_letter = match &cfg.dead_letter {
         Some(name) => sinks
@@ -115,19 +131,59 @@ pub fn build(
     if !diags.is_empty() {
         return Err(diags.finish());
     }
-    let stages = stages
+    let stages: Vec<Stage> = stages
         .into_iter()
         .map(|s| s.expect("no diagnostics means every stage started"))
         .collect();
+    let sink_fields = sink_fields(&stages, &sinks, dead_letter, &mut diags);
+    if !diags.is_empty() {
+        return Err(diags.finish());
+    }
     Ok(Pipeline {
         name: cfg.name.clone(),
         decoder,
         source: cfg.source.clone(),
         delay_ms,
+        idle,
+        checkpoint,
         stages,
         sinks,
         dead_letter,
+        sink_fields,
     })
+}
+
+/// The schema of each sink's rows, when every stage that feeds it has the same one; a sink
+/// that must know its schema (ClickHouse) and has none is an error.
+fn sink_fields(
+    stages: &[Stage],
+    sinks: &[(String, SinkConfig)],
+    dead_letter: usize,
+    diags: &mut Diagnostics,
+) -> Vec<Option<Vec<Field>>> {
+    sinks
+        .iter()
+        .enumerate()
+        .map(|(i, (name, sink))| {
+            let feeds: Vec<&Vec<Field>> = stages
+                .iter()
+                .filter(|s| s.spec.to.contains(&i))
+                .map(|s| &s.output)
+                .collect();
+            let one = feeds
+                .first()
+                .filter(|f| feeds.iter().all(|g| g == *f))
+                .map(|f| (*f).clone());
+            if sink.needs_fields() && (one.is_none() || i == dead_letter) {
+                diags.error_hint(
+                    None,
+                    format!("sink `{name}` must be fed by stages that all have the same columns"),
+                    format!("send one stage's output to it: to = [\"{name}\"] on a single stage"),
+                );
+            }
+            one
+        })
+        .collect()
 }
 
 /// Resolves a stage's plugin, secrets and limits.

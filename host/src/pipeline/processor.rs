@@ -3,20 +3,31 @@
 //! batch's sequence number. Plugin calls are CPU-bound and synchronous, so they run here
 //! rather than on the async runtime.
 
+use super::checkpoint::{self, Checkpoint};
 use super::deadletter::DeadLetters;
 use super::envelope::Envelope;
 use super::run::RunError;
 use super::stage::{Input, Stage, StageStats};
+use super::watermark::Watermark;
 use crate::batch::decode::Decoder;
 use crate::sinks::runner::SinkMsg;
 use crate::sources::RawBatch;
 use adstream_sdk::Batch;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-/// How often stateful stages save a snapshot to restart from.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+/// How often stateful stages save a snapshot to restart from, when the pipeline keeps no
+/// checkpoints.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
+
+/// Where and how often checkpoints are saved.
+#[derive(Debug, Clone)]
+pub struct CheckpointPolicy {
+    pub file: PathBuf,
+    pub every: Duration,
+}
 
 /// Live numbers of a running pipeline.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -31,13 +42,16 @@ pub struct PipelineStats {
 
 pub struct Processor {
     pub decoder: Decoder,
-    pub delay_ms: i64,
     pub stages: Vec<Stage>,
     pub sinks: Vec<(String, mpsc::Sender<SinkMsg>)>,
     pub dead_letter: usize,
     pub source_name: String,
     pub stats: Arc<Mutex<PipelineStats>>,
-    max_time: Option<i64>,
+    pub checkpoint: Option<CheckpointPolicy>,
+    /// The last source batch whose effects on plugin state are saved (every batch, when no
+    /// stage keeps state).
+    pub checkpointed: watch::Sender<u64>,
+    watermark: Watermark,
     last_checkpoint: Instant,
     /// How many stages read the source, and each stage's output.
     readers: (usize, Vec<usize>),
@@ -46,7 +60,7 @@ pub struct Processor {
 impl Processor {
     pub fn new(
         decoder: Decoder,
-        delay_ms: i64,
+        watermark: Watermark,
         stages: Vec<Stage>,
         sinks: Vec<(String, mpsc::Sender<SinkMsg>)>,
         dead_letter: usize,
@@ -61,21 +75,76 @@ impl Processor {
         }
         Processor {
             decoder,
-            delay_ms,
             stages,
             sinks,
             dead_letter,
             source_name,
             stats: Arc::default(),
-            max_time: None,
+            checkpoint: None,
+            checkpointed: watch::channel(0).0,
+            watermark,
             last_checkpoint: Instant::now(),
             readers,
         }
     }
 
-    fn watermark(&self) -> i64 {
-        self.max_time
-            .map_or(i64::MIN, |t| t.saturating_sub(self.delay_ms))
+    fn stateful(&self) -> bool {
+        self.stages.iter().any(|s| s.spec.plugin.role.is_stateful())
+    }
+
+    /// Snapshots the stateful stages (for restarts) and, if the pipeline keeps checkpoints,
+    /// saves them; then tells the source loop that batches up to `seq` may be committed.
+    fn save(&mut self, seq: u64) -> Result<(), RunError> {
+        let mut cp = Checkpoint {
+            seq,
+            stages: Vec::new(),
+        };
+        for stage in self
+            .stages
+            .iter_mut()
+            .filter(|s| s.spec.plugin.role.is_stateful())
+        {
+            if let Some(state) = stage.checkpoint() {
+                cp.stages.push((stage.spec.name.to_string(), state));
+            }
+        }
+        if let Some(policy) = &self.checkpoint {
+            checkpoint::save(&policy.file, &cp).map_err(|e| {
+                RunError::Checkpoint(format!("saving {}: {e}", policy.file.display()))
+            })?;
+        }
+        self.last_checkpoint = Instant::now();
+        let _ = self.checkpointed.send(seq);
+        Ok(())
+    }
+
+    fn maybe_save(&mut self, seq: u64) -> Result<(), RunError> {
+        let every = self.checkpoint.as_ref().map_or(SNAPSHOT_EVERY, |p| p.every);
+        if self.stateful() && self.last_checkpoint.elapsed() >= every {
+            return self.save(seq);
+        }
+        // Without state, or without checkpoints (sources with nothing to commit), every
+        // processed batch may be committed once the sinks have it.
+        if !self.stateful() || self.checkpoint.is_none() {
+            let _ = self.checkpointed.send(seq);
+        }
+        Ok(())
+    }
+
+    /// Follows event time per source partition.
+    fn observe_times(&mut self, batch: &Batch, positions: &[crate::sources::Position]) {
+        let now = Instant::now();
+        if let Some(times) = batch
+            .column(self.decoder.time_column())
+            .and_then(|c| c.as_i64s().ok())
+        {
+            for (row, p) in positions.iter().enumerate() {
+                if let Some(t) = times.get(row) {
+                    self.watermark.observe(p.partition, t, now);
+                }
+            }
+        }
+        self.watermark.advance(now);
     }
 
     /// Processes batches until the source side closes the channel, then closes every open
@@ -89,6 +158,11 @@ impl Processor {
             last = seq;
             self.handle(seq, &raw)?;
         }
+        // Save the state before flushing, so that a restart continues the open windows
+        // (their flushed partial rows are replaced by complete ones later).
+        if self.stateful() && last > 0 {
+            self.save(last)?;
+        }
         self.finish(last + 1)?;
         self.publish();
         Ok(self.stats.lock().map(|s| s.clone()).unwrap_or_default())
@@ -100,14 +174,12 @@ impl Processor {
         for (i, reason) in &decoded.rejected {
             dl.record(raw, *i as usize, reason);
         }
-        if let Some(t) = decoded.max_time {
-            self.max_time = Some(self.max_time.map_or(t, |m| m.max(t)));
-        }
-        let positions = decoded
+        let positions: Vec<_> = decoded
             .records
             .iter()
             .map(|&i| raw.position(i as usize))
             .collect();
+        self.observe_times(&decoded.batch, &positions);
         let source = vec![Envelope {
             batch: decoded.batch,
             positions: Some(positions),
@@ -121,13 +193,7 @@ impl Processor {
             s.decode_errors += decoded.rejected.len() as u64;
         }
         self.finish_batch(seq, dl, sent)?;
-        if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-            self.stages
-                .iter_mut()
-                .filter(|s| s.spec.plugin.role.is_stateful())
-                .for_each(Stage::checkpoint);
-            self.last_checkpoint = Instant::now();
-        }
+        self.maybe_save(seq)?;
         self.publish();
         Ok(())
     }
@@ -143,7 +209,7 @@ impl Processor {
         dl: &mut DeadLetters,
         sent: &mut [bool],
     ) -> Result<(), RunError> {
-        let watermark = self.watermark();
+        let watermark = self.watermark.current();
         let mut source = (source, self.readers.0);
         let mut outputs: Vec<(Vec<Envelope>, usize)> = Vec::with_capacity(self.stages.len());
         let mut inject = inject;
@@ -195,6 +261,7 @@ impl Processor {
                     SinkMsg::Rows {
                         seq,
                         batch: batch.clone(),
+                        done: None,
                     },
                 )?;
                 sent[sink] = true;
@@ -219,6 +286,7 @@ impl Processor {
                 SinkMsg::Rows {
                     seq,
                     batch: Arc::new(batch),
+                    done: None,
                 },
             )?;
             sent[self.dead_letter] = true;
@@ -247,7 +315,7 @@ impl Processor {
 
     fn publish(&self) {
         let mut s = self.stats.lock().expect("stats lock");
-        s.watermark = self.max_time.map(|_| self.watermark());
+        s.watermark = self.watermark.is_set().then(|| self.watermark.current());
         s.stages = self
             .stages
             .iter()

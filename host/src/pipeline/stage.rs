@@ -255,16 +255,29 @@ impl Stage {
         }
     }
 
-    /// Saves the plugin's state, for restarts (and checkpoints).
-    pub fn checkpoint(&mut self) {
+    /// Saves the plugin's state, for restarts, and returns it for checkpoints.
+    pub fn checkpoint(&mut self) -> Option<Vec<u8>> {
         match self.instance.snapshot() {
-            Ok(Some(state)) => self.last_snapshot = Some(state),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(
-                stage = &*self.spec.name,
-                "snapshot failed: {}",
-                e.describe()
-            ),
+            Ok(Some(state)) => {
+                self.last_snapshot = Some(state.clone());
+                Some(state)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(
+                    stage = &*self.spec.name,
+                    "snapshot failed: {}",
+                    e.describe()
+                );
+                None
+            }
         }
+    }
+
+    /// Loads a saved state (from a checkpoint) into the plugin.
+    pub fn restore(&mut self, state: &[u8]) -> Result<(), CallError> {
+        self.instance.restore(state)?;
+        self.last_snapshot = Some(state.to_vec());
+        Ok(())
     }
 }

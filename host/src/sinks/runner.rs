@@ -6,14 +6,18 @@
 use super::{Sink, SinkError};
 use adstream_sdk::Batch;
 use std::sync::Arc;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// A message to a sink task.
 pub enum SinkMsg {
-    /// Rows derived from source batch `seq`.
-    Rows { seq: u64, batch: Arc<Batch> },
+    /// Rows derived from source batch `seq`; `done` is told once they are durable.
+    Rows {
+        seq: u64,
+        batch: Arc<Batch>,
+        done: Option<oneshot::Sender<()>>,
+    },
     /// Source batch `seq` produced nothing for this sink.
     Mark { seq: u64 },
 }
@@ -51,6 +55,8 @@ async fn run(
     // The last sequence number seen, and whether rows since the last flush are pending.
     let mut last = 0;
     let mut deadline: Option<Instant> = None;
+    // Senders waiting to hear that their rows are durable (dead letters from other sinks).
+    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     loop {
         let msg = tokio::select! {
             msg = rx.recv() => msg,
@@ -58,23 +64,29 @@ async fn run(
                 sink.flush().await?;
                 deadline = None;
                 let _ = acked.send(last);
+                waiting.drain(..).for_each(|w| { let _ = w.send(()); });
                 continue;
             }
         };
         match msg {
-            Some(SinkMsg::Rows { seq, batch }) => {
+            Some(SinkMsg::Rows { seq, batch, done }) => {
                 sink.write(batch).await?;
-                last = seq;
+                // Sequence numbers only grow here; rows sent by another sink carry 0.
+                last = last.max(seq);
+                waiting.extend(done);
                 if sink.wants_flush() {
                     sink.flush().await?;
                     deadline = None;
                     let _ = acked.send(last);
+                    waiting.drain(..).for_each(|w| {
+                        let _ = w.send(());
+                    });
                 } else if deadline.is_none() {
                     deadline = Some(Instant::now() + sink.max_delay());
                 }
             }
             Some(SinkMsg::Mark { seq }) => {
-                last = seq;
+                last = last.max(seq);
                 if deadline.is_none() {
                     let _ = acked.send(last);
                 }
@@ -82,6 +94,9 @@ async fn run(
             None => {
                 sink.flush().await?;
                 let _ = acked.send(last);
+                waiting.drain(..).for_each(|w| {
+                    let _ = w.send(());
+                });
                 return Ok(());
             }
         }

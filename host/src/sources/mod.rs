@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod generator;
+pub mod kafka;
 
 use crate::config::{Diagnostics, kind_of, section};
 use std::future::Future;
@@ -95,12 +96,22 @@ pub enum SourceError {
     },
     #[error("{0}")]
     Config(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Commit(String),
 }
 
 /// A stream of raw records.
 pub trait Source: Send {
     /// The name dead letters give as their origin (topic, file path, `generator`).
     fn name(&self) -> &str;
+
+    /// The partitions this source will deliver, when it knows them up front; the watermark
+    /// waits for each of them rather than racing ahead with the first one read.
+    fn partitions(&self) -> Vec<i32> {
+        vec![0]
+    }
 
     /// The next batch, or `None` at the end of a finite input.
     fn next_batch(&mut self) -> BoxFut<'_, Result<Option<RawBatch>, SourceError>>;
@@ -118,9 +129,10 @@ pub trait Source: Send {
 pub enum SourceConfig {
     Generator(Box<generator::GeneratorConfig>),
     File(file::FileSourceConfig),
+    Kafka(kafka::KafkaSourceConfig),
 }
 
-const KINDS: &str = "generator, file";
+const KINDS: &str = "generator, file, kafka";
 
 impl SourceConfig {
     pub fn parse(value: &Spanned<DeValue<'_>>, diags: &mut Diagnostics) -> Option<SourceConfig> {
@@ -129,6 +141,7 @@ impl SourceConfig {
                 section(value, "[source]", diags).map(|c| SourceConfig::Generator(Box::new(c)))
             }
             "file" => section(value, "[source]", diags).map(SourceConfig::File),
+            "kafka" => section(value, "[source]", diags).map(SourceConfig::Kafka),
             other => {
                 let span = value.get_ref().get("kind").map(|k| k.span());
                 diags.error_hint(
@@ -142,10 +155,11 @@ impl SourceConfig {
     }
 
     /// Opens the source.
-    pub fn open(&self) -> Result<Box<dyn Source>, SourceError> {
+    pub async fn open(&self) -> Result<Box<dyn Source>, SourceError> {
         match self {
             SourceConfig::Generator(c) => Ok(Box::new(generator::GeneratorSource::new(c)?)),
             SourceConfig::File(c) => Ok(Box::new(file::FileSource::open(c)?)),
+            SourceConfig::Kafka(c) => Ok(Box::new(kafka::KafkaSource::open(c).await?)),
         }
     }
 }

@@ -172,6 +172,14 @@ impl ColumnBuf {
         true
     }
 
+    /// The last value of an integer or timestamp column, if it is not null.
+    pub fn last_i64(&self) -> Option<i64> {
+        match &self.data {
+            Data::I64(v) | Data::Time(v) if self.valid.last() == Some(&1) => v.last().copied(),
+            _ => None,
+        }
+    }
+
     /// Largest value of an integer or timestamp column.
     pub fn max_i64(&self) -> Option<i64> {
         match &self.data {

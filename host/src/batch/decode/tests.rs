@@ -16,7 +16,7 @@ clicks = "i64"
 bot = "bool"
 "#;
     let cfg = parse(std::path::Path::new("t.toml"), text).unwrap();
-    Decoder::new(&cfg.schema, "event_time")
+    Decoder::new(&cfg.schema, "event_time", Some(3_600_000))
 }
 
 fn raw(lines: &[&str]) -> RawBatch {
