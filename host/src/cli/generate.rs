@@ -109,9 +109,23 @@ async fn run(args: GenerateArgs) -> Result<(), String> {
     let create = args
         .create_partitions
         .map(|partitions| CreateTopic { partitions });
+    produce(&args.brokers, &args.topic, create.as_ref(), &cfg, true)
+        .await
+        .map(|_| ())
+}
+
+/// Produces what the generator `cfg` makes to `topic` until it ends (its `count`) or Ctrl-C;
+/// returns how many events the broker acknowledged.
+pub async fn produce(
+    brokers: &str,
+    topic: &str,
+    create: Option<&CreateTopic>,
+    cfg: &GeneratorConfig,
+    progress: bool,
+) -> Result<u64, String> {
     let options = BTreeMap::new();
-    ensure_topic(&args.brokers, &args.topic, create.as_ref(), &options).await?;
-    let mut config = client_config(&args.brokers, &options);
+    ensure_topic(brokers, topic, create, &options).await?;
+    let mut config = client_config(brokers, &options);
     config
         .set("enable.idempotence", "false")
         .set("acks", "all")
@@ -119,12 +133,15 @@ async fn run(args: GenerateArgs) -> Result<(), String> {
         .set("linger.ms", "5")
         .set("message.timeout.ms", "30000");
     let producer: FutureProducer = config.create().map_err(|e| e.to_string())?;
-    let mut source = GeneratorSource::new(&cfg).map_err(|e| e.to_string())?;
-    eprintln!(
-        "generating to `{}` on {}: {} events/s{}{}",
-        args.topic,
-        args.brokers,
-        args.rate,
+    let mut source = GeneratorSource::new(cfg).map_err(|e| e.to_string())?;
+    let say = |line: String| {
+        if progress {
+            eprintln!("{line}");
+        }
+    };
+    say(format!(
+        "generating to `{topic}` on {brokers}: {} events/s{}{}",
+        cfg.rate,
         cfg.count
             .map(|c| format!(", {c} events"))
             .unwrap_or_default(),
@@ -133,7 +150,7 @@ async fn run(args: GenerateArgs) -> Result<(), String> {
         } else {
             format!(", {} scenario(s)", cfg.scenario.len())
         }
-    );
+    ));
     let began = Instant::now();
     let (mut sent, mut delivered, mut last_report) = (0u64, 0u64, Instant::now());
     let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
@@ -150,7 +167,7 @@ async fn run(args: GenerateArgs) -> Result<(), String> {
         for i in 0..batch.len() {
             loop {
                 match producer
-                    .send_result(FutureRecord::<(), [u8]>::to(&args.topic).payload(batch.record(i)))
+                    .send_result(FutureRecord::<(), [u8]>::to(topic).payload(batch.record(i)))
                 {
                     Ok(f) => break pending.push_back(f),
                     Err((e, _))
@@ -159,7 +176,7 @@ async fn run(args: GenerateArgs) -> Result<(), String> {
                     {
                         delivered += settle(&mut pending, 1000).await?;
                     }
-                    Err((e, _)) => return Err(format!("producing to `{}`: {e}", args.topic)),
+                    Err((e, _)) => return Err(format!("producing to `{topic}`: {e}")),
                 }
             }
             sent += 1;
@@ -169,17 +186,19 @@ async fn run(args: GenerateArgs) -> Result<(), String> {
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
             let rate = sent as f64 / began.elapsed().as_secs_f64();
-            eprintln!("sent {sent} events ({rate:.0}/s), {delivered} acknowledged");
+            say(format!(
+                "sent {sent} events ({rate:.0}/s), {delivered} acknowledged"
+            ));
             last_report = Instant::now();
         }
     }
     delivered += settle(&mut pending, usize::MAX).await?;
     let _ = producer.flush(Duration::from_secs(10));
-    eprintln!(
+    say(format!(
         "done: {sent} events sent, {delivered} acknowledged by the broker, in {:.1} s",
         began.elapsed().as_secs_f64()
-    );
-    Ok(())
+    ));
+    Ok(delivered)
 }
 
 /// Waits for up to `n` of the oldest deliveries.

@@ -74,7 +74,9 @@ pub fn load(path: &Path) -> std::io::Result<Option<Checkpoint>> {
     let mut stages = Vec::new();
     while !rest.is_empty() {
         let header = take_line(&mut rest).ok_or_else(|| bad(path, "truncated stage header"))?;
-        let (name, len) = header.rsplit_once(' ').ok_or_else(|| bad(path, "bad stage header"))?;
+        let (name, len) = header
+            .rsplit_once(' ')
+            .ok_or_else(|| bad(path, "bad stage header"))?;
         let len: usize = len.parse().map_err(|_| bad(path, "bad stage length"))?;
         let body = rest.get(..len).ok_or_else(|| bad(path, "truncated"))?;
         stages.push((name.to_string(), body.to_vec()));

@@ -224,7 +224,12 @@ impl Sink for WebhookSink {
                     continue;
                 }
                 match self.post(bodies.get(row).unwrap_or("")).await {
-                    Ok(()) => self.stats.sent += 1,
+                    Ok(()) => {
+                        self.stats.sent += 1;
+                        if let (Some(c), Claim::Taken(key)) = (&mut self.cooldown, &claim) {
+                            c.confirm(key, &batch, row).await;
+                        }
+                    }
                     Err(Failed(e)) => {
                         if let (Some(c), Claim::Taken(key)) = (&mut self.cooldown, &claim) {
                             c.release(key).await;

@@ -40,6 +40,21 @@ impl RawBatch {
         }
     }
 
+    /// A batch of `records`, at positions 0, 1, ... of partition 0.
+    pub fn from_records(records: &[&[u8]]) -> Self {
+        let mut b = RawBatch::default();
+        for (i, r) in records.iter().enumerate() {
+            b.push(
+                r,
+                Position {
+                    partition: 0,
+                    offset: i as i64,
+                },
+            );
+        }
+        b
+    }
+
     /// Appends a record.
     pub fn push(&mut self, record: &[u8], position: Position) {
         self.data.extend_from_slice(record);

@@ -6,4 +6,6 @@ mod check;
 mod cli;
 mod golden;
 mod plugins;
+mod services;
+mod services_support;
 mod support;

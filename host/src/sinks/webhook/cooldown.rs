@@ -1,11 +1,12 @@
 //! The cooldown: an alert is sent at most once per key (country, ad format, alert type)
 //! within the cooldown, across restarts and host processes.
 //!
-//! A delivery first claims its key with `SET key alert_id NX PX ttl`. If the key is held by
-//! the same `alert_id`, this is a replay of an alert whose delivery may not have finished
-//! (the host stopped between claim and acknowledgement), so it is sent again; any other
-//! holder means a recent alert already went out. A delivery that fails for good releases
-//! the key, so the next alert is not suppressed by one nobody received.
+//! A delivery first claims its key with `SET key alert_id NX PX ttl`, and marks it
+//! `sent:alert_id` once the webhook accepted it. A key still holding the bare `alert_id` is
+//! a delivery that may not have finished (the host stopped between claim and answer), so a
+//! replay of that same alert is sent again; any other holder — including `sent:` for this
+//! very alert — means it already went out. A delivery that fails for good releases the key,
+//! so the next alert is not suppressed by one nobody received.
 
 use super::super::template::Template;
 use adstream_sdk::Batch;
@@ -112,6 +113,26 @@ impl Cooldown {
                 Claim::Held
             },
         )
+    }
+
+    /// Records that the alert holding `key` was delivered.
+    pub async fn confirm(&mut self, key: &str, batch: &Batch, row: usize) {
+        let id = batch
+            .text(&self.id)
+            .ok()
+            .and_then(|c| c.get(row))
+            .unwrap_or("")
+            .to_string();
+        let r: Result<(), _> = redis::cmd("SET")
+            .arg(key)
+            .arg(format!("sent:{id}"))
+            .arg("XX")
+            .arg("KEEPTTL")
+            .query_async(&mut self.conn)
+            .await;
+        if let Err(e) = r {
+            tracing::warn!("cooldown: confirming {key}: {e}");
+        }
     }
 
     pub async fn release(&mut self, key: &str) {

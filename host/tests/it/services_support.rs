@@ -1,0 +1,218 @@
+//! Helpers for tests against the real services: starting them (with the project's own
+//! script, once per test run), unique names, a webhook receiver, and reading back what
+//! the pipelines wrote.
+
+use super::support::root;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const BROKERS: &str = "127.0.0.1:9092";
+pub const CLICKHOUSE: &str = "http://127.0.0.1:8123";
+pub const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// Starts Redis, ClickHouse and the Kafka broker with `scripts/services.sh` (once per test
+/// binary). A service that cannot be started fails the test with the script's message.
+pub fn services() {
+    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = STARTED.get_or_init(|| {
+        let out = std::process::Command::new("bash")
+            .arg(root().join("scripts/services.sh"))
+            .arg("start")
+            .output()
+            .map_err(|e| format!("cannot run scripts/services.sh: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    if let Err(e) = result {
+        panic!("the services these tests need did not start:\n{e}");
+    }
+}
+
+/// A name no other test or run uses, for topics, tables and keys.
+pub fn uid() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "t{}x{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos % 100_000
+    )
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub body: String,
+    pub status: u16,
+}
+
+/// A local HTTP server standing in for Slack: it answers each request with the next
+/// scripted status (then 200) and keeps every request.
+pub struct Receiver {
+    pub url: String,
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+/// A scripted answer: status and extra header lines.
+pub type Answer = (u16, &'static str);
+
+impl Receiver {
+    pub async fn start(script: Vec<Answer>) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/services/T000/B000/secret-token",
+            listener.local_addr().unwrap()
+        );
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let (log, script) = (received.clone(), Arc::new(Mutex::new(script.into_iter())));
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let (log, script) = (log.clone(), script.clone());
+                tokio::spawn(async move {
+                    let body = read_request(&mut sock).await;
+                    let (status, headers) = script.lock().unwrap().next().unwrap_or((200, ""));
+                    log.lock().unwrap().push(Received { body, status });
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\n{headers}content-length: 2\r\nconnection: close\r\n\r\nok"
+                    );
+                    let _ = sock.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        Receiver { url, received }
+    }
+
+    pub fn bodies(&self, status: u16) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.status == status)
+            .map(|r| r.body.clone())
+            .collect()
+    }
+
+    pub fn count(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+}
+
+async fn read_request(sock: &mut tokio::net::TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = sock.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+            }
+        }
+    }
+    String::new()
+}
+
+/// Runs a ClickHouse query and returns its rows as JSON values.
+pub async fn clickhouse(query: &str) -> Vec<serde_json::Value> {
+    let text = reqwest::Client::new()
+        .post(CLICKHOUSE)
+        .body(format!("{query} FORMAT JSONEachRow"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+pub async fn redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(REDIS)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Polls `check` every 250 ms until it is true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let began = std::time::Instant::now();
+    while began.elapsed() < timeout {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
+/// A message's value and headers.
+pub type Consumed = (Vec<u8>, Vec<(String, String)>);
+
+/// Every message of `topic`, read from the beginning (value, headers).
+pub fn consume_all(
+    topic: &str,
+    expect: usize,
+    timeout: Duration,
+) -> Vec<Consumed> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", BROKERS)
+        .set("group.id", uid())
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let began = std::time::Instant::now();
+    let mut out = Vec::new();
+    while out.len() < expect && began.elapsed() < timeout {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| {
+                            (
+                                x.key.to_string(),
+                                String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((m.payload().unwrap_or_default().to_vec(), headers));
+        }
+    }
+    out
+}
