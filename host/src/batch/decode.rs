@@ -20,6 +20,10 @@ pub struct Decoder {
     time_index: usize,
     /// Events more than this far past the wall clock are rejected.
     max_future_ms: Option<i64>,
+    /// Events more than this far before the wall clock are rejected.
+    pub max_past_ms: Option<i64>,
+    /// Longer records are rejected without being parsed.
+    pub max_record_bytes: usize,
 }
 
 /// The result of decoding one raw batch.
@@ -48,6 +52,8 @@ impl Decoder {
             required: schema.fields.iter().map(|f| f.required).collect(),
             time_index,
             max_future_ms,
+            max_past_ms: None,
+            max_record_bytes: usize::MAX,
         }
     }
 
@@ -72,22 +78,20 @@ impl Decoder {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let latest = self.max_future_ms.map(|m| now.saturating_add(m));
         for i in 0..n {
             let rows = records.len();
             seen.fill(false);
-            let result = self
-                .decode_one(raw.record(i), &mut bufs, &mut seen)
-                .and_then(|()| match (latest, bufs[self.time_index].last_i64()) {
-                    (Some(latest), Some(t)) if t > latest => Err(format!(
-                        "{} {} is {}s past the host's clock (max_future allows {}s)",
-                        self.names[self.time_index],
-                        adstream_sdk::time::iso8601(t),
-                        (t - now) / 1000,
-                        self.max_future_ms.unwrap_or(0) / 1000
-                    )),
-                    _ => Ok(()),
-                });
+            let record = raw.record(i);
+            let result = if record.len() > self.max_record_bytes {
+                Err(format!(
+                    "record is {} bytes, more than max_record_bytes ({})",
+                    record.len(),
+                    self.max_record_bytes
+                ))
+            } else {
+                self.decode_one(record, &mut bufs, &mut seen)
+                    .and_then(|()| self.check_time(bufs[self.time_index].last_i64(), now))
+            };
             match result {
                 Ok(()) => records.push(i as u32),
                 Err(reason) => {
@@ -112,6 +116,27 @@ impl Decoder {
             rejected,
             max_time,
         }
+    }
+
+    /// Event time must be within `max_future` after and `max_past` before the wall clock.
+    fn check_time(&self, time: Option<i64>, now: i64) -> Result<(), String> {
+        let Some(t) = time else { return Ok(()) };
+        let name = &self.names[self.time_index];
+        if let Some(m) = self.max_future_ms.filter(|&m| t > now.saturating_add(m)) {
+            let (at, ahead) = (adstream_sdk::time::iso8601(t), (t - now) / 1000);
+            return Err(format!(
+                "{name} {at} is {ahead}s past the host's clock (max_future allows {}s)",
+                m / 1000
+            ));
+        }
+        if let Some(m) = self.max_past_ms.filter(|&m| t < now.saturating_sub(m)) {
+            let (at, behind) = (adstream_sdk::time::iso8601(t), (now - t) / 1000);
+            return Err(format!(
+                "{name} {at} is {behind}s before the host's clock (max_past allows {}s)",
+                m / 1000
+            ));
+        }
+        Ok(())
     }
 
     fn decode_one(

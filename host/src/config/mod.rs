@@ -35,6 +35,8 @@ pub struct PipelineConfig {
     pub stages: Vec<StageConfig>,
     pub sinks: Vec<(String, SinkConfig)>,
     pub dead_letter: Option<Spanned<String>>,
+    /// Longer records are dead-lettered undecoded.
+    pub max_record_bytes: usize,
     /// `None` for sources without offsets, which replay nothing after a restart.
     pub checkpoint: Option<CheckpointConfig>,
     /// The text of the file, kept to place diagnostics found later (plugin errors).
@@ -48,9 +50,13 @@ impl PipelineConfig {
     }
 }
 
+/// Records longer than this are dead-lettered unless the file says otherwise.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
 const TOP_KEYS: &[&str] = &[
     "name",
     "dead_letter",
+    "max_record_bytes",
     "source",
     "schema",
     "event_time",
@@ -131,6 +137,8 @@ pub fn parse(path: &Path, text: &str) -> Result<PipelineConfig, Vec<Diagnostic>>
                 .map_or("pipeline".into(), |s| s.to_string_lossy().into_owned())
         });
     let dead_letter = scalar::<String>(&root, "dead_letter", &mut diags);
+    let max_record_bytes = scalar::<usize>(&root, "max_record_bytes", &mut diags)
+        .map_or(DEFAULT_MAX_RECORD_BYTES, Spanned::into_inner);
     let source = match root.get("source") {
         Some(v) => SourceConfig::parse(v, &mut diags),
         None => {
@@ -196,6 +204,7 @@ pub fn parse(path: &Path, text: &str) -> Result<PipelineConfig, Vec<Diagnostic>>
         stages,
         sinks,
         dead_letter,
+        max_record_bytes,
         checkpoint,
         text: text.to_string(),
     };

@@ -152,6 +152,9 @@ pub struct EventTimeConfig {
     /// event would otherwise push the watermark ahead and make every other event late.
     #[serde(default = "default_max_future")]
     pub max_future: Spanned<String>,
+    /// Events stamped further than this before the host's clock are dead-lettered; unset
+    /// by default, since replaying old data is normal.
+    pub max_past: Option<Spanned<String>>,
 }
 
 fn default_idle() -> Spanned<String> {
@@ -177,6 +180,7 @@ impl Default for EventTimeConfig {
             delay: default_delay(),
             idle: default_idle(),
             max_future: default_max_future(),
+            max_past: None,
         }
     }
 }

@@ -30,6 +30,14 @@ pub struct StageConfig {
     pub limits: Option<Spanned<LimitsConfig>>,
     #[serde(default)]
     pub on_error: OnError,
+    /// Failed batches in a row after which the plugin is quarantined (no longer called;
+    /// `on_error` applies to every batch until a new version is loaded).
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+}
+
+fn default_max_failures() -> u32 {
+    5
 }
 
 /// Where a secret comes from. Exactly one of the keys is set.
@@ -52,10 +60,11 @@ pub struct LimitsConfig {
     pub memory: Option<String>,
     /// Longest one plugin call may run, e.g. "500ms".
     pub deadline: Option<String>,
-    /// Instructions one call may execute (deterministic, slower); off by default.
-    pub fuel: Option<u64>,
     /// Most rows one call may return.
     pub max_output_rows: Option<u64>,
+    /// Fuel (about one unit per wasm instruction) one call may use: a deterministic limit,
+    /// where the deadline depends on the machine. Metering slows the plugin down.
+    pub fuel: Option<u64>,
 }
 
 /// What a stage does with a batch whose plugin call failed.

@@ -6,6 +6,9 @@ use crate::batch::encode::row_json;
 use crate::sources::{Position, RawBatch};
 use adstream_sdk::{Batch, DictBuilder, I64Builder, TextBuilder};
 
+/// Longest raw payload a dead letter carries; a message bus would refuse more.
+pub const MAX_PAYLOAD: usize = 64 << 10;
+
 /// Why a record became a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
@@ -102,9 +105,11 @@ impl DeadLetters {
     }
 
     /// A raw record that did not decode; its bytes are kept as text (invalid UTF-8
-    /// replaced).
+    /// replaced), the first `MAX_PAYLOAD` bytes of a longer one (its position says where
+    /// the whole record is).
     pub fn record(&mut self, raw: &RawBatch, i: usize, error: &str) {
-        let payload = String::from_utf8_lossy(raw.record(i));
+        let bytes = raw.record(i);
+        let payload = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_PAYLOAD)]);
         self.push(
             Reason::Decode,
             &Culprit {

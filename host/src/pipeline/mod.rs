@@ -82,7 +82,13 @@ pub fn build(
         file: checkpoint::path(std::path::Path::new(&c.dir), &cfg.name),
         every: Duration::from_millis(duration(&c.interval, "[checkpoint] interval").max(1) as u64),
     });
-    let decoder = Decoder::new(&cfg.schema, et.column.get_ref(), Some(max_future));
+    let max_past = et
+        .max_past
+        .as_ref()
+        .map(|p| duration(p, "[event_time] max_past"));
+    let mut decoder = Decoder::new(&cfg.schema, et.column.get_ref(), Some(max_future));
+    decoder.max_past_ms = max_past;
+    decoder.max_record_bytes = cfg.max_record_bytes;
     let mut sinks = cfg.sinks.clone();
     let dead_letter = match &cfg.dead_letter {
         Some(name) => sinks
@@ -94,7 +100,7 @@ pub fn build(
             sinks.len() - 1
         }
     };
-    let mut loaded: HashMap<std::path::PathBuf, Arc<LoadedPlugin>> = HashMap::new();
+    let mut loaded = Loaded::new();
     let mut stages: Vec<Option<Stage>> = Vec::new();
     for (i, sc) in cfg.stages.iter().enumerate() {
         let input = match sc.input.as_ref().map(|s| s.get_ref().as_str()) {
@@ -186,6 +192,9 @@ fn sink_fields(
         .collect()
 }
 
+/// Plugins compiled so far, by path and whether they run metered.
+type Loaded = HashMap<(std::path::PathBuf, bool), Arc<LoadedPlugin>>;
+
 /// Resolves a stage's plugin, secrets and limits.
 #[allow(clippy::too_many_arguments)]
 fn spec(
@@ -195,17 +204,29 @@ fn spec(
     fields: Vec<Field>,
     sinks: &[(String, SinkConfig)],
     engine: &PluginEngine,
-    loaded: &mut HashMap<std::path::PathBuf, Arc<LoadedPlugin>>,
+    loaded: &mut Loaded,
     diags: &mut Diagnostics,
 ) -> Option<StageSpec> {
     let name = sc.name.get_ref();
     let path = cfg.base_dir.join(sc.plugin.get_ref());
-    let plugin = match loaded.get(&path) {
+    let metered = sc
+        .limits
+        .as_ref()
+        .is_some_and(|l| l.get_ref().fuel.is_some());
+    let key = (path.clone(), metered);
+    let plugin = match loaded.get(&key) {
         Some(p) => p.clone(),
-        None => match LoadedPlugin::load(engine, &path) {
+        None => match LoadedPlugin::load_on(
+            if metered {
+                &engine.metered
+            } else {
+                &engine.plain
+            },
+            &path,
+        ) {
             Ok(p) => {
                 let p = Arc::new(p);
-                loaded.insert(path.clone(), p.clone());
+                loaded.insert(key, p.clone());
                 p
             }
             Err(e) => {
@@ -244,6 +265,7 @@ fn spec(
         },
         limits,
         on_error: sc.on_error,
+        max_failures: sc.max_failures.max(1),
         batch_size: sc
             .batch_size
             .as_ref()
@@ -294,6 +316,7 @@ fn limits(sc: &StageConfig, diags: &mut Diagnostics) -> Option<Limits> {
     if let Some(rows) = l.max_output_rows {
         limits.max_output_rows = rows;
     }
+    limits.fuel = l.fuel;
     ok.then_some(limits)
 }
 

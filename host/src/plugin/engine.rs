@@ -57,14 +57,22 @@ impl StoreState {
         }
     }
 
-    /// The last line the plugin wrote to stderr, e.g. a panic message.
+    /// What the plugin last said on stderr: the last panic message (Rust prints
+    /// "panicked at FILE:LINE:COL:" then the message), or else the last line.
     pub fn last_stderr_line(&self) -> Option<String> {
         let bytes = self.stderr.contents();
         let text = String::from_utf8_lossy(&bytes);
-        text.lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.trim().to_string())
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if let Some(i) = lines.iter().rposition(|l| l.contains("panicked at")) {
+            let at = &lines[i][lines[i].find("panicked at").unwrap_or(0)..];
+            let message = lines.get(i + 1).copied().unwrap_or("");
+            return Some(format!("{at} {message}").trim().to_string());
+        }
+        lines.last().map(|l| l.to_string())
     }
 }
 
@@ -115,25 +123,46 @@ impl host::Host for StoreState {
     }
 }
 
-/// The engine and linker shared by every plugin of the process.
+/// An engine and the linker plugins are instantiated against.
 #[derive(Clone)]
-pub struct PluginEngine {
+pub struct Runtime {
     pub engine: Engine,
     pub linker: Arc<Linker<StoreState>>,
+    /// Whether calls are metered by fuel (slower; for deterministic limits).
+    pub metered: bool,
 }
 
-impl PluginEngine {
-    pub fn new() -> wasmtime::Result<Self> {
+impl Runtime {
+    fn new(metered: bool) -> wasmtime::Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        config.consume_fuel(metered);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         host::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)?;
         start_ticker(&engine);
-        Ok(PluginEngine {
+        Ok(Runtime {
             engine,
             linker: Arc::new(linker),
+            metered,
+        })
+    }
+}
+
+/// The runtimes shared by every plugin of the process: fuel metering costs every call, so
+/// only stages that ask for a fuel limit run on the metered one.
+#[derive(Clone)]
+pub struct PluginEngine {
+    pub plain: Runtime,
+    pub metered: Runtime,
+}
+
+impl PluginEngine {
+    pub fn new() -> wasmtime::Result<Self> {
+        Ok(PluginEngine {
+            plain: Runtime::new(false)?,
+            metered: Runtime::new(true)?,
         })
     }
 }

@@ -55,6 +55,7 @@ pub struct PluginInstance {
     bound: Bound,
     deadline_ticks: u64,
     deadline_ms: u128,
+    fuel: Option<u64>,
     max_output_rows: u64,
     output: Vec<Field>,
     pub info: PluginInfo,
@@ -65,9 +66,20 @@ type Wasm<T> = wasmtime::Result<T>;
 
 /// Describes a trap for a person: deadline and memory cap by name, and the plugin's own
 /// last words (a Rust panic message) when it wrote any.
-fn describe_trap(store: &Store<StoreState>, deadline_ms: u128, e: &wasmtime::Error) -> String {
+fn describe_trap(
+    store: &Store<StoreState>,
+    deadline_ms: u128,
+    fuel: Option<u64>,
+    e: &wasmtime::Error,
+) -> String {
     let what = match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => format!("exceeded its deadline of {deadline_ms} ms"),
+        Some(Trap::OutOfFuel) => format!("ran out of fuel ({} units per call)", fuel.unwrap_or(0)),
+        // Rust guests keep their stack in linear memory: running off it (unbounded
+        // recursion) shows up as an out-of-bounds access, not as the wasm stack overflowing.
+        Some(Trap::MemoryOutOfBounds) => {
+            "trapped: out of bounds memory access (unbounded recursion, or a memory bug in the plugin)".to_string()
+        }
         Some(trap) => format!("trapped: {trap}"),
         None => {
             let text = e
@@ -95,7 +107,16 @@ impl PluginInstance {
             .memory_size(limits.memory_bytes)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(&plugin.engine.engine, StoreState::new(stage, store_limits));
+        let mut store = Store::new(&plugin.runtime.engine, StoreState::new(stage, store_limits));
+        let fuel = plugin
+            .runtime
+            .metered
+            .then(|| limits.fuel.unwrap_or(u64::MAX));
+        if let Some(f) = fuel {
+            store
+                .set_fuel(f)
+                .map_err(|e| CallError::Trap(e.to_string()))?;
+        }
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         let deadline_ticks = (limits.deadline.as_micros() / TICK.as_micros()).max(1) as u64 + 1;
@@ -108,12 +129,13 @@ impl PluginInstance {
             Pre::Detect(p) => p.instantiate(&mut store).map(Bound::Detect),
             Pre::Format(p) => p.instantiate(&mut store).map(Bound::Format),
         }
-        .map_err(|e| CallError::Trap(describe_trap(&store, deadline_ms, &e)))?;
+        .map_err(|e| CallError::Trap(describe_trap(&store, deadline_ms, fuel, &e)))?;
         let mut inst = PluginInstance {
             store,
             bound,
             deadline_ticks,
             deadline_ms,
+            fuel,
             max_output_rows: limits.max_output_rows,
             output: Vec::new(),
             info: PluginInfo {
@@ -141,8 +163,14 @@ impl PluginInstance {
         f: impl FnOnce(&Bound, &mut Store<StoreState>) -> Wasm<T>,
     ) -> Result<T, CallError> {
         self.store.set_epoch_deadline(self.deadline_ticks);
-        f(&self.bound, &mut self.store)
-            .map_err(|e| CallError::Trap(describe_trap(&self.store, self.deadline_ms, &e)))
+        if let Some(fuel) = self.fuel {
+            self.store
+                .set_fuel(fuel)
+                .map_err(|e| CallError::Trap(e.to_string()))?;
+        }
+        f(&self.bound, &mut self.store).map_err(|e| {
+            CallError::Trap(describe_trap(&self.store, self.deadline_ms, self.fuel, &e))
+        })
     }
 
     /// Like [`call`](Self::call) for exports returning `result<T, plugin-error>`.

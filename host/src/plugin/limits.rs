@@ -11,6 +11,8 @@ pub struct Limits {
     pub deadline: Duration,
     /// Most rows one call may return.
     pub max_output_rows: u64,
+    /// Fuel (roughly, wasm instructions) one call may use; `None` runs unmetered.
+    pub fuel: Option<u64>,
 }
 
 impl Default for Limits {
@@ -19,6 +21,7 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             deadline: Duration::from_secs(2),
             max_output_rows: 1_000_000,
+            fuel: None,
         }
     }
 }

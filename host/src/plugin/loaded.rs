@@ -2,7 +2,7 @@
 //! pre-link it so that instances start quickly.
 
 use super::bindings::{aggregate, detect, format, transform, validate};
-use super::engine::{PluginEngine, StoreState};
+use super::engine::{PluginEngine, Runtime, StoreState};
 use std::path::{Path, PathBuf};
 use wasmtime::component::{Component, InstancePre};
 
@@ -83,7 +83,7 @@ pub struct LoadedPlugin {
     pub hash: String,
     pub size: usize,
     pub(super) pre: Pre,
-    pub(super) engine: PluginEngine,
+    pub(super) runtime: Runtime,
 }
 
 fn chain(e: &wasmtime::Error) -> String {
@@ -96,11 +96,16 @@ fn chain(e: &wasmtime::Error) -> String {
 impl LoadedPlugin {
     /// Reads, compiles and pre-links the component at `path`.
     pub fn load(engine: &PluginEngine, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        Self::load_on(&engine.plain, path)
+    }
+
+    /// Like [`load`](Self::load), on a given runtime (the metered one for fuel limits).
+    pub fn load_on(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             path: path.into(),
             source,
         })?;
-        Self::from_bytes(engine, path, &bytes)
+        Self::from_bytes_on(runtime, path, &bytes)
     }
 
     /// Compiles and pre-links component bytes; `path` names it in errors.
@@ -109,6 +114,15 @@ impl LoadedPlugin {
         path: &Path,
         bytes: &[u8],
     ) -> Result<LoadedPlugin, LoadError> {
+        Self::from_bytes_on(&engine.plain, path, bytes)
+    }
+
+    fn from_bytes_on(
+        runtime: &Runtime,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<LoadedPlugin, LoadError> {
+        let engine = runtime;
         let component =
             Component::from_binary(&engine.engine, bytes).map_err(|e| LoadError::Compile {
                 path: path.into(),
@@ -139,7 +153,7 @@ impl LoadedPlugin {
             hash: sha256_hex(bytes),
             size: bytes.len(),
             pre,
-            engine: engine.clone(),
+            runtime: runtime.clone(),
         })
     }
 }

@@ -10,7 +10,7 @@ mod instance;
 pub mod limits;
 mod loaded;
 
-pub use engine::{PluginEngine, StoreState, TICK};
+pub use engine::{PluginEngine, Runtime, StoreState, TICK};
 pub use instance::{CallError, Output, PluginInstance};
 pub use limits::Limits;
 pub use loaded::{LoadError, LoadedPlugin, Role};

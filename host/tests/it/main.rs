@@ -5,6 +5,7 @@
 mod check;
 mod cli;
 mod golden;
+mod hostile;
 mod plugins;
 mod services;
 mod services_support;

@@ -176,11 +176,7 @@ pub async fn eventually(timeout: Duration, mut check: impl AsyncFnMut() -> bool)
 pub type Consumed = (Vec<u8>, Vec<(String, String)>);
 
 /// Every message of `topic`, read from the beginning (value, headers).
-pub fn consume_all(
-    topic: &str,
-    expect: usize,
-    timeout: Duration,
-) -> Vec<Consumed> {
+pub fn consume_all(topic: &str, expect: usize, timeout: Duration) -> Vec<Consumed> {
     use rdkafka::Message;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Headers;

@@ -1,5 +1,8 @@
-//! A running stage: one plugin instance, what to do when it fails, and its statistics.
-//! The instance can be replaced between batches (after a trap now; by hot reload later).
+//! A running stage: one plugin instance, its statistics, and (in `failure.rs`) what
+//! happens when the plugin fails. The instance can be replaced between batches: after a
+//! trap, or by hot reload.
+
+mod failure;
 
 use super::deadletter::{Culprit, DeadLetters, Reason};
 use super::envelope::Envelope;
@@ -25,6 +28,8 @@ pub struct StageSpec {
     pub setup: Setup,
     pub limits: Limits,
     pub on_error: OnError,
+    /// Failed batches in a row after which the plugin is no longer called.
+    pub max_failures: u32,
     pub batch_size: usize,
     pub input: Input,
     /// Indexes of the sinks that receive this stage's output.
@@ -41,6 +46,10 @@ pub struct StageStats {
     pub plugin_errors: u64,
     pub failures: u64,
     pub restarts: u64,
+    /// Failed batches in a row; at the stage's limit it is quarantined.
+    pub failing_in_a_row: u32,
+    /// The plugin is no longer called; batches are handled by `on_error`.
+    pub quarantined: bool,
     pub busy_ns: u64,
     /// Counters the plugin itself keeps (`host.count`).
     pub plugin_counters: BTreeMap<String, u64>,
@@ -100,8 +109,8 @@ impl Stage {
         }
     }
 
-    /// Sends `inputs` through the plugin; failed batches go to `dl` (or pass through, or stop
-    /// the pipeline, as `on_error` says).
+    /// Sends `inputs` through the plugin; what fails is handled as `on_error` says (see
+    /// `failure.rs`).
     pub fn process(
         &mut self,
         inputs: Vec<Envelope>,
@@ -114,21 +123,28 @@ impl Stage {
             if env.rows() == 0 && self.spec.plugin.role != crate::plugin::Role::Aggregate {
                 continue;
             }
-            self.stats.calls += 1;
             self.stats.rows_in += env.rows() as u64;
-            let began = Instant::now();
-            let Envelope { batch, positions } = env;
-            let (batch, result) = self.instance.process(batch, watermark);
-            self.stats.busy_ns += began.elapsed().as_nanos() as u64;
-            let env = Envelope { batch, positions };
-            self.collect_counters();
-            match result {
-                Ok(out) => outputs.extend(self.accept(out, env, dl)),
-                Err(e) => outputs.extend(self.failed(e, env, dl)?),
+            if self.stats.quarantined {
+                let reason = "stage quarantined after repeated failures; its plugin is not called";
+                outputs.extend(self.dispose(Reason::PluginFailure, reason, env, dl));
+                continue;
             }
+            let failed = self.run_piece(env, watermark, dl, &mut outputs)?;
+            self.count_failure(failed);
         }
         self.stats.rows_out += outputs.iter().map(|e| e.rows() as u64).sum::<u64>();
         Ok(outputs)
+    }
+
+    /// One plugin call, timed; the input comes back with the result.
+    fn call(&mut self, env: Envelope, watermark: i64) -> (Envelope, Result<Output, CallError>) {
+        self.stats.calls += 1;
+        let began = Instant::now();
+        let Envelope { batch, positions } = env;
+        let (batch, result) = self.instance.process(batch, watermark);
+        self.stats.busy_ns += began.elapsed().as_nanos() as u64;
+        self.collect_counters();
+        (Envelope { batch, positions }, result)
     }
 
     fn collect_counters(&mut self) {
@@ -184,56 +200,6 @@ impl Stage {
         }
     }
 
-    fn failed(
-        &mut self,
-        e: CallError,
-        env: Envelope,
-        dl: &mut DeadLetters,
-    ) -> Result<Option<Envelope>, StageFatal> {
-        let (reason, message) = match &e {
-            CallError::Plugin(p) => {
-                self.stats.plugin_errors += 1;
-                (Reason::PluginError, p.describe())
-            }
-            CallError::Trap(m) => {
-                self.stats.failures += 1;
-                (Reason::PluginFailure, m.clone())
-            }
-        };
-        tracing::warn!(
-            stage = &*self.spec.name,
-            rows = env.rows(),
-            "plugin call failed: {message}"
-        );
-        self.stats.last_error = Some(message.clone());
-        if matches!(e, CallError::Trap(_)) {
-            self.restart()?;
-        }
-        match self.spec.on_error {
-            OnError::DeadLetter => {
-                dl.batch(reason, &self.culprit(), &message, &env);
-                self.stats.dead_letters += env.rows() as u64;
-                Ok(None)
-            }
-            OnError::Skip => Ok(Some(env)),
-            OnError::Stop => Err(self.fatal(message)),
-        }
-    }
-
-    /// Replaces a trapped instance with a fresh one restored from the last snapshot.
-    fn restart(&mut self) -> Result<(), StageFatal> {
-        let (mut inst, _) = instantiate(&self.spec)
-            .map_err(|e| self.fatal(format!("restart failed: {}", e.describe())))?;
-        if let Some(state) = &self.last_snapshot {
-            inst.restore(state).map_err(|e| {
-                self.fatal(format!("restore after restart failed: {}", e.describe()))
-            })?;
-        }
-        self.instance = inst;
-        self.stats.restarts += 1;
-        Ok(())
-    }
-
     /// Closes open windows (aggregate stages).
     pub fn flush(&mut self, dl: &mut DeadLetters) -> Result<Vec<Envelope>, StageFatal> {
         match self.instance.flush() {
@@ -246,11 +212,13 @@ impl Stage {
             }
             Ok(None) => Ok(Vec::new()),
             Err(e) => {
-                let empty = Envelope {
-                    batch: adstream_sdk::Batch::empty(),
-                    positions: None,
-                };
-                self.failed(e, empty, dl).map(|_| Vec::new())
+                let message = self.note_failure(&e)?;
+                tracing::warn!(
+                    stage = &*self.spec.name,
+                    "flush failed; open windows are lost: {message}"
+                );
+                let _ = dl;
+                Ok(Vec::new())
             }
         }
     }

@@ -1,0 +1,184 @@
+//! When a plugin call fails: find the rows that cause it, restart the plugin from its last
+//! snapshot, apply the stage's `on_error`, and quarantine a plugin that keeps failing.
+//!
+//! A failed batch is split in halves and each half retried, so that one poisoned row sends
+//! only itself to the dead letters (see `bisect` for how the retries stay bounded).
+//!
+//! Stateful plugins are snapshotted after every successful call, so a restart continues
+//! from the state just before the failed call and every row that succeeds is counted once.
+
+use super::{Envelope, Stage, StageFatal};
+use crate::config::OnError;
+use crate::pipeline::deadletter::{DeadLetters, Reason};
+use crate::plugin::CallError;
+
+impl Stage {
+    /// Calls the plugin on `env`; on failure, looks for the failing rows. Returns whether
+    /// any part failed.
+    pub(super) fn run_piece(
+        &mut self,
+        env: Envelope,
+        watermark: i64,
+        dl: &mut DeadLetters,
+        outputs: &mut Vec<Envelope>,
+    ) -> Result<bool, StageFatal> {
+        match self.attempt(env, watermark, dl, outputs)? {
+            None => Ok(false),
+            Some((env, _, _)) if env.rows() > 1 => {
+                self.bisect(env, watermark, dl, outputs)?;
+                Ok(true)
+            }
+            Some((env, reason, message)) => {
+                outputs.extend(self.dispose(reason, &message, env, dl));
+                Ok(true)
+            }
+        }
+    }
+
+    /// One call; on success its output is collected, on failure the input comes back.
+    fn attempt(
+        &mut self,
+        env: Envelope,
+        watermark: i64,
+        dl: &mut DeadLetters,
+        outputs: &mut Vec<Envelope>,
+    ) -> Result<Option<(Envelope, Reason, String)>, StageFatal> {
+        let (env, result) = self.call(env, watermark);
+        match result {
+            Ok(out) => {
+                outputs.extend(self.accept(out, env, dl));
+                self.after_success()?;
+                Ok(None)
+            }
+            Err(e) => {
+                let message = self.note_failure(&e)?;
+                if self.spec.on_error == OnError::Stop {
+                    return Err(self.fatal(message));
+                }
+                let reason = match e {
+                    CallError::Plugin(_) => Reason::PluginError,
+                    CallError::Trap(_) => Reason::PluginFailure,
+                };
+                Ok(Some((env, reason, message)))
+            }
+        }
+    }
+
+    /// Splits a failed batch in halves and tries each. When exactly one half fails, the
+    /// search goes on inside it, so one poisoned row costs two calls per halving; when
+    /// both fail, the plugin fails on more than one row and both halves are disposed of,
+    /// which bounds the calls a plugin that fails everywhere can cost.
+    fn bisect(
+        &mut self,
+        env: Envelope,
+        watermark: i64,
+        dl: &mut DeadLetters,
+        outputs: &mut Vec<Envelope>,
+    ) -> Result<(), StageFatal> {
+        let mid = env.rows() / 2;
+        let halves = [
+            (0..mid as u32).collect::<Vec<_>>(),
+            (mid as u32..env.rows() as u32).collect(),
+        ];
+        let [a, b] = halves.map(|rows| env.take(&rows));
+        let failed_a = self.attempt(a, watermark, dl, outputs)?;
+        let failed_b = self.attempt(b, watermark, dl, outputs)?;
+        match (failed_a, failed_b) {
+            (Some(a), Some(b)) => {
+                for (env, reason, message) in [a, b] {
+                    outputs.extend(self.dispose(reason, &message, env, dl));
+                }
+            }
+            (Some((env, reason, message)), None) | (None, Some((env, reason, message))) => {
+                if env.rows() > 1 {
+                    self.bisect(env, watermark, dl, outputs)?;
+                } else {
+                    outputs.extend(self.dispose(reason, &message, env, dl));
+                }
+            }
+            // Both halves passed: the batch failed only as a whole (e.g. it was too large
+            // for the plugin's limits).
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Records a failure and, after a trap, restarts the plugin. Returns the message.
+    pub(super) fn note_failure(&mut self, e: &CallError) -> Result<String, StageFatal> {
+        let message = e.describe();
+        match e {
+            CallError::Plugin(_) => self.stats.plugin_errors += 1,
+            CallError::Trap(_) => self.stats.failures += 1,
+        }
+        tracing::warn!(stage = &*self.spec.name, "plugin call failed: {message}");
+        self.stats.last_error = Some(message.clone());
+        if matches!(e, CallError::Trap(_)) {
+            self.restart()?;
+        }
+        Ok(message)
+    }
+
+    /// Rows whose call failed: dead letters, or passed on unchanged (`skip`).
+    pub(super) fn dispose(
+        &mut self,
+        reason: Reason,
+        message: &str,
+        env: Envelope,
+        dl: &mut DeadLetters,
+    ) -> Option<Envelope> {
+        match self.spec.on_error {
+            OnError::Skip => Some(env),
+            OnError::DeadLetter | OnError::Stop => {
+                dl.batch(reason, &self.culprit(), message, &env);
+                self.stats.dead_letters += env.rows() as u64;
+                None
+            }
+        }
+    }
+
+    /// Counts failed batches in a row and quarantines the plugin at the stage's limit.
+    pub(super) fn count_failure(&mut self, failed: bool) {
+        if !failed {
+            self.stats.failing_in_a_row = 0;
+            return;
+        }
+        self.stats.failing_in_a_row += 1;
+        if self.stats.failing_in_a_row >= self.spec.max_failures && !self.stats.quarantined {
+            self.stats.quarantined = true;
+            tracing::error!(
+                stage = &*self.spec.name,
+                "quarantined after {} failed batches in a row; on_error = {:?} now applies to every batch until a new version is loaded",
+                self.stats.failing_in_a_row,
+                self.spec.on_error
+            );
+        }
+    }
+
+    /// Keeps the state of a stateful plugin after each good call, to restart from.
+    fn after_success(&mut self) -> Result<(), StageFatal> {
+        if !self.spec.plugin.role.is_stateful() {
+            return Ok(());
+        }
+        match self.instance.snapshot() {
+            Ok(state) => {
+                self.last_snapshot = state;
+                Ok(())
+            }
+            Err(e) => self.note_failure(&e).map(|_| ()),
+        }
+    }
+
+    /// Replaces a trapped instance with a fresh one restored from the last snapshot.
+    pub(super) fn restart(&mut self) -> Result<(), StageFatal> {
+        let (mut inst, _) = super::instantiate(&self.spec)
+            .map_err(|e| self.fatal(format!("restart failed: {}", e.describe())))?;
+        if let Some(state) = &self.last_snapshot {
+            inst.restore(state).map_err(|e| {
+                self.fatal(format!("restore after restart failed: {}", e.describe()))
+            })?;
+        }
+        self.instance = inst;
+        self.stats.restarts += 1;
+        Ok(())
+    }
+}
