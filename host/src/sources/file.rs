@@ -6,6 +6,10 @@ use serde::Deserialize;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+/// One line of the file, as bytes: a line that is not UTF-8 is still a record (which the
+/// decoder dead-letters), not a reason to stop reading.
+type Line = Vec<u8>;
+
 /// `[source] kind = "file"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,12 +36,13 @@ fn default_batch() -> usize {
 /// Reads a JSONL file.
 pub struct FileSource {
     path: String,
-    lines: tokio::io::Lines<BufReader<tokio::fs::File>>,
+    reader: BufReader<tokio::fs::File>,
     line_no: i64,
     batch_size: usize,
     pace: Option<Pace>,
     /// A line read but not yet due (pacing).
-    held: Option<String>,
+    held: Option<Line>,
+    line: Line,
 }
 
 struct Pace {
@@ -48,7 +53,7 @@ struct Pace {
 
 impl Pace {
     /// How long to wait before emitting a record with this line's event time.
-    fn wait(&mut self, line: &str) -> Duration {
+    fn wait(&mut self, line: &[u8]) -> Duration {
         let Some(t) = event_time(line, &self.field) else {
             return Duration::ZERO;
         };
@@ -60,8 +65,8 @@ impl Pace {
 
 /// Reads just one timestamp field of a JSON object (for pacing; decoding proper happens
 /// later, in the pipeline).
-fn event_time(line: &str, field: &str) -> Option<i64> {
-    let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).ok()?;
+fn event_time(line: &[u8], field: &str) -> Option<i64> {
+    let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line).ok()?;
     v.get(field)?.as_i64()
 }
 
@@ -78,11 +83,12 @@ impl FileSource {
         });
         Ok(FileSource {
             path: cfg.path.clone(),
-            lines: BufReader::with_capacity(1 << 20, tokio::fs::File::from_std(file)).lines(),
+            reader: BufReader::with_capacity(1 << 20, tokio::fs::File::from_std(file)),
             line_no: 0,
             batch_size: cfg.batch_size.max(1),
             pace,
             held: None,
+            line: Vec::new(),
         })
     }
 }
@@ -96,23 +102,31 @@ impl Source for FileSource {
         Box::pin(async move {
             let mut batch = RawBatch::with_capacity(self.batch_size, self.batch_size * 300);
             while batch.len() < self.batch_size {
-                let line = match self.held.take() {
-                    Some(line) => line,
-                    None => {
-                        let next =
-                            self.lines
-                                .next_line()
-                                .await
-                                .map_err(|source| SourceError::Io {
+                let line =
+                    match self.held.take() {
+                        Some(line) => line,
+                        None => {
+                            // Reuse one buffer for every line: no allocation per record.
+                            let mut line = std::mem::take(&mut self.line);
+                            line.clear();
+                            let n = self.reader.read_until(b'\n', &mut line).await.map_err(
+                                |source| SourceError::Io {
                                     path: self.path.clone(),
                                     source,
-                                })?;
-                        let Some(line) = next else { break };
-                        self.line_no += 1;
-                        line
-                    }
-                };
-                if line.trim().is_empty() {
+                                },
+                            )?;
+                            if n == 0 {
+                                break;
+                            }
+                            self.line_no += 1;
+                            while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                                line.pop();
+                            }
+                            line
+                        }
+                    };
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    self.line = line;
                     continue;
                 }
                 if let Some(pace) = &mut self.pace {
@@ -125,12 +139,13 @@ impl Source for FileSource {
                     tokio::time::sleep(wait).await;
                 }
                 batch.push(
-                    line.as_bytes(),
+                    &line,
                     Position {
                         partition: 0,
                         offset: self.line_no,
                     },
                 );
+                self.line = line;
             }
             Ok(if batch.is_empty() { None } else { Some(batch) })
         })

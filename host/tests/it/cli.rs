@@ -112,3 +112,97 @@ fn run_stops_after_its_duration_and_reports() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("pipeline `p` finished in"), "{err}");
 }
+
+/// Secrets (the PII key, a webhook URL) appear in no log line, error or dead letter, even
+/// at debug level and when the webhook cannot be reached.
+#[test]
+fn secrets_never_appear_in_logs_errors_or_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "SUPERSECRET-PII-KEY-0123456789";
+    let token = "SECRETTOKEN42";
+    std::fs::write(dir.path().join("key"), key).unwrap();
+    std::fs::write(
+        dir.path().join("url"),
+        format!("http://127.0.0.1:1/services/{token}"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("short"), "SHORTSECRET").unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let events: Vec<String> = (0..3)
+        .map(|i| {
+            format!(
+                r#"{{"event_id": "e{i}", "event_time": {}, "user_id": "u{i}", "payload": "{{}}"}}"#,
+                1_700_000_000_000i64 + i
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("in.jsonl"), events.join("\n")).unwrap();
+    let pipeline = |key_file: &str| {
+        format!(
+            r#"
+dead_letter = "dead"
+[source]
+kind = "file"
+path = "{input}"
+[schema]
+event_id = {{ type = "string", required = true }}
+event_time = {{ type = "timestamp_ms", required = true }}
+user_id = "string"
+payload = "string"
+[[stage]]
+name = "pii"
+plugin = "@PLUGINS@/pii_hash.wasm"
+secrets.key = {{ file = "{key}" }}
+config = {{ hash = ["user_id"] }}
+to = ["hook"]
+[sink.hook]
+kind = "webhook"
+url = {{ file = "{url}" }}
+max_attempts = 2
+backoff = "10ms"
+[sink.dead]
+kind = "file"
+path = "{dead}"
+"#,
+            input = dir.path().join("in.jsonl").display(),
+            key = dir.path().join(key_file).display(),
+            url = dir.path().join("url").display(),
+            dead = dead.display(),
+        )
+    };
+    let good = pipeline_file(dir.path(), "good.toml", &pipeline("key"));
+    let run = adstream()
+        .args(["--log", "debug", "run"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let check = adstream()
+        .arg("check")
+        .arg(pipeline_file(dir.path(), "short.toml", &pipeline("short")))
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    let check_err = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        check_err.contains("secret `key` has 11 bytes"),
+        "{check_err}"
+    );
+    let everything = [
+        String::from_utf8_lossy(&run.stdout).into_owned(),
+        String::from_utf8_lossy(&run.stderr).into_owned(),
+        check_err.into_owned(),
+        std::fs::read_to_string(&dead).unwrap(),
+    ]
+    .concat();
+    assert_eq!(
+        read_jsonl(&dead).len(),
+        3,
+        "undeliverable rows are dead letters: {everything}"
+    );
+    for secret in [key, token, "SHORTSECRET"] {
+        assert!(
+            !everything.contains(secret),
+            "`{secret}` leaked:\n{everything}"
+        );
+    }
+}

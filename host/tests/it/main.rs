@@ -2,8 +2,10 @@
 //! components from `plugins/dist/` (built by `scripts/build-plugins.sh`, which the test
 //! script runs first).
 
+mod bad_input;
 mod check;
 mod cli;
+mod fuzz;
 mod golden;
 mod hostile;
 mod plugins;
