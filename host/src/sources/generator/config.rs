@@ -4,7 +4,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// `[source] kind = "generator"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeneratorConfig {
     pub kind: String,
@@ -14,6 +14,10 @@ pub struct GeneratorConfig {
     /// Follow the wall clock; off generates as fast as possible.
     #[serde(default = "yes")]
     pub pace: bool,
+    /// With `pace`, how many times faster than the wall clock event time runs (e.g. 10:
+    /// a minute of traffic in six seconds).
+    #[serde(default = "one")]
+    pub speed: f64,
     /// Stop after this many events.
     pub count: Option<u64>,
     /// Event time of the first event (ms since the epoch); default now.
@@ -64,7 +68,7 @@ fn default_flush() -> String {
     "100ms".to_string()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CountryProfile {
     pub weight: f64,
@@ -72,7 +76,7 @@ pub struct CountryProfile {
     pub ecpm: f64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormatProfile {
     pub weight: f64,
@@ -86,7 +90,7 @@ fn one() -> f64 {
     1.0
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentOverride {
     pub country: String,
@@ -119,7 +123,7 @@ impl ScenarioKind {
 }
 
 /// `[[source.scenario]]`: multiply one segment's CTR, traffic or eCPM for a while.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioConfig {
     pub kind: ScenarioKind,

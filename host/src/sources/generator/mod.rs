@@ -33,7 +33,8 @@ pub struct GeneratorSource {
     /// Total traffic relative to the base rate: a traffic spike adds its segment's extra
     /// events on top, so other segments keep their volume.
     traffic: f64,
-    pace: bool,
+    /// Event-time ms per wall-clock ms when paced; `None` generates as fast as possible.
+    speed: Option<f64>,
     count: Option<u64>,
     batch_size: usize,
     flush_interval: Duration,
@@ -61,6 +62,9 @@ impl GeneratorSource {
         if !(cfg.rate > 0.0 && cfg.rate.is_finite()) {
             return Err(bad(format!("rate = {} (must be > 0)", cfg.rate)));
         }
+        if !(cfg.speed > 0.0 && cfg.speed.is_finite()) {
+            return Err(bad(format!("speed = {} (must be > 0)", cfg.speed)));
+        }
         let model = Model::new(cfg).map_err(bad)?;
         let mut start = cfg.start.unwrap_or_else(now_ms);
         if let Some(align) = &cfg.align {
@@ -78,7 +82,7 @@ impl GeneratorSource {
             step: 1000.0 / cfg.rate,
             clock_ms: 0.0,
             traffic: 1.0,
-            pace: cfg.pace,
+            speed: cfg.pace.then_some(cfg.speed),
             count: cfg.count,
             batch_size: cfg.batch_size.max(1),
             flush_interval: Duration::from_millis(flush.max(1) as u64),
@@ -180,14 +184,14 @@ impl Source for GeneratorSource {
             }
             let began = *self.began.get_or_insert_with(Instant::now);
             let mut batch = RawBatch::with_capacity(self.batch_size + 4, self.batch_size * 400);
-            if self.pace {
+            if let Some(speed) = self.speed {
                 // Wait until a full batch is due or the flush interval has passed, then
                 // write every event whose time has come.
                 let full_at = self.clock_ms + self.batch_size as f64 * self.step / self.traffic;
-                let wait = Duration::from_secs_f64(full_at.max(0.0) / 1000.0)
+                let wait = Duration::from_secs_f64(full_at.max(0.0) / speed / 1000.0)
                     .saturating_sub(began.elapsed());
                 tokio::time::sleep(wait.min(self.flush_interval)).await;
-                let now_ms = began.elapsed().as_secs_f64() * 1000.0;
+                let now_ms = began.elapsed().as_secs_f64() * 1000.0 * speed;
                 self.generate_until(now_ms, self.batch_size as u64, &mut batch);
             } else {
                 self.generate(self.batch_size as u64, &mut batch);
