@@ -17,6 +17,13 @@ else
     packages=("$@")
 fi
 
+# rust-toolchain.toml names the target, but rustup adds it only when it installs the
+# toolchain itself; a machine that already had the toolchain lacks it (seen here).
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    echo "adding the wasm32-wasip2 target (once per machine)" >&2
+    rustup target add wasm32-wasip2 >&2
+fi
+
 args=()
 for p in "${packages[@]}"; do args+=(-p "$p"); done
 echo "building ${#packages[@]} plugin(s) for wasm32-wasip2: ${packages[*]}" >&2

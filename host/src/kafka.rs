@@ -14,7 +14,7 @@ use std::time::Duration;
 const REACH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `create_topic = { partitions = 3 }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
     #[serde(default = "one")]

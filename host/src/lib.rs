@@ -14,3 +14,4 @@ pub mod pipeline;
 pub mod plugin;
 pub mod sinks;
 pub mod sources;
+pub mod supervisor;

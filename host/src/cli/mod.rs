@@ -1,9 +1,10 @@
-//! Command-line interface: `adstream demo`, `adstream check`, `adstream run`.
+//! Command-line interface: `adstream demo`, `check`, `run`, `status`, `generate`.
 
 pub mod check;
 mod demo;
 pub mod generate;
 mod run;
+pub mod status;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -42,13 +43,25 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     /// Run pipelines until Ctrl-C (which flushes open windows first) or the duration ends.
+    /// Rebuilt plugins and edited pipeline files are applied while they run.
     Run {
+        /// Pipeline files, or folders whose `*.toml` files are pipelines (a file added to
+        /// such a folder later starts too).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Stop after this many seconds.
         #[arg(long)]
         duration: Option<u64>,
+        /// Where to serve /status and /metrics; `off` for nowhere.
+        #[arg(long, default_value = status::DEFAULT_ADDR)]
+        status_addr: String,
+        /// Do not watch plugin and pipeline files for changes.
+        #[arg(long)]
+        no_watch: bool,
     },
+    /// Show what a running host runs: pipelines, stages, plugin versions and hashes, and
+    /// the history of swaps and edits.
+    Status(status::StatusArgs),
     /// Produce realistic ad events (and anomaly scenarios) to a Kafka topic.
     Generate(generate::GenerateArgs),
 }
@@ -57,7 +70,24 @@ pub async fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Demo { duration, out } => demo::demo(duration, &out).await,
         Command::Check { files } => check::check(&files),
-        Command::Run { files, duration } => run::run(&files, duration).await,
+        Command::Run {
+            files,
+            duration,
+            status_addr,
+            no_watch,
+        } => {
+            let status_addr = (status_addr != "off").then_some(status_addr);
+            run::run(
+                &files,
+                run::RunOptions {
+                    duration,
+                    status_addr,
+                    watch: !no_watch,
+                },
+            )
+            .await
+        }
+        Command::Status(args) => status::status(args),
         Command::Generate(args) => generate::generate(args).await,
     }
 }

@@ -1,29 +1,14 @@
-//! `adstream run FILE... [--duration SECS]`
+//! `adstream run FILE|DIR... [--duration SECS] [--status-addr ADDR] [--no-watch]`
 
-use crate::config;
-use crate::pipeline::{self, Pipeline, PipelineStats, RunSummary};
+use crate::pipeline::RunSummary;
 use crate::plugin::PluginEngine;
+use crate::supervisor::{self, Board, Supervisor};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// Loads and builds every pipeline, printing every problem; `None` if there was any.
-pub fn build_all(engine: &PluginEngine, files: &[PathBuf]) -> Option<Vec<Pipeline>> {
-    let mut pipelines = Vec::new();
-    let mut failed = false;
-    for file in files {
-        match config::load(file).and_then(|cfg| pipeline::build(&cfg, engine)) {
-            Ok(p) => pipelines.push(p),
-            Err(diags) => {
-                failed = true;
-                diags.iter().for_each(|d| eprintln!("{d}"));
-            }
-        }
-    }
-    (!failed).then_some(pipelines)
-}
 
 /// Turns `stop` on at Ctrl-C or after `duration`; a second Ctrl-C exits at once.
 pub fn stop_signal(duration: Option<u64>) -> watch::Receiver<bool> {
@@ -79,25 +64,77 @@ pub fn print_summary(s: &RunSummary) {
     }
 }
 
-/// Logs a pipeline's progress every 10 seconds.
-async fn report_progress(name: String, stats: Arc<Mutex<PipelineStats>>) {
-    let mut last = 0;
+/// Logs each running pipeline's progress every 10 seconds.
+async fn report_progress(board: Arc<Board>) {
+    let mut last: HashMap<String, u64> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     tick.tick().await;
     loop {
         tick.tick().await;
-        let (records, dead, watermark) = {
-            let s = stats.lock().expect("stats lock");
-            (s.records, s.dead_letters, s.watermark)
-        };
-        let rate = (records - last) / 10;
-        last = records;
-        let wm = watermark.map_or("none yet".to_string(), adstream_sdk::time::iso8601);
-        tracing::info!(pipeline = %name, records, per_second = rate, dead_letters = dead, watermark = %wm, "progress");
+        for p in board
+            .status()
+            .pipelines
+            .into_iter()
+            .filter(|p| p.state == "running")
+        {
+            let before = last.insert(p.name.clone(), p.records).unwrap_or(0);
+            let rate = p.records.saturating_sub(before) / 10;
+            let wm = p.watermark.unwrap_or_else(|| "none yet".to_string());
+            tracing::info!(pipeline = %p.name, records = p.records, per_second = rate, dead_letters = p.dead_letters, watermark = %wm, "progress");
+        }
     }
 }
 
-pub async fn run(files: &[PathBuf], duration: Option<u64>) -> ExitCode {
+/// How `adstream run` runs: what to watch, where to report.
+pub struct RunOptions {
+    pub duration: Option<u64>,
+    /// Address of the status endpoint; `None` turns it off.
+    pub status_addr: Option<String>,
+    /// Apply plugin and pipeline file changes while running.
+    pub watch: bool,
+}
+
+/// The pipeline files named, with folders standing for the `*.toml` files in them.
+fn expand(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let (mut files, mut dirs) = (Vec::new(), Vec::new());
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|f| f.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+            dirs.push(p.clone());
+        } else {
+            files.push(p.clone());
+        }
+    }
+    (files, dirs)
+}
+
+/// Serves status on `addr`, if it can; a busy port is no reason not to run.
+async fn serve_status(addr: &str, board: Arc<Board>) {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let at = listener
+                .local_addr()
+                .map_or(addr.to_string(), |a| a.to_string());
+            tracing::info!(
+                "status on http://{at}/status and http://{at}/metrics (`adstream status --addr {at}`)"
+            );
+            tokio::spawn(supervisor::serve(listener, board));
+        }
+        Err(e) => tracing::warn!(
+            "no status endpoint: cannot listen on {addr}: {e} (choose another with --status-addr)"
+        ),
+    }
+}
+
+pub async fn run(paths: &[PathBuf], opts: RunOptions) -> ExitCode {
     let engine = match PluginEngine::new() {
         Ok(e) => e,
         Err(e) => {
@@ -105,34 +142,48 @@ pub async fn run(files: &[PathBuf], duration: Option<u64>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Some(pipelines) = build_all(&engine, files) else {
+    let (files, dirs) = expand(paths);
+    let mut sup = Supervisor::new(engine);
+    let mut failed = false;
+    for file in &files {
+        if let Err(diags) = sup.start_file(file).await {
+            failed = true;
+            diags.iter().for_each(|d| eprintln!("{d}"));
+        }
+    }
+    if failed {
         return ExitCode::from(2);
-    };
-    let stop = stop_signal(duration);
-    let runs: Vec<_> = pipelines
-        .into_iter()
-        .map(|p| {
-            let name = p.name.clone();
-            tracing::info!(pipeline = %name, stages = p.stages.len(), "running");
-            let stats = Arc::new(Mutex::new(PipelineStats::default()));
-            tokio::spawn(report_progress(name.clone(), stats.clone()));
-            (
-                name,
-                tokio::spawn(pipeline::run(p, stop.clone(), Some(stats))),
-            )
-        })
-        .collect();
+    }
+    for dir in &dirs {
+        sup.adopt_dir(dir);
+    }
+    if opts.watch
+        && let Err(e) = sup.watch()
+    {
+        tracing::warn!("cannot watch files, changes need a restart: {e}");
+    }
+    if let Some(addr) = &opts.status_addr {
+        serve_status(addr, sup.board()).await;
+    }
+    let board = sup.board();
+    let progress = tokio::spawn(report_progress(board));
+    let handle = sup.spawn();
+    let mut stop = stop_signal(opts.duration);
+    let events = handle.events.clone();
+    tokio::spawn(async move {
+        if stop.wait_for(|s| *s).await.is_ok() {
+            let _ = events.send(supervisor::Event::Stop);
+        }
+    });
+    let outcomes = handle.wait().await;
+    progress.abort();
     let mut ok = true;
-    for (name, task) in runs {
-        match task.await {
-            Ok(Ok(summary)) => print_summary(&summary),
-            Ok(Err(e)) => {
-                ok = false;
-                eprintln!("error: pipeline `{name}`: {e}");
-            }
+    for (name, result) in outcomes {
+        match result {
+            Ok(summary) => print_summary(&summary),
             Err(e) => {
                 ok = false;
-                eprintln!("error: pipeline `{name}` crashed: {e}");
+                eprintln!("error: pipeline `{name}`: {e}");
             }
         }
     }

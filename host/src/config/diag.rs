@@ -16,6 +16,19 @@ pub struct Diagnostic {
     pub hint: Option<String>,
 }
 
+impl Diagnostic {
+    /// A problem with the file as a whole, placed at its start.
+    pub fn at_start(file: &Path, message: String) -> Diagnostic {
+        Diagnostic {
+            file: file.to_path_buf(),
+            line: 1,
+            col: 1,
+            message,
+            hint: None,
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -67,7 +67,7 @@ const TOP_KEYS: &[&str] = &[
 
 /// `[checkpoint]`: where the state of stateful stages is saved, and how often. On by
 /// default for sources with offsets (Kafka).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointConfig {
     /// Folder of checkpoint files, relative to the working directory.
@@ -97,14 +97,10 @@ impl Default for CheckpointConfig {
 /// Reads and parses a pipeline file.
 pub fn load(path: &Path) -> Result<PipelineConfig, Vec<Diagnostic>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        let message = format!("cannot read pipeline file: {e}");
-        vec![Diagnostic {
-            file: path.to_path_buf(),
-            line: 1,
-            col: 1,
-            message,
-            hint: None,
-        }]
+        vec![Diagnostic::at_start(
+            path,
+            format!("cannot read pipeline file: {e}"),
+        )]
     })?;
     parse(path, &text)
 }

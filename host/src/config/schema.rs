@@ -49,7 +49,7 @@ struct LongSpec {
     required: bool,
 }
 
-/// One decoded field.
+/// One decoded field. Equality ignores `span`: moving a field in the file changes nothing.
 #[derive(Debug, Clone)]
 pub struct SchemaField {
     pub name: String,
@@ -59,11 +59,23 @@ pub struct SchemaField {
     pub span: Range<usize>,
 }
 
-/// The decoded fields, in file order.
+/// The decoded fields, in file order. Equality ignores `span`, as for fields.
 #[derive(Debug, Clone)]
 pub struct SchemaConfig {
     pub fields: Vec<SchemaField>,
     pub span: Range<usize>,
+}
+
+impl PartialEq for SchemaField {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.name, self.ty, self.required) == (&other.name, other.ty, other.required)
+    }
+}
+
+impl PartialEq for SchemaConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields == other.fields
+    }
 }
 
 const TYPES: &str = "string, dict, i64, f64, bool, timestamp_ms";
@@ -136,7 +148,7 @@ impl SchemaConfig {
 }
 
 /// Which column is event time and how the watermark follows it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventTimeConfig {
     #[serde(default = "default_column")]

@@ -8,7 +8,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 /// One `[[stage]]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageConfig {
     pub name: Spanned<String>,
@@ -41,7 +41,7 @@ fn default_max_failures() -> u32 {
 }
 
 /// Where a secret comes from. Exactly one of the keys is set.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     /// An environment variable of the host process.
@@ -53,7 +53,7 @@ pub struct SecretRef {
 }
 
 /// Per-stage sandbox limits; unset ones take the host's defaults.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Memory cap of the plugin instance, e.g. "64MiB".

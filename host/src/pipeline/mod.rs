@@ -16,9 +16,11 @@ mod watermark;
 pub use deadletter::{DeadLetters, Reason};
 pub use envelope::Envelope;
 pub use processor::{CheckpointPolicy, PipelineStats};
-pub use run::{RunError, RunSummary, run};
+pub use run::{
+    Feed, Rewire, RunError, RunSummary, RunningPipeline, SinkEntry, SinkSet, open_sink, run, start,
+};
 pub use secrets::{SecretError, resolve as resolve_secret};
-pub use stage::{Input, Stage, StageSpec, StageStats};
+pub use stage::{Input, Replacement, Stage, StageSpec, StageStats, SwapOutcome, instantiate};
 
 use crate::batch::decode::Decoder;
 use crate::config::{Diagnostics, OnError, PipelineConfig, StageConfig};
@@ -130,7 +132,7 @@ pub fn build(
                 &mut loaded,
                 &mut diags,
             )?;
-            start(sc, spec, &mut diags)
+            start_stage(sc, spec, &mut diags)
         });
         stages.push(stage);
     }
@@ -321,7 +323,7 @@ fn limits(sc: &StageConfig, diags: &mut Diagnostics) -> Option<Limits> {
 }
 
 /// Instantiates and configures a stage, placing its errors in the file.
-fn start(sc: &StageConfig, spec: StageSpec, diags: &mut Diagnostics) -> Option<Stage> {
+fn start_stage(sc: &StageConfig, spec: StageSpec, diags: &mut Diagnostics) -> Option<Stage> {
     let name = sc.name.get_ref();
     let input_fields = spec.setup.input.clone();
     match Stage::start(spec) {

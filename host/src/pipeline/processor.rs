@@ -6,7 +6,8 @@
 use super::checkpoint::{self, Checkpoint};
 use super::deadletter::DeadLetters;
 use super::envelope::Envelope;
-use super::run::RunError;
+use super::run::{Feed, Rewire, RunError};
+use super::stage::Replacement;
 use super::stage::{Input, Stage, StageStats};
 use super::watermark::Watermark;
 use crate::batch::decode::Decoder;
@@ -131,6 +132,32 @@ impl Processor {
         Ok(())
     }
 
+    /// Swaps a stage's plugin instance (the replacement was prepared off this thread).
+    fn swap(&mut self, r: Replacement) {
+        match self.stages.iter_mut().find(|s| *s.spec.name == *r.stage) {
+            Some(stage) => stage.begin_swap(r),
+            None => {
+                let stage = r.stage.clone();
+                let _ = r.reply.send(super::stage::SwapOutcome::Rejected(format!(
+                    "no stage `{stage}`"
+                )));
+            }
+        }
+        self.publish();
+    }
+
+    /// Uses a new set of sinks and routes from now on.
+    fn rewire(&mut self, r: Rewire) {
+        self.sinks = r.sinks;
+        self.dead_letter = r.dead_letter;
+        for (name, to) in r.routes {
+            if let Some(stage) = self.stages.iter_mut().find(|s| *s.spec.name == *name) {
+                stage.spec.to = to;
+            }
+        }
+        let _ = r.done.send(());
+    }
+
     /// Follows event time per source partition.
     fn observe_times(&mut self, batch: &Batch, positions: &[crate::sources::Position]) {
         let now = Instant::now();
@@ -149,14 +176,18 @@ impl Processor {
 
     /// Processes batches until the source side closes the channel, then closes every open
     /// window and lets the results flow through the rest of the pipeline.
-    pub fn run(
-        mut self,
-        mut rx: mpsc::Receiver<(u64, RawBatch)>,
-    ) -> Result<PipelineStats, RunError> {
+    pub fn run(mut self, mut rx: mpsc::Receiver<Feed>) -> Result<PipelineStats, RunError> {
         let mut last = 0;
-        while let Some((seq, raw)) = rx.blocking_recv() {
-            last = seq;
-            self.handle(seq, &raw)?;
+        while let Some(feed) = rx.blocking_recv() {
+            match feed {
+                Feed::Batch(seq, raw) => {
+                    last = seq;
+                    self.handle(seq, &raw)?;
+                }
+                Feed::Swap(r) => self.swap(*r),
+                Feed::Rewire(r) => self.rewire(r),
+                Feed::End => break,
+            }
         }
         // Save the state before flushing, so that a restart continues the open windows
         // (their flushed partial rows are replaced by complete ones later).

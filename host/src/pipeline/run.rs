@@ -1,18 +1,23 @@
 //! Running a pipeline: sink tasks, the processor thread, and the source loop that feeds it
 //! and commits source positions once every sink has made the rows before them durable.
+//!
+//! [`start`] returns a [`RunningPipeline`] whose `feed` also carries control messages
+//! (plugin swaps, sink changes) to the processor, which applies them between batches.
 
 use super::Pipeline;
 use super::checkpoint;
 use super::processor::{CheckpointPolicy, PipelineStats, Processor};
-use super::stage::{Stage, StageFatal};
+use super::stage::{Replacement, Stage, StageFatal};
 use super::watermark::Watermark;
 use crate::sinks::runner::{self, SinkMsg};
 use crate::sinks::{DeadLetterTx, SinkConfig, SinkContext, SinkError};
 use crate::sources::{Position, RawBatch, Source, SourceError};
+use adstream_sdk::Field;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 /// Why a pipeline stopped before its input ended.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,66 @@ pub struct RunSummary {
     pub stats: PipelineStats,
 }
 
+/// What the processor receives: source batches, and changes to apply between them.
+pub enum Feed {
+    Batch(u64, RawBatch),
+    Swap(Box<Replacement>),
+    Rewire(Rewire),
+    /// The source ended or was stopped: flush and finish. (Not the channel closing, since
+    /// the supervisor keeps a sender for swaps as long as the pipeline is managed.)
+    End,
+}
+
+/// A new set of sinks and routes (after a pipeline file edit). Sinks that did not change
+/// keep their sender, and so their task; `done` is told once the processor uses the new set.
+pub struct Rewire {
+    pub sinks: Vec<(String, mpsc::Sender<SinkMsg>)>,
+    pub dead_letter: usize,
+    /// For each stage (by name), the indexes of the sinks it sends to.
+    pub routes: Vec<(String, Vec<usize>)>,
+    pub done: oneshot::Sender<()>,
+}
+
+/// A running sink task.
+pub struct SinkEntry {
+    /// Tells apart two entries of the same name while one replaces the other.
+    pub id: u64,
+    pub name: String,
+    pub config: SinkConfig,
+    /// Dropped at the end, so that the task sees its channel close.
+    pub tx: Option<mpsc::Sender<SinkMsg>>,
+    pub acked: watch::Receiver<u64>,
+    pub task: Option<JoinHandle<Result<(), SinkError>>>,
+}
+
+/// The pipeline's sinks, shared between the run and whoever rewires it.
+pub type SinkSet = Arc<Mutex<Vec<SinkEntry>>>;
+
+/// A pipeline that is running.
+pub struct RunningPipeline {
+    pub name: String,
+    pub feed: mpsc::Sender<Feed>,
+    pub stats: Arc<Mutex<PipelineStats>>,
+    pub sinks: SinkSet,
+    /// Where sinks opened later send the rows they cannot deliver. Weak, so that holding
+    /// the pipeline does not keep its dead-letter sink open after the run ends.
+    dead_letters: mpsc::WeakSender<SinkMsg>,
+    pub source_name: String,
+    pub stop: watch::Sender<bool>,
+    pub task: JoinHandle<Result<RunSummary, RunError>>,
+}
+
+impl RunningPipeline {
+    /// The dead-letter sink, for sinks opened while the pipeline runs; `None` once it ended.
+    pub fn dead_letters(&self) -> Option<DeadLetterTx> {
+        let tx = self.dead_letters.upgrade()?;
+        Some(DeadLetterTx {
+            tx,
+            source: self.source_name.clone(),
+        })
+    }
+}
+
 /// Batches waiting between the source and the processor.
 const FEED_QUEUE: usize = 4;
 
@@ -52,6 +117,39 @@ fn newest(raw: &RawBatch) -> Vec<Position> {
         }
     }
     out
+}
+
+/// Commits the positions of every batch all sinks have acknowledged and whose effect on
+/// plugin state is checkpointed.
+async fn commit_ready(
+    source: &mut dyn Source,
+    sinks: &SinkSet,
+    checkpointed: &watch::Receiver<u64>,
+    pending: &mut VecDeque<(u64, Vec<Position>)>,
+) -> Result<(), SourceError> {
+    let acked = {
+        let set = sinks.lock().expect("sink set");
+        set.iter()
+            .map(|s| *s.acked.borrow())
+            .min()
+            .unwrap_or(u64::MAX)
+    };
+    let acked = acked.min(*checkpointed.borrow());
+    let mut upto: Vec<Position> = Vec::new();
+    while pending.front().is_some_and(|(seq, _)| *seq <= acked) {
+        let (_, positions) = pending.pop_front().expect("checked front");
+        for p in positions {
+            match upto.iter_mut().find(|q| q.partition == p.partition) {
+                Some(q) => q.offset = q.offset.max(p.offset),
+                None => upto.push(p),
+            }
+        }
+    }
+    if upto.is_empty() {
+        Ok(())
+    } else {
+        source.commit(upto).await
+    }
 }
 
 /// Restores stateful stages from the pipeline's last checkpoint, if there is one.
@@ -80,111 +178,92 @@ fn restore(stages: &mut [Stage], policy: &CheckpointPolicy) -> Result<(), RunErr
     Ok(())
 }
 
-/// Commits the positions of every batch all sinks have acknowledged and whose effect on
-/// plugin state is checkpointed.
-async fn commit_ready(
-    source: &mut dyn Source,
-    acks: &[watch::Receiver<u64>],
-    checkpointed: &watch::Receiver<u64>,
-    pending: &mut VecDeque<(u64, Vec<Position>)>,
-) -> Result<(), SourceError> {
-    let acked = acks
-        .iter()
-        .map(|a| *a.borrow())
-        .min()
-        .unwrap_or(u64::MAX)
-        .min(*checkpointed.borrow());
-    let mut upto: Vec<Position> = Vec::new();
-    while pending.front().is_some_and(|(seq, _)| *seq <= acked) {
-        let (_, positions) = pending.pop_front().expect("checked front");
-        for p in positions {
-            match upto.iter_mut().find(|q| q.partition == p.partition) {
-                Some(q) => q.offset = q.offset.max(p.offset),
-                None => upto.push(p),
-            }
-        }
-    }
-    if upto.is_empty() {
-        Ok(())
-    } else {
-        source.commit(upto).await
-    }
+/// Opens one sink and starts its task.
+pub async fn open_sink(
+    name: &str,
+    config: &SinkConfig,
+    ctx: SinkContext,
+) -> Result<SinkEntry, SinkError> {
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let handle = runner::spawn(name, config.open(name, ctx).await?);
+    Ok(SinkEntry {
+        id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        name: name.to_string(),
+        config: config.clone(),
+        tx: Some(handle.tx),
+        acked: handle.acked,
+        task: Some(handle.task),
+    })
 }
 
 /// Opens every sink, the dead-letter sink first so that the others can send it the rows
-/// they fail to deliver.
+/// they fail to deliver. Returns the set and the way to the dead letters.
 async fn open_sinks(
     sinks: &[(String, SinkConfig)],
-    fields: &[Option<Vec<adstream_sdk::Field>>],
+    fields: &[Option<Vec<Field>>],
     dl: usize,
     source: &str,
-) -> Result<Vec<runner::SinkHandle>, RunError> {
+) -> Result<(Vec<SinkEntry>, DeadLetterTx), RunError> {
     let (dl_name, dl_cfg) = &sinks[dl];
-    let dl_handle = runner::spawn(dl_name, dl_cfg.open(dl_name, SinkContext::default()).await?);
+    let dl_entry = open_sink(dl_name, dl_cfg, SinkContext::default()).await?;
     let dead_letters = DeadLetterTx {
-        tx: dl_handle.tx.clone(),
+        tx: dl_entry.tx.clone().expect("just opened"),
         source: source.to_string(),
     };
-    let mut handles = Vec::new();
-    let mut dl_handle = Some(dl_handle);
+    let mut entries = Vec::new();
+    let mut dl_entry = Some(dl_entry);
     for (i, (name, cfg)) in sinks.iter().enumerate() {
         if i == dl {
-            handles.push(dl_handle.take().expect("opened once"));
+            entries.push(dl_entry.take().expect("opened once"));
             continue;
         }
         let ctx = SinkContext {
             fields: fields[i].clone(),
             dead_letters: Some(dead_letters.clone()),
         };
-        handles.push(runner::spawn(name, cfg.open(name, ctx).await?));
+        entries.push(open_sink(name, cfg, ctx).await?);
     }
-    Ok(handles)
+    Ok((entries, dead_letters))
 }
 
-/// Runs `pipeline` until its source ends or `stop` turns true; then flushes open windows
-/// and every sink. `stats` is updated as batches go by.
-pub async fn run(
+/// Opens the source and sinks and starts the pipeline; `stats` is updated as batches go by.
+pub async fn start(
     pipeline: Pipeline,
-    mut stop: watch::Receiver<bool>,
-    stats: Option<Arc<Mutex<PipelineStats>>>,
-) -> Result<RunSummary, RunError> {
+    stats: Arc<Mutex<PipelineStats>>,
+) -> Result<RunningPipeline, RunError> {
     let began = Instant::now();
     let mut source = pipeline.source.open().await?;
-    let handles = open_sinks(
+    let source_name = source.name().to_string();
+    let (entries, dead_letters) = open_sinks(
         &pipeline.sinks,
         &pipeline.sink_fields,
         pipeline.dead_letter,
-        source.name(),
+        &source_name,
     )
     .await?;
-    let senders: Vec<(String, mpsc::Sender<SinkMsg>)> = handles
+    let senders = entries
         .iter()
-        .map(|h| (h.name.clone(), h.tx.clone()))
+        .map(|e| (e.name.clone(), e.tx.clone().expect("just opened")))
         .collect();
-    let acks: Vec<watch::Receiver<u64>> = handles.iter().map(|h| h.acked.clone()).collect();
-    let tasks: Vec<_> = handles.into_iter().map(|h| (h.name, h.task)).collect();
+    let sinks: SinkSet = Arc::new(Mutex::new(entries));
     let mut stages = pipeline.stages;
     if let Some(policy) = &pipeline.checkpoint {
         restore(&mut stages, policy)?;
     }
+    let mut watermark = Watermark::new(pipeline.delay_ms, pipeline.idle);
+    watermark.expect(&source.partitions(), Instant::now());
     let mut processor = Processor::new(
         pipeline.decoder,
-        {
-            let mut w = Watermark::new(pipeline.delay_ms, pipeline.idle);
-            w.expect(&source.partitions(), std::time::Instant::now());
-            w
-        },
+        watermark,
         stages,
         senders,
         pipeline.dead_letter,
-        source.name().to_string(),
+        source_name.clone(),
     );
+    processor.stats = stats.clone();
     processor.checkpoint = pipeline.checkpoint.clone();
     let checkpointed = processor.checkpointed.subscribe();
-    if let Some(shared) = stats {
-        processor.stats = shared;
-    }
-    let (feed, rx) = mpsc::channel::<(u64, RawBatch)>(FEED_QUEUE);
+    let (feed, rx) = mpsc::channel::<Feed>(FEED_QUEUE);
     let (done_tx, done_rx) = oneshot::channel();
     std::thread::Builder::new()
         .name(format!("pipeline-{}", pipeline.name))
@@ -192,36 +271,85 @@ pub async fn run(
             let _ = done_tx.send(processor.run(rx));
         })
         .expect("spawning the processor thread");
-
-    let mut pending = VecDeque::new();
-    let mut seq = 0;
-    let source_result = async {
-        loop {
-            let stopped = async {
-                if stop.wait_for(|s| *s).await.is_err() {
-                    std::future::pending::<()>().await;
+    let (stop, mut stopped) = watch::channel(false);
+    let (feed_tx, sink_set, name) = (feed.clone(), sinks.clone(), pipeline.name.clone());
+    let task = tokio::spawn(async move {
+        let mut pending = VecDeque::new();
+        let mut seq = 0;
+        let source_result = async {
+            loop {
+                let stop_requested = async {
+                    if stopped.wait_for(|s| *s).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                let next = tokio::select! {
+                    r = source.next_batch() => r?,
+                    _ = stop_requested => break,
+                };
+                let Some(raw) = next else { break };
+                seq += 1;
+                let marks = newest(&raw);
+                if feed_tx.send(Feed::Batch(seq, raw)).await.is_err() {
+                    break; // the processor stopped; its result says why
                 }
-            };
-            let next = tokio::select! {
-                r = source.next_batch() => r?,
-                _ = stopped => break,
-            };
-            let Some(raw) = next else { break };
-            seq += 1;
-            let marks = newest(&raw);
-            if feed.send((seq, raw)).await.is_err() {
-                break; // the processor stopped; its result says why
+                pending.push_back((seq, marks));
+                commit_ready(source.as_mut(), &sink_set, &checkpointed, &mut pending).await?;
             }
-            pending.push_back((seq, marks));
-            commit_ready(source.as_mut(), &acks, &checkpointed, &mut pending).await?;
+            Ok::<(), RunError>(())
         }
-        Ok::<(), RunError>(())
-    }
-    .await;
-    drop(feed);
-    let processed = done_rx.await.unwrap_or(Err(RunError::Panicked));
+        .await;
+        let _ = feed_tx.send(Feed::End).await;
+        drop(feed_tx);
+        finish(
+            source,
+            sink_set,
+            checkpointed,
+            pending,
+            source_result,
+            done_rx,
+            name,
+            began,
+        )
+        .await
+    });
+    let dead_letters = dead_letters.tx.downgrade();
+    Ok(RunningPipeline {
+        name: pipeline.name,
+        feed,
+        stats,
+        sinks,
+        dead_letters,
+        source_name,
+        stop,
+        task,
+    })
+}
+
+/// Waits for the processor and every sink, then makes the last commit.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    mut source: Box<dyn Source>,
+    sinks: SinkSet,
+    checkpointed: watch::Receiver<u64>,
+    mut pending: VecDeque<(u64, Vec<Position>)>,
+    source_result: Result<(), RunError>,
+    done: oneshot::Receiver<Result<PipelineStats, RunError>>,
+    name: String,
+    began: Instant,
+) -> Result<RunSummary, RunError> {
+    let processed = done.await.unwrap_or(Err(RunError::Panicked));
+    let tasks: Vec<_> = sinks
+        .lock()
+        .expect("sink set")
+        .iter_mut()
+        .filter_map(|s| {
+            s.tx = None;
+            s.task.take()
+        })
+        .collect();
     let mut sink_error = None;
-    for (_, task) in tasks {
+    for task in tasks {
         if let Ok(Err(e)) = task.await {
             sink_error.get_or_insert(e);
         }
@@ -233,10 +361,36 @@ pub async fn run(
         (Ok(stats), None) => stats,
     };
     source_result?;
-    commit_ready(source.as_mut(), &acks, &checkpointed, &mut pending).await?;
+    commit_ready(source.as_mut(), &sinks, &checkpointed, &mut pending).await?;
     Ok(RunSummary {
-        pipeline: pipeline.name,
+        pipeline: name,
         elapsed: began.elapsed(),
         stats,
     })
+}
+
+/// Runs `pipeline` until its source ends or `stop` turns true; then flushes open windows
+/// and every sink.
+pub async fn run(
+    pipeline: Pipeline,
+    mut stop: watch::Receiver<bool>,
+    stats: Option<Arc<Mutex<PipelineStats>>>,
+) -> Result<RunSummary, RunError> {
+    let running = start(pipeline, stats.unwrap_or_default()).await?;
+    let RunningPipeline {
+        stop: stopper,
+        mut task,
+        ..
+    } = running;
+    let stop_requested = async {
+        if stop.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = &mut task => return r.unwrap_or(Err(RunError::Panicked)),
+        _ = stop_requested => {}
+    }
+    let _ = stopper.send(true);
+    task.await.unwrap_or(Err(RunError::Panicked))
 }

@@ -117,7 +117,7 @@ impl LoadedPlugin {
         Self::from_bytes_on(&engine.plain, path, bytes)
     }
 
-    fn from_bytes_on(
+    pub fn from_bytes_on(
         runtime: &Runtime,
         path: &Path,
         bytes: &[u8],
@@ -158,7 +158,21 @@ impl LoadedPlugin {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// A copy of `component` that differs only by a custom section carrying `tag`: other
+/// bytes and hash, the same behaviour. Tests and benchmarks use it to roll out "new"
+/// builds without compiling any.
+pub fn retag(component: &[u8], tag: u8) -> Vec<u8> {
+    const NAME: &[u8] = b"adstream-retag";
+    let mut out = component.to_vec();
+    // Custom section: id 0, size, name (length-prefixed), payload.
+    out.extend([0, (1 + NAME.len() + 1) as u8, NAME.len() as u8]);
+    out.extend(NAME);
+    out.push(tag);
+    out
+}
+
+/// The content hash plugins are known by.
+pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes)
         .iter()

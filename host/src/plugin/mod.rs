@@ -13,4 +13,4 @@ mod loaded;
 pub use engine::{PluginEngine, Runtime, StoreState, TICK};
 pub use instance::{CallError, Output, PluginInstance};
 pub use limits::Limits;
-pub use loaded::{LoadError, LoadedPlugin, Role};
+pub use loaded::{LoadError, LoadedPlugin, Role, retag, sha256_hex};

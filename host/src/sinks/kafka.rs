@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// `[sink.NAME] kind = "kafka"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSinkConfig {
     pub kind: String,

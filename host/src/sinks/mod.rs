@@ -100,7 +100,7 @@ pub trait Sink: Send {
 }
 
 /// A `[sink.NAME]` table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SinkConfig {
     Stdout(stdout::StdoutConfig),
     File(file::FileSinkConfig),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// `[sink.NAME] kind = "redis"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSinkConfig {
     pub kind: String,

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 /// `[sink.NAME] kind = "stdout"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdoutConfig {
     pub kind: String,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// `[sink.NAME] kind = "webhook"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub kind: String,

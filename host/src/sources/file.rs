@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 type Line = Vec<u8>;
 
 /// `[source] kind = "file"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceConfig {
     pub kind: String,

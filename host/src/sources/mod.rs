@@ -140,7 +140,7 @@ pub trait Source: Send {
 }
 
 /// The `[source]` table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {
     Generator(Box<generator::GeneratorConfig>),
     File(file::FileSourceConfig),

@@ -206,3 +206,139 @@ path = "{dead}"
         );
     }
 }
+
+/// Reads the host's stderr until it says where status is served; the rest is kept.
+fn status_address(
+    stderr: std::process::ChildStderr,
+) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let began = std::time::Instant::now();
+    while began.elapsed() < Duration::from_secs(60) {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        if let Some(rest) = line.split("status on http://").nth(1) {
+            return (rest.split('/').next().unwrap().to_string(), rx);
+        }
+    }
+    panic!("the host never said where it serves status");
+}
+
+fn status_of(addr: &str, json: bool) -> String {
+    let mut cmd = adstream();
+    cmd.args(["status", "--addr", addr]);
+    if json {
+        cmd.arg("--json");
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// What a user does: run a pipeline, ask `adstream status`, rebuild its plugin (here: put
+/// a different build in place), and see the new version loaded and the swap listed.
+#[test]
+fn status_shows_plugins_and_a_rebuilt_plugin_being_swapped_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("window_aggregate.wasm");
+    let original = std::fs::read(super::support::plugin("window_aggregate")).unwrap();
+    std::fs::write(&wasm, &original).unwrap();
+    let text = format!(
+        r#"
+name = "watched"
+dead_letter = "dead"
+[source]
+kind = "generator"
+rate = 5000.0
+flush_interval = "50ms"
+{AD_SCHEMA}
+[[stage]]
+name = "windows"
+plugin = "window_aggregate.wasm"
+config = {{ window = "1s", group_by = ["country"] }}
+to = ["dead"]
+[sink.dead]
+kind = "file"
+path = "{}"
+"#,
+        dir.path().join("out.jsonl").display()
+    );
+    let file = pipeline_file(dir.path(), "watched.toml", &text);
+    let mut child = adstream()
+        .args(["run", "--status-addr", "127.0.0.1:0", "--duration", "60"])
+        .arg(&file)
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (addr, _log) = status_address(child.stderr.take().unwrap());
+
+    let before = status_of(&addr, false);
+    let old_hash = adstream::plugin::sha256_hex(&original);
+    assert!(before.contains("pipeline watched"), "{before}");
+    assert!(
+        before.contains("stage windows") && before.contains("aggregate window-aggregate"),
+        "{before}"
+    );
+    assert!(
+        before.contains(&format!("sha256:{}", &old_hash[..12])),
+        "{before}"
+    );
+
+    // A rebuild writes aside and renames over the old file; the watcher does the rest.
+    let rebuilt = adstream::plugin::retag(&original, 1);
+    std::fs::write(dir.path().join("new.wasm.tmp"), &rebuilt).unwrap();
+    std::fs::rename(dir.path().join("new.wasm.tmp"), &wasm).unwrap();
+    let new_hash = adstream::plugin::sha256_hex(&rebuilt);
+    let began = std::time::Instant::now();
+    let status: serde_json::Value = loop {
+        let s: serde_json::Value = serde_json::from_str(&status_of(&addr, true)).unwrap();
+        if s["changes"].as_array().is_some_and(|c| !c.is_empty()) {
+            break s;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "no swap after 30 s: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let change = &status["changes"][0];
+    assert_eq!(change["accepted"], true, "{change}");
+    assert_eq!(change["stage"], "windows");
+    assert_eq!(
+        status["pipelines"][0]["stages"][0]["plugin"]["hash"],
+        new_hash.as_str()
+    );
+    let after = status_of(&addr, false);
+    assert!(after.contains("applied  plugin"), "{after}");
+    assert!(
+        after.contains(&format!("sha256:{}", &new_hash[..12])),
+        "{after}"
+    );
+    let metrics = adstream::cli::status::get(&addr, "/metrics").unwrap();
+    assert!(
+        metrics.contains(
+            "adstream_changes_total{pipeline=\"watched\",kind=\"plugin\",outcome=\"applied\"} 1"
+        ),
+        "{metrics}"
+    );
+
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}

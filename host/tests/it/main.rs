@@ -9,6 +9,7 @@ mod fuzz;
 mod golden;
 mod hostile;
 mod plugins;
+mod reload;
 mod services;
 mod services_support;
 mod support;

@@ -14,6 +14,7 @@
 //! | `bad_lengths` | returns columns of different lengths |
 //! | `bad_types` | returns a float column where it declared an integer one |
 //! | `ambient` | tries files, the environment, sockets and the clock, and reports what it got |
+//! | `bad_restore` | counts rows, but refuses any state handed to it (a version whose state format changed) |
 //!
 //! Not for production pipelines.
 
@@ -73,7 +74,7 @@ impl Aggregate for Hostile {
         _watermark: i64,
     ) -> Result<AggregateOutput, PluginError> {
         let windows = match self.mode.as_str() {
-            "ok" => out(&[], &[])?,
+            "ok" | "bad_restore" => out(&[], &[])?,
             "loop" => {
                 let mut x: u64 = 1;
                 loop {
@@ -145,6 +146,11 @@ impl Aggregate for Hostile {
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        if self.mode == "bad_restore" {
+            return Err(PluginError::InvalidState(
+                "hostile plugin: this version cannot read that state".into(),
+            ));
+        }
         let bytes: [u8; 8] = state
             .try_into()
             .map_err(|_| PluginError::InvalidState("expected 8 bytes".into()))?;

@@ -155,7 +155,7 @@ impl Stage {
     }
 
     /// Keeps the state of a stateful plugin after each good call, to restart from.
-    fn after_success(&mut self) -> Result<(), StageFatal> {
+    pub(super) fn after_success(&mut self) -> Result<(), StageFatal> {
         if !self.spec.plugin.role.is_stateful() {
             return Ok(());
         }

@@ -3,6 +3,9 @@
 //! trap, or by hot reload.
 
 mod failure;
+mod swap;
+
+pub use swap::{Replacement, SwapOutcome};
 
 use super::deadletter::{Culprit, DeadLetters, Reason};
 use super::envelope::Envelope;
@@ -71,6 +74,8 @@ pub struct Stage {
     pub output: Vec<Field>,
     last_snapshot: Option<Vec<u8>>,
     pub stats: StageStats,
+    /// The instance a swap replaced, kept until the new one has processed a batch.
+    probation: Option<swap::Probation>,
 }
 
 /// Creates and configures an instance of `spec`'s plugin.
@@ -91,6 +96,7 @@ impl Stage {
             output,
             last_snapshot: None,
             stats: StageStats::default(),
+            probation: None,
         })
     }
 
@@ -129,6 +135,13 @@ impl Stage {
                 outputs.extend(self.dispose(Reason::PluginFailure, reason, env, dl));
                 continue;
             }
+            let env = match self.probation.is_some() {
+                true => match self.try_on_probation(env, watermark, dl, &mut outputs)? {
+                    Some(env) => env,
+                    None => continue,
+                },
+                false => env,
+            };
             let failed = self.run_piece(env, watermark, dl, &mut outputs)?;
             self.count_failure(failed);
         }
@@ -202,6 +215,8 @@ impl Stage {
 
     /// Closes open windows (aggregate stages).
     pub fn flush(&mut self, dl: &mut DeadLetters) -> Result<Vec<Envelope>, StageFatal> {
+        // A version still on probation at the end has not failed: keep it.
+        self.end_probation(Ok(()));
         match self.instance.flush() {
             Ok(Some(batch)) => {
                 self.stats.rows_out += batch.len() as u64;

@@ -8,7 +8,7 @@ use adstream_sdk::time::parse_duration_ms;
 use serde::Deserialize;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClickHouseConfig {
     pub kind: String,

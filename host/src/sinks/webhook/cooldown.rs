@@ -16,7 +16,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// `cooldown = { redis = "...", ttl = "10m", key = "...", id = "alert_id" }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CooldownConfig {
     #[serde(default = "default_url")]

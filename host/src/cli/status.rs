@@ -1,0 +1,150 @@
+//! `adstream status [--addr ADDR] [--json]`: asks a running host what it runs.
+
+use clap::Args;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Where `adstream run` serves status unless told otherwise.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The host's status address (`adstream run --status-addr`).
+    #[arg(long, default_value = DEFAULT_ADDR)]
+    pub addr: String,
+    /// Print the raw JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// GETs `path` from `addr` and returns the body.
+pub fn get(addr: &str, path: &str) -> Result<String, String> {
+    let target = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("bad address {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("bad address {addr}"))?;
+    let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(3))
+        .map_err(|e| format!("no adstream host answers on {addr} ({e}); is `adstream run` running, with this --status-addr?"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("reading from {addr}: {e}"))?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("{addr} sent no HTTP response"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("{addr}: {}", head.lines().next().unwrap_or("")));
+    }
+    Ok(body.to_string())
+}
+
+pub fn status(args: StatusArgs) -> ExitCode {
+    let body = match get(&args.addr, "/status") {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        println!("{body}");
+        return ExitCode::SUCCESS;
+    }
+    match serde_json::from_str::<Value>(&body) {
+        Ok(status) => {
+            print!("{}", render(&status));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {} sent status that is not JSON: {e}", args.addr);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The status as a person reads it.
+pub fn render(s: &Value) -> String {
+    let mut out = format!("host up since {}\n", text(&s["started_at"]));
+    for p in s["pipelines"].as_array().into_iter().flatten() {
+        out += &format!(
+            "\npipeline {} ({}) from {}: {}\n  {} records, {} decode errors, {} dead letters, watermark {}\n",
+            text(&p["name"]),
+            text(&p["file"]),
+            text(&p["source"]),
+            text(&p["state"]),
+            text(&p["records"]),
+            text(&p["decode_errors"]),
+            text(&p["dead_letters"]),
+            text(&p["watermark"]),
+        );
+        for st in p["stages"].as_array().into_iter().flatten() {
+            let (pl, stats) = (&st["plugin"], &st["stats"]);
+            let hash = text(&pl["hash"]);
+            out += &format!(
+                "  stage {:<14} {} {} {} sha256:{} loaded {}\n      {} rows in, {} out, {} failures, {} restarts{}{}\n",
+                text(&st["name"]),
+                text(&pl["role"]),
+                text(&pl["name"]),
+                text(&pl["version"]),
+                hash.get(..12).unwrap_or(&hash),
+                text(&pl["loaded_at"]),
+                text(&stats["rows_in"]),
+                text(&stats["rows_out"]),
+                text(&stats["failures"]),
+                text(&stats["restarts"]),
+                if stats["quarantined"] == Value::Bool(true) {
+                    ", QUARANTINED"
+                } else {
+                    ""
+                },
+                stats["last_error"]
+                    .as_str()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    let changes = s["changes"].as_array().cloned().unwrap_or_default();
+    if !changes.is_empty() {
+        out += "\nchanges (newest last):\n";
+    }
+    for c in changes.iter().rev().take(20).rev() {
+        out += &format!(
+            "  {} {} {} {}{}: {}\n",
+            text(&c["at"]),
+            if c["accepted"] == Value::Bool(true) {
+                "applied "
+            } else {
+                "REJECTED"
+            },
+            text(&c["kind"]),
+            text(&c["pipeline"]),
+            c["stage"]
+                .as_str()
+                .map(|s| format!("/{s}"))
+                .unwrap_or_default(),
+            text(&c["detail"]),
+        );
+    }
+    out
+}

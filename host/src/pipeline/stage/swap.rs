@@ -1,0 +1,186 @@
+//! Swapping a stage's plugin instance at a batch boundary.
+//!
+//! The replacement arrives already compiled and configured (the supervisor does that off
+//! the hot path). Here the old instance's state is snapshotted and restored into the new
+//! one — the pause a swap costs — and the new instance is put on probation: if its first
+//! batch fails, the old instance comes back, untouched, and processes that batch as if
+//! nothing had happened. Nothing is lost or processed twice either way.
+
+use super::{Envelope, Stage, StageFatal, StageSpec};
+use crate::pipeline::deadletter::DeadLetters;
+use crate::plugin::PluginInstance;
+use adstream_sdk::{Field, PluginInfo};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How a swap ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SwapOutcome {
+    /// The new instance took over; `pause` is how long the batch flow stopped for the
+    /// state hand-over.
+    Swapped { pause: Duration },
+    /// The new instance was refused; the old one keeps running.
+    Rejected(String),
+}
+
+/// A configured instance to put in place of a stage's current one.
+pub struct Replacement {
+    pub stage: String,
+    pub instance: PluginInstance,
+    pub info: PluginInfo,
+    pub output: Vec<Field>,
+    pub spec: StageSpec,
+    pub reply: oneshot::Sender<SwapOutcome>,
+}
+
+/// What a swap keeps until the new instance proved itself on one batch.
+pub(super) struct Probation {
+    instance: PluginInstance,
+    info: PluginInfo,
+    spec: StageSpec,
+    snapshot: Option<Vec<u8>>,
+    pause: Duration,
+    reply: oneshot::Sender<SwapOutcome>,
+}
+
+impl Stage {
+    /// Hands the state over to `r` and puts it on probation; refuses it (telling the
+    /// requester) if its output columns differ or it cannot take the state.
+    pub fn begin_swap(&mut self, r: Replacement) {
+        let Replacement {
+            mut instance,
+            info,
+            output,
+            spec,
+            reply,
+            ..
+        } = r;
+        // A version that has not run a batch yet is not proven: the newer one replaces it
+        // and the proven one stays the fallback (its state is the same, nothing ran since).
+        if self.on_probation() {
+            self.end_probation(Err(
+                "superseded by a newer version before its first batch".into()
+            ));
+        }
+        if output != self.output {
+            let _ = reply.send(SwapOutcome::Rejected(format!(
+                "its output columns differ from the running version's ({} vs {}); \
+                 the stages after it expect the old ones",
+                describe(&output),
+                describe(&self.output)
+            )));
+            return;
+        }
+        let began = Instant::now();
+        let snapshot = match self.instance.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = reply.send(SwapOutcome::Rejected(format!(
+                    "the running version's snapshot failed: {}",
+                    e.describe()
+                )));
+                return;
+            }
+        };
+        if let Some(state) = &snapshot
+            && let Err(e) = instance.restore(state)
+        {
+            let _ = reply.send(SwapOutcome::Rejected(format!(
+                "restoring the running state failed: {}",
+                e.describe()
+            )));
+            return;
+        }
+        let pause = began.elapsed();
+        let old = std::mem::replace(&mut self.instance, instance);
+        let old_info = std::mem::replace(&mut self.info, info);
+        let old_spec = std::mem::replace(&mut self.spec, spec);
+        let old_snapshot = std::mem::replace(&mut self.last_snapshot, snapshot.clone());
+        self.probation = Some(Probation {
+            instance: old,
+            info: old_info,
+            spec: old_spec,
+            snapshot: old_snapshot,
+            pause,
+            reply,
+        });
+        // A new version gets a fresh start: the old one's failures are not held against it.
+        self.stats.quarantined = false;
+        self.stats.failing_in_a_row = 0;
+    }
+
+    /// Ends a probation: `Ok` keeps the new instance; `Err(why)` brings the old one back
+    /// and tells the requester why.
+    pub(super) fn end_probation(&mut self, verdict: Result<(), String>) {
+        let Some(p) = self.probation.take() else {
+            return;
+        };
+        let why = match verdict {
+            Ok(()) => {
+                let _ = p.reply.send(SwapOutcome::Swapped { pause: p.pause });
+                return;
+            }
+            Err(why) => why,
+        };
+        self.instance = p.instance;
+        self.info = p.info;
+        // Routes may have been rewired since; they belong to the pipeline, not the version.
+        let to = std::mem::take(&mut self.spec.to);
+        self.spec = StageSpec { to, ..p.spec };
+        self.last_snapshot = p.snapshot;
+        let _ = p.reply.send(SwapOutcome::Rejected(why));
+    }
+
+    /// Processes a batch with an instance on probation: on success it stays, on failure
+    /// the old instance takes the batch. Returns the input back when the old one must.
+    pub(super) fn try_on_probation(
+        &mut self,
+        env: Envelope,
+        watermark: i64,
+        dl: &mut DeadLetters,
+        outputs: &mut Vec<Envelope>,
+    ) -> Result<Option<Envelope>, StageFatal> {
+        let (env, result) = self.call(env, watermark);
+        match result {
+            Ok(out) => {
+                outputs.extend(self.accept(out, env, dl));
+                self.end_probation(Ok(()));
+                self.after_success()?;
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    stage = &*self.spec.name,
+                    "new version failed its first batch, keeping the old one: {}",
+                    e.describe()
+                );
+                self.end_probation(Err(format!("failed on its first batch: {}", e.describe())));
+                Ok(Some(env))
+            }
+        }
+    }
+
+    /// Turns a freshly started stage into a replacement for a running one of the same name.
+    pub fn into_replacement(self, reply: oneshot::Sender<SwapOutcome>) -> Replacement {
+        Replacement {
+            stage: self.spec.name.to_string(),
+            instance: self.instance,
+            info: self.info,
+            output: self.output,
+            spec: self.spec,
+            reply,
+        }
+    }
+
+    pub fn on_probation(&self) -> bool {
+        self.probation.is_some()
+    }
+}
+
+fn describe(fields: &[Field]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{} {}", f.name, adstream_sdk::kind_name(f.kind)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

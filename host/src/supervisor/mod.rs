@@ -1,0 +1,324 @@
+//! The supervisor runs pipelines and changes them while they run: a rebuilt plugin is
+//! swapped into the stages that use it (`plugins.rs`), an edited pipeline file is diffed
+//! and applied (`edit.rs`). Everything slow — reading, compiling and configuring a new
+//! version — happens here, off the processor threads; a processor only does the state
+//! hand-over, between two batches.
+//!
+//! It is an actor: one task owns the pipelines and handles [`Event`]s in order, so two
+//! changes never race. The [`Board`] it keeps is what status and metrics report.
+
+mod edit;
+mod http;
+mod plugins;
+mod status;
+mod watch;
+
+pub use http::serve;
+pub use status::{Board, Change, PipelineStatus, Status};
+pub use watch::{DEBOUNCE, FileWatcher, normalize};
+
+use crate::config::{self, Diagnostic, PipelineConfig};
+use crate::pipeline::{
+    self, Pipeline, RunError, RunSummary, RunningPipeline, StageSpec, SwapOutcome,
+};
+use crate::plugin::{LoadedPlugin, PluginEngine};
+use adstream_sdk::{Field, PluginInfo};
+use status::{BoardEntry, PluginStatus};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// What the supervisor acts on.
+pub enum Event {
+    /// Files changed (settled, normalized paths).
+    Files(Vec<PathBuf>),
+    /// A processor finished a swap the supervisor asked for.
+    Swapped(Box<SwapDone>),
+    /// Stop every pipeline (flushing open windows) and end.
+    Stop,
+}
+
+/// A swap's result, back from the processor.
+pub struct SwapDone {
+    pipeline: String,
+    view: StageView,
+    kind: &'static str,
+    outcome: Result<SwapOutcome, oneshot::error::RecvError>,
+}
+
+/// What the supervisor keeps of a running stage, to build its replacements.
+#[derive(Clone)]
+pub struct StageView {
+    pub spec: StageSpec,
+    pub output: Vec<Field>,
+    pub info: PluginInfo,
+    pub loaded_at: SystemTime,
+}
+
+struct Managed {
+    /// Normalized path of the pipeline file.
+    file: PathBuf,
+    config: PipelineConfig,
+    running: RunningPipeline,
+    stages: Vec<StageView>,
+}
+
+/// How a pipeline run ended.
+pub type Outcome = (String, Result<RunSummary, RunError>);
+
+pub struct Supervisor {
+    engine: Arc<PluginEngine>,
+    pipelines: Vec<Managed>,
+    board: Arc<Board>,
+    events: mpsc::UnboundedSender<Event>,
+    rx: mpsc::UnboundedReceiver<Event>,
+    watcher: Option<FileWatcher>,
+    /// Folders where a new pipeline file starts a new pipeline.
+    pipeline_dirs: Vec<PathBuf>,
+    /// Compiled plugins by content hash and whether they run metered, so that switching
+    /// back and forth between builds compiles each once.
+    compiled: HashMap<(String, bool), Arc<LoadedPlugin>>,
+    finished: Vec<Outcome>,
+}
+
+/// The running supervisor task.
+pub struct Handle {
+    pub events: mpsc::UnboundedSender<Event>,
+    pub board: Arc<Board>,
+    task: JoinHandle<Vec<Outcome>>,
+}
+
+impl Handle {
+    /// Tells the supervisor that files changed, as the watcher would.
+    pub fn files_changed(&self, paths: Vec<PathBuf>) {
+        let _ = self
+            .events
+            .send(Event::Files(paths.iter().map(|p| normalize(p)).collect()));
+    }
+
+    /// Stops every pipeline and returns how each ended.
+    pub async fn stop(self) -> Vec<Outcome> {
+        let _ = self.events.send(Event::Stop);
+        self.wait().await
+    }
+
+    /// Waits until every pipeline has ended by itself (its source ended).
+    pub async fn wait(self) -> Vec<Outcome> {
+        self.task.await.unwrap_or_default()
+    }
+}
+
+impl Supervisor {
+    pub fn new(engine: PluginEngine) -> Supervisor {
+        let (events, rx) = mpsc::unbounded_channel();
+        Supervisor {
+            engine: Arc::new(engine),
+            pipelines: Vec::new(),
+            board: Arc::default(),
+            events,
+            rx,
+            watcher: None,
+            pipeline_dirs: Vec::new(),
+            compiled: HashMap::new(),
+            finished: Vec::new(),
+        }
+    }
+
+    pub fn board(&self) -> Arc<Board> {
+        self.board.clone()
+    }
+
+    /// Watches plugin and pipeline files from now on, so that changes apply by themselves.
+    pub fn watch(&mut self) -> notify::Result<()> {
+        let mut watcher = FileWatcher::new(self.events.clone())?;
+        for m in &self.pipelines {
+            watch_pipeline(&mut watcher, m);
+        }
+        for dir in &self.pipeline_dirs {
+            watcher.watch_dir(dir);
+        }
+        self.watcher = Some(watcher);
+        Ok(())
+    }
+
+    /// New pipeline files appearing in `dir` start pipelines.
+    pub fn adopt_dir(&mut self, dir: &Path) {
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        if let Some(w) = &mut self.watcher {
+            w.watch_dir(&dir);
+        }
+        self.pipeline_dirs.push(dir);
+    }
+
+    /// Loads, builds and starts the pipeline in `file`.
+    pub async fn start_file(&mut self, file: &Path) -> Result<(), Vec<Diagnostic>> {
+        let (cfg, pipeline) = self.build(file).await?;
+        self.start(cfg, pipeline)
+            .await
+            .map_err(|e| vec![run_error(file, e)])
+    }
+
+    /// Parses and builds a pipeline file off the async threads (compiling is slow).
+    async fn build(&self, file: &Path) -> Result<(PipelineConfig, Pipeline), Vec<Diagnostic>> {
+        let (engine, file) = (self.engine.clone(), file.to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            let cfg = config::load(&file)?;
+            let pipeline = pipeline::build(&cfg, &engine)?;
+            Ok((cfg, pipeline))
+        })
+        .await
+        .unwrap_or_else(|e| Err(vec![run_error(Path::new(""), e)]))
+    }
+
+    /// Starts a built pipeline.
+    pub async fn start(
+        &mut self,
+        config: PipelineConfig,
+        pipeline: Pipeline,
+    ) -> Result<(), RunError> {
+        let stages = views(&pipeline);
+        let stats = Arc::default();
+        let running = pipeline::start(pipeline, stats).await?;
+        let managed = Managed {
+            file: normalize(&config.file),
+            config,
+            running,
+            stages,
+        };
+        self.publish(&managed, "running");
+        if let Some(w) = &mut self.watcher {
+            watch_pipeline(w, &managed);
+        }
+        tracing::info!(pipeline = %managed.running.name, stages = managed.stages.len(), "running");
+        self.pipelines.push(managed);
+        Ok(())
+    }
+
+    fn publish(&self, m: &Managed, state: &str) {
+        self.board.set(BoardEntry {
+            name: m.running.name.clone(),
+            file: m.config.file.display().to_string(),
+            source: m.running.source_name.clone(),
+            state: state.to_string(),
+            plugins: m
+                .stages
+                .iter()
+                .map(|v| (v.spec.name.to_string(), plugin_status(v)))
+                .collect(),
+            stats: m.running.stats.clone(),
+        });
+    }
+
+    /// Runs the supervisor as its own task.
+    pub fn spawn(self) -> Handle {
+        let (events, board) = (self.events.clone(), self.board.clone());
+        Handle {
+            events,
+            board,
+            task: tokio::spawn(self.run()),
+        }
+    }
+
+    async fn run(mut self) -> Vec<Outcome> {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                event = self.rx.recv() => match event {
+                    Some(Event::Files(paths)) => self.files_changed(paths).await,
+                    Some(Event::Swapped(done)) => self.swap_done(*done),
+                    Some(Event::Stop) | None => break,
+                },
+                _ = tick.tick() => {
+                    self.reap().await;
+                    if self.pipelines.is_empty() && self.pipeline_dirs.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        for m in std::mem::take(&mut self.pipelines) {
+            let outcome = self.stop_one(m).await;
+            self.finished.push(outcome);
+        }
+        self.finished
+    }
+
+    /// Collects pipelines whose source ended.
+    async fn reap(&mut self) {
+        let mut i = 0;
+        while i < self.pipelines.len() {
+            if self.pipelines[i].running.task.is_finished() {
+                let m = self.pipelines.remove(i);
+                let outcome = self.stop_one(m).await;
+                self.finished.push(outcome);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Stops a pipeline gracefully (open windows flushed) and waits for it.
+    async fn stop_one(&self, m: Managed) -> Outcome {
+        let _ = m.running.stop.send(true);
+        let name = m.running.name.clone();
+        let result = m.running.task.await.unwrap_or(Err(RunError::Panicked));
+        let state = match &result {
+            Ok(_) => "finished".to_string(),
+            Err(e) => format!("failed: {e}"),
+        };
+        self.board.update(&name, |e| e.state = state);
+        (name, result)
+    }
+
+    async fn files_changed(&mut self, paths: Vec<PathBuf>) {
+        for path in paths {
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("wasm") => self.plugin_changed(&path).await,
+                Some("toml") => self.pipeline_changed(&path).await,
+                _ => {}
+            }
+        }
+    }
+}
+
+fn views(p: &Pipeline) -> Vec<StageView> {
+    let now = SystemTime::now();
+    p.stages
+        .iter()
+        .map(|s| StageView {
+            spec: s.spec.clone(),
+            output: s.output.clone(),
+            info: s.info.clone(),
+            loaded_at: now,
+        })
+        .collect()
+}
+
+fn plugin_status(v: &StageView) -> PluginStatus {
+    PluginStatus {
+        path: v.spec.plugin.path.display().to_string(),
+        role: v.spec.plugin.role.name(),
+        name: v.info.name.clone(),
+        version: v.info.version.clone(),
+        hash: v.spec.plugin.hash.clone(),
+        loaded_at: adstream_sdk::time::iso8601(status::system_ms(v.loaded_at)),
+    }
+}
+
+fn watch_pipeline(w: &mut FileWatcher, m: &Managed) {
+    w.watch_parent_of(&m.file);
+    for v in &m.stages {
+        w.watch_parent_of(&v.spec.plugin.path);
+    }
+}
+
+/// A run error placed at the top of its pipeline file.
+fn run_error(file: &Path, e: impl std::fmt::Display) -> Diagnostic {
+    Diagnostic::at_start(file, e.to_string())
+}
+
+/// Shared stats, for callers that track a pipeline's progress.
+pub type Stats = Arc<Mutex<crate::pipeline::PipelineStats>>;

@@ -1,0 +1,340 @@
+//! What `adstream status` and the HTTP endpoint show: the running pipelines, each stage's
+//! plugin (content hash, version, when it was loaded) with its live counts, and the history
+//! of changes (swaps, pipeline edits), accepted or rejected.
+
+use crate::pipeline::{PipelineStats, StageStats};
+use adstream_sdk::time::iso8601;
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// Changes kept for status; older ones are dropped (the log has them all).
+const HISTORY: usize = 500;
+
+/// The plugin a stage runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginStatus {
+    pub path: String,
+    pub role: &'static str,
+    pub name: String,
+    pub version: String,
+    pub hash: String,
+    pub loaded_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageStatus {
+    pub name: String,
+    pub plugin: PluginStatus,
+    pub stats: StageStats,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineStatus {
+    pub name: String,
+    pub file: String,
+    pub source: String,
+    /// `running`, `finished`, or `failed: why`.
+    pub state: String,
+    pub records: u64,
+    pub batches: u64,
+    pub decode_errors: u64,
+    pub dead_letters: u64,
+    pub watermark: Option<String>,
+    pub stages: Vec<StageStatus>,
+}
+
+/// One change the host tried while running.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub at: String,
+    pub pipeline: String,
+    pub stage: Option<String>,
+    /// `plugin` (a `.wasm` file changed) or `pipeline` (its file changed).
+    pub kind: &'static str,
+    pub accepted: bool,
+    /// The new plugin's content hash, for plugin swaps.
+    pub hash: Option<String>,
+    /// How long the stage's batch flow stopped for the state hand-over.
+    pub pause_us: Option<u64>,
+    pub detail: String,
+}
+
+impl Change {
+    pub fn new(
+        pipeline: &str,
+        stage: Option<&str>,
+        kind: &'static str,
+        accepted: bool,
+        detail: String,
+    ) -> Change {
+        Change {
+            at: now_iso(),
+            pipeline: pipeline.to_string(),
+            stage: stage.map(str::to_string),
+            kind,
+            accepted,
+            hash: None,
+            pause_us: None,
+            detail,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub started_at: String,
+    pub pipelines: Vec<PipelineStatus>,
+    pub changes: Vec<Change>,
+}
+
+pub fn now_iso() -> String {
+    iso8601(system_ms(SystemTime::now()))
+}
+
+pub fn system_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A pipeline as the board shows it: fixed facts, plugins, and its live stats.
+pub struct BoardEntry {
+    pub name: String,
+    pub file: String,
+    pub source: String,
+    pub state: String,
+    pub plugins: Vec<(String, PluginStatus)>,
+    pub stats: Arc<Mutex<PipelineStats>>,
+}
+
+/// Shared between the supervisor, which updates it, and whoever reports it.
+pub struct Board {
+    started_at: String,
+    inner: Mutex<Inner>,
+}
+
+/// Changes counted by (pipeline, kind, accepted), for ever: the history is trimmed, a
+/// Prometheus counter must not go down.
+type Totals = BTreeMap<(String, &'static str, bool), u64>;
+
+#[derive(Default)]
+struct Inner {
+    entries: Vec<BoardEntry>,
+    history: VecDeque<Change>,
+    totals: Totals,
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Board {
+            started_at: now_iso(),
+            inner: Mutex::default(),
+        }
+    }
+}
+
+impl Board {
+    /// Adds or replaces the entry of pipeline `entry.name`.
+    pub fn set(&self, entry: BoardEntry) {
+        let mut inner = self.inner.lock().expect("board");
+        match inner.entries.iter_mut().find(|e| e.name == entry.name) {
+            Some(e) => *e = entry,
+            None => inner.entries.push(entry),
+        }
+    }
+
+    /// Changes one entry in place.
+    pub fn update(&self, pipeline: &str, f: impl FnOnce(&mut BoardEntry)) {
+        let mut inner = self.inner.lock().expect("board");
+        if let Some(e) = inner.entries.iter_mut().find(|e| e.name == pipeline) {
+            f(e);
+        }
+    }
+
+    pub fn record(&self, change: Change) {
+        let level_ok = change.accepted;
+        let what = format!(
+            "{} change to pipeline `{}`{}: {}",
+            change.kind,
+            change.pipeline,
+            change
+                .stage
+                .as_ref()
+                .map(|s| format!(", stage `{s}`"))
+                .unwrap_or_default(),
+            change.detail
+        );
+        if level_ok {
+            tracing::info!("{what}");
+        } else {
+            tracing::warn!("rejected {what}");
+        }
+        let mut inner = self.inner.lock().expect("board");
+        let key = (change.pipeline.clone(), change.kind, change.accepted);
+        *inner.totals.entry(key).or_default() += 1;
+        if inner.history.len() == HISTORY {
+            inner.history.pop_front();
+        }
+        inner.history.push_back(change);
+    }
+
+    pub fn changes(&self) -> Vec<Change> {
+        self.inner
+            .lock()
+            .expect("board")
+            .history
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    pub fn status(&self) -> Status {
+        let inner = self.inner.lock().expect("board");
+        let pipelines = inner.entries.iter().map(entry_status).collect();
+        Status {
+            started_at: self.started_at.clone(),
+            pipelines,
+            changes: inner.history.iter().cloned().collect(),
+        }
+    }
+
+    /// The same numbers in Prometheus' text format.
+    pub fn prometheus(&self) -> String {
+        let totals = self.inner.lock().expect("board").totals.clone();
+        prometheus(&self.status(), &totals)
+    }
+}
+
+fn entry_status(e: &BoardEntry) -> PipelineStatus {
+    let stats = e.stats.lock().map(|s| s.clone()).unwrap_or_default();
+    let stages = e
+        .plugins
+        .iter()
+        .map(|(name, plugin)| StageStatus {
+            name: name.clone(),
+            plugin: plugin.clone(),
+            stats: stats
+                .stages
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    PipelineStatus {
+        name: e.name.clone(),
+        file: e.file.clone(),
+        source: e.source.clone(),
+        state: e.state.clone(),
+        records: stats.records,
+        batches: stats.batches,
+        decode_errors: stats.decode_errors,
+        dead_letters: stats.dead_letters,
+        watermark: stats.watermark.map(iso8601),
+        stages,
+    }
+}
+
+fn prometheus(s: &Status, totals: &Totals) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(
+            out,
+            "# HELP adstream_{name} {help}\n# TYPE adstream_{name} {kind}"
+        );
+        for (labels, v) in rows {
+            let _ = writeln!(out, "adstream_{name}{{{labels}}} {v}");
+        }
+    };
+    let per_pipeline = |f: fn(&PipelineStatus) -> u64| {
+        s.pipelines
+            .iter()
+            .map(|p| (format!("pipeline=\"{}\"", p.name), f(p) as f64))
+            .collect()
+    };
+    metric(
+        "records_total",
+        "Source records read.",
+        "counter",
+        per_pipeline(|p| p.records),
+    );
+    metric(
+        "decode_errors_total",
+        "Records that could not be decoded.",
+        "counter",
+        per_pipeline(|p| p.decode_errors),
+    );
+    metric(
+        "dead_letters_total",
+        "Rows sent to the dead-letter sink.",
+        "counter",
+        per_pipeline(|p| p.dead_letters),
+    );
+    let per_stage = |f: fn(&StageStats) -> f64| {
+        s.pipelines
+            .iter()
+            .flat_map(|p| {
+                p.stages.iter().map(move |st| {
+                    let labels = format!(
+                        "pipeline=\"{}\",stage=\"{}\",plugin=\"{}\",version=\"{}\"",
+                        p.name, st.name, st.plugin.name, st.plugin.version
+                    );
+                    (labels, f(&st.stats))
+                })
+            })
+            .collect()
+    };
+    metric(
+        "stage_rows_in_total",
+        "Rows given to a stage.",
+        "counter",
+        per_stage(|s| s.rows_in as f64),
+    );
+    metric(
+        "stage_rows_out_total",
+        "Rows a stage produced.",
+        "counter",
+        per_stage(|s| s.rows_out as f64),
+    );
+    metric(
+        "stage_failures_total",
+        "Plugin calls that failed (trap, deadline, bad output).",
+        "counter",
+        per_stage(|s| s.failures as f64),
+    );
+    metric(
+        "stage_restarts_total",
+        "Plugin instances re-created after a failure.",
+        "counter",
+        per_stage(|s| s.restarts as f64),
+    );
+    metric(
+        "stage_quarantined",
+        "1 while a stage's plugin is no longer called.",
+        "gauge",
+        per_stage(|s| s.quarantined as u8 as f64),
+    );
+    metric(
+        "stage_busy_seconds_total",
+        "Time spent in the plugin.",
+        "counter",
+        per_stage(|s| s.busy_ns as f64 / 1e9),
+    );
+    let changes = totals
+        .iter()
+        .map(|((pipeline, kind, accepted), n)| {
+            let outcome = if *accepted { "applied" } else { "rejected" };
+            let labels = format!("pipeline=\"{pipeline}\",kind=\"{kind}\",outcome=\"{outcome}\"");
+            (labels, *n as f64)
+        })
+        .collect();
+    metric(
+        "changes_total",
+        "Plugin swaps and pipeline edits tried, by outcome.",
+        "counter",
+        changes,
+    );
+    out
+}
