@@ -6,8 +6,9 @@
 //! and the anomaly rules, and swaps each stage's plugin SWAPS times (default 200) while it
 //! runs, through the supervisor as a rebuilt plugin would be. The pause is the state
 //! hand-over (snapshot of the old instance, restore into the new one) that the processor
-//! does between two batches; everything else happens off its thread. The baseline, from
-//! the same run, is the mean time the same stage spends on one 1000-event batch.
+//! does between two batches; everything else happens off its thread. It also reports how
+//! long the new version's first batch took (a fresh instance may start slower). The
+//! baseline, from the same run, is the mean time the same stage spends on one batch.
 
 use adstream::plugin::{PluginEngine, retag};
 use adstream::supervisor::{Handle, Supervisor};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 const PIPELINE: &str = r#"
 name = "swap-bench"
+dead_letter = "dead"
 [source]
 kind = "generator"
 rate = 20000.0
@@ -29,7 +31,9 @@ event_time = { type = "timestamp_ms", required = true }
 event_type = { type = "dict", required = true }
 country = { type = "dict", required = true }
 ad_format = { type = "dict", required = true }
+network = "dict"
 revenue = "f64"
+cost = "f64"
 [[stage]]
 name = "windows"
 plugin = "window_aggregate.wasm"
@@ -38,6 +42,9 @@ config = { window = "10s", group_by = ["country", "ad_format"] }
 name = "anomalies"
 plugin = "anomaly_ema.wasm"
 config = { min_impressions = 500 }
+[sink.dead]
+kind = "file"
+path = "@DIR@/dead.jsonl"
 "#;
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -72,7 +79,8 @@ async fn main() {
         versions.push((path, [retag(&bytes, 1), retag(&bytes, 2)]));
     }
     let file = dir.path().join("bench.toml");
-    std::fs::write(&file, PIPELINE).unwrap();
+    let text = PIPELINE.replace("@DIR@", &dir.path().display().to_string());
+    std::fs::write(&file, text).unwrap();
     let mut sup = Supervisor::new(PluginEngine::new().unwrap());
     sup.start_file(&file)
         .await
@@ -94,21 +102,32 @@ async fn main() {
         swaps, status.pipelines[0].records
     );
     for stage in &status.pipelines[0].stages {
-        let mut pauses: Vec<u64> = changes
+        let mine: Vec<_> = changes
             .iter()
             .filter(|c| c.stage.as_deref() == Some(stage.name.as_str()))
-            .map(|c| c.pause_us.unwrap_or_else(|| panic!("swap refused: {c:?}")))
             .collect();
-        pauses.sort();
+        let sorted = |f: fn(&adstream::supervisor::Change) -> Option<u64>| {
+            let mut v: Vec<u64> = mine.iter().filter_map(|c| f(c)).collect();
+            v.sort();
+            v
+        };
+        let pauses = sorted(|c| c.pause_us);
+        assert_eq!(pauses.len(), mine.len(), "a swap was refused: {mine:?}");
+        let firsts = sorted(|c| c.first_batch_us);
         let batch_us = stage.stats.busy_ns as f64 / stage.stats.calls.max(1) as f64 / 1e3;
         let (p50, p99) = (percentile(&pauses, 0.5), percentile(&pauses, 0.99));
+        let (f50, f99) = (percentile(&firsts, 0.5), percentile(&firsts, 0.99));
         println!(
-            "{:<10} pause p50 {p50} µs, p99 {p99} µs, max {} µs; one batch takes {batch_us:.0} µs \
-             (pause p50 = {:.2} batches, p99 = {:.2} batches)",
+            "{:<10} hand-over pause p50 {p50} µs, p99 {p99} µs, max {} µs; \
+             new version's first batch p50 {f50} µs, p99 {f99} µs; mean batch {batch_us:.0} µs\n\
+             {:<10} pause p50 = {:.2} mean batches, p99 = {:.2}; first batch p50 = {:.2} mean batches, p99 = {:.2}",
             stage.name,
             pauses.last().unwrap(),
+            "",
             p50 as f64 / batch_us,
             p99 as f64 / batch_us,
+            f50 as f64 / batch_us,
+            f99 as f64 / batch_us,
         );
     }
 }

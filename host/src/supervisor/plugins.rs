@@ -202,9 +202,10 @@ impl Supervisor {
         let mut change = Change::new(&pipeline, Some(&stage), kind, false, String::new());
         change.hash = Some(view.spec.plugin.hash.clone());
         match outcome {
-            Ok(SwapOutcome::Swapped { pause }) => {
+            Ok(SwapOutcome::Swapped { pause, first_batch }) => {
                 change.accepted = true;
                 change.pause_us = Some(pause.as_micros() as u64);
+                change.first_batch_us = first_batch.map(|d| d.as_micros() as u64);
                 change.detail = format!(
                     "now runs {} {} ({}), state handed over in {} µs",
                     view.info.name,

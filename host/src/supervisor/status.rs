@@ -59,6 +59,8 @@ pub struct Change {
     pub hash: Option<String>,
     /// How long the stage's batch flow stopped for the state hand-over.
     pub pause_us: Option<u64>,
+    /// How long the new version took for its first batch.
+    pub first_batch_us: Option<u64>,
     pub detail: String,
 }
 
@@ -78,6 +80,7 @@ impl Change {
             accepted,
             hash: None,
             pause_us: None,
+            first_batch_us: None,
             detail,
         }
     }

@@ -216,7 +216,7 @@ impl Stage {
     /// Closes open windows (aggregate stages).
     pub fn flush(&mut self, dl: &mut DeadLetters) -> Result<Vec<Envelope>, StageFatal> {
         // A version still on probation at the end has not failed: keep it.
-        self.end_probation(Ok(()));
+        self.end_probation(Ok(None));
         match self.instance.flush() {
             Ok(Some(batch)) => {
                 self.stats.rows_out += batch.len() as u64;

@@ -17,8 +17,12 @@ use tokio::sync::oneshot;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SwapOutcome {
     /// The new instance took over; `pause` is how long the batch flow stopped for the
-    /// state hand-over.
-    Swapped { pause: Duration },
+    /// state hand-over, `first_batch` how long the new instance took for its first batch
+    /// (a fresh instance may be slower at first; `None` if it only flushed at the end).
+    Swapped {
+        pause: Duration,
+        first_batch: Option<Duration>,
+    },
     /// The new instance was refused; the old one keeps running.
     Rejected(String),
 }
@@ -109,15 +113,18 @@ impl Stage {
         self.stats.failing_in_a_row = 0;
     }
 
-    /// Ends a probation: `Ok` keeps the new instance; `Err(why)` brings the old one back
-    /// and tells the requester why.
-    pub(super) fn end_probation(&mut self, verdict: Result<(), String>) {
+    /// Ends a probation: `Ok(first batch's time)` keeps the new instance; `Err(why)` brings
+    /// the old one back and tells the requester why.
+    pub(super) fn end_probation(&mut self, verdict: Result<Option<Duration>, String>) {
         let Some(p) = self.probation.take() else {
             return;
         };
         let why = match verdict {
-            Ok(()) => {
-                let _ = p.reply.send(SwapOutcome::Swapped { pause: p.pause });
+            Ok(first_batch) => {
+                let _ = p.reply.send(SwapOutcome::Swapped {
+                    pause: p.pause,
+                    first_batch,
+                });
                 return;
             }
             Err(why) => why,
@@ -140,11 +147,13 @@ impl Stage {
         dl: &mut DeadLetters,
         outputs: &mut Vec<Envelope>,
     ) -> Result<Option<Envelope>, StageFatal> {
+        let began = Instant::now();
         let (env, result) = self.call(env, watermark);
+        let took = began.elapsed();
         match result {
             Ok(out) => {
                 outputs.extend(self.accept(out, env, dl));
-                self.end_probation(Ok(()));
+                self.end_probation(Ok(Some(took)));
                 self.after_success()?;
                 Ok(None)
             }
