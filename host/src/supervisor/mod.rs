@@ -15,7 +15,7 @@ mod watch;
 
 pub use http::serve;
 pub use status::{Board, Change, PipelineStatus, Status};
-pub use watch::{DEBOUNCE, FileWatcher, normalize};
+use watch::{FileWatcher, normalize};
 
 use crate::config::{self, Diagnostic, PipelineConfig};
 use crate::pipeline::{
@@ -26,7 +26,7 @@ use adstream_sdk::{Field, PluginInfo};
 use status::{BoardEntry, PluginStatus};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -319,6 +319,3 @@ fn watch_pipeline(w: &mut FileWatcher, m: &Managed) {
 fn run_error(file: &Path, e: impl std::fmt::Display) -> Diagnostic {
     Diagnostic::at_start(file, e.to_string())
 }
-
-/// Shared stats, for callers that track a pipeline's progress.
-pub type Stats = Arc<Mutex<crate::pipeline::PipelineStats>>;

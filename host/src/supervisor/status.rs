@@ -240,6 +240,68 @@ fn entry_status(e: &BoardEntry) -> PipelineStatus {
     }
 }
 
+/// Per-pipeline counters: name, help, value.
+type PipelineMetric = (&'static str, &'static str, fn(&PipelineStatus) -> u64);
+const PIPELINE_COUNTERS: [PipelineMetric; 3] = [
+    ("records_total", "Source records read.", |p| p.records),
+    (
+        "decode_errors_total",
+        "Records that could not be decoded.",
+        |p| p.decode_errors,
+    ),
+    (
+        "dead_letters_total",
+        "Rows sent to the dead-letter sink.",
+        |p| p.dead_letters,
+    ),
+];
+
+/// Per-stage metrics: name, help, Prometheus type, value.
+type StageMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&StageStats) -> f64,
+);
+const STAGE_METRICS: [StageMetric; 6] = [
+    (
+        "stage_rows_in_total",
+        "Rows given to a stage.",
+        "counter",
+        |s| s.rows_in as f64,
+    ),
+    (
+        "stage_rows_out_total",
+        "Rows a stage produced.",
+        "counter",
+        |s| s.rows_out as f64,
+    ),
+    (
+        "stage_failures_total",
+        "Plugin calls that failed (trap, deadline, bad output).",
+        "counter",
+        |s| s.failures as f64,
+    ),
+    (
+        "stage_restarts_total",
+        "Plugin instances re-created after a failure.",
+        "counter",
+        |s| s.restarts as f64,
+    ),
+    (
+        "stage_quarantined",
+        "1 while a stage's plugin is no longer called.",
+        "gauge",
+        |s| f64::from(u8::from(s.quarantined)),
+    ),
+    (
+        "stage_busy_seconds_total",
+        "Time spent in the plugin.",
+        "counter",
+        |s| s.busy_ns as f64 / 1e9,
+    ),
+];
+
 fn prometheus(s: &Status, totals: &Totals) -> String {
     let mut out = String::new();
     let mut metric = |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| {
@@ -257,24 +319,9 @@ fn prometheus(s: &Status, totals: &Totals) -> String {
             .map(|p| (format!("pipeline=\"{}\"", p.name), f(p) as f64))
             .collect()
     };
-    metric(
-        "records_total",
-        "Source records read.",
-        "counter",
-        per_pipeline(|p| p.records),
-    );
-    metric(
-        "decode_errors_total",
-        "Records that could not be decoded.",
-        "counter",
-        per_pipeline(|p| p.decode_errors),
-    );
-    metric(
-        "dead_letters_total",
-        "Rows sent to the dead-letter sink.",
-        "counter",
-        per_pipeline(|p| p.dead_letters),
-    );
+    for (name, help, f) in PIPELINE_COUNTERS {
+        metric(name, help, "counter", per_pipeline(f));
+    }
     let per_stage = |f: fn(&StageStats) -> f64| {
         s.pipelines
             .iter()
@@ -289,42 +336,9 @@ fn prometheus(s: &Status, totals: &Totals) -> String {
             })
             .collect()
     };
-    metric(
-        "stage_rows_in_total",
-        "Rows given to a stage.",
-        "counter",
-        per_stage(|s| s.rows_in as f64),
-    );
-    metric(
-        "stage_rows_out_total",
-        "Rows a stage produced.",
-        "counter",
-        per_stage(|s| s.rows_out as f64),
-    );
-    metric(
-        "stage_failures_total",
-        "Plugin calls that failed (trap, deadline, bad output).",
-        "counter",
-        per_stage(|s| s.failures as f64),
-    );
-    metric(
-        "stage_restarts_total",
-        "Plugin instances re-created after a failure.",
-        "counter",
-        per_stage(|s| s.restarts as f64),
-    );
-    metric(
-        "stage_quarantined",
-        "1 while a stage's plugin is no longer called.",
-        "gauge",
-        per_stage(|s| s.quarantined as u8 as f64),
-    );
-    metric(
-        "stage_busy_seconds_total",
-        "Time spent in the plugin.",
-        "counter",
-        per_stage(|s| s.busy_ns as f64 / 1e9),
-    );
+    for (name, help, kind, f) in STAGE_METRICS {
+        metric(name, help, kind, per_stage(f));
+    }
     let changes = totals
         .iter()
         .map(|((pipeline, kind, accepted), n)| {

@@ -135,12 +135,13 @@ impl Stage {
                 outputs.extend(self.dispose(Reason::PluginFailure, reason, env, dl));
                 continue;
             }
-            let env = match self.probation.is_some() {
-                true => match self.try_on_probation(env, watermark, dl, &mut outputs)? {
+            let env = if self.probation.is_some() {
+                match self.try_on_probation(env, watermark, dl, &mut outputs)? {
                     Some(env) => env,
                     None => continue,
-                },
-                false => env,
+                }
+            } else {
+                env
             };
             let failed = self.run_piece(env, watermark, dl, &mut outputs)?;
             self.count_failure(failed);
