@@ -17,7 +17,10 @@ set -euo pipefail
 CACHE=${ADSTREAM_CACHE:-$HOME/.cache/adstream}
 STATE=${ADSTREAM_SERVICES_DIR:-$CACHE/services}
 TANSU_VERSION=0.6.0
-TANSU=$CACHE/tansu-$TANSU_VERSION/bin/tansu
+# The features are part of the cache key: a binary built with other features is another binary.
+TANSU_FEATURES=dynostore,libsql,postgres
+TANSU_ROOT=$CACHE/tansu-$TANSU_VERSION-${TANSU_FEATURES//,/-}
+TANSU=$TANSU_ROOT/bin/tansu
 
 log() { echo "services: $*" >&2; }
 die() { echo "services: error: $*" >&2; exit 1; }
@@ -88,8 +91,8 @@ install_tansu() {
     # --locked: without it the postgres feature fails to compile; the binary is cached, so
     # this runs once per machine. The log keeps progress visible without flooding.
     mkdir -p "$CACHE"
-    if ! cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore,libsql \
-        --root "$CACHE/tansu-$TANSU_VERSION" >"$CACHE/tansu-build.log" 2>&1; then
+    if ! cargo install --locked tansu --version "$TANSU_VERSION" --features "$TANSU_FEATURES" \
+        --root "$TANSU_ROOT" >"$CACHE/tansu-build.log" 2>&1; then
         tail -20 "$CACHE/tansu-build.log" >&2
         die "building tansu failed (full log: $CACHE/tansu-build.log)"
     fi

@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: builds the plugins (the host tests load the real components),
-# installs and starts the services, then runs every test of the workspace: plugins
-# natively, the host against real components and real services. Extra arguments go to
-# the test runner.
+# Runs the whole test suite: checks formatting and lints, builds the plugins (the host
+# tests load the real components), installs and starts the services, then runs every test
+# of the workspace: plugins natively, the host against real components and real services.
+# Extra arguments go to the test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Build outputs live outside the clone, so that a fresh clone (CI) reuses what an earlier
+# run compiled; a machine without that cache builds from scratch, just slower.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/adstream/target}
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings" >&2
+cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 
 scripts/build-plugins.sh
 # Redis, ClickHouse and the Kafka-compatible broker, for the tests that use them (the

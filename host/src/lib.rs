@@ -6,10 +6,12 @@
 //! [`pipeline`] runs the stages ([`plugin`] instances) and routes their output to
 //! [`sinks`]; [`config`] reads the pipeline files that wire it together.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod batch;
 pub mod cli;
 pub mod config;
-pub mod kafka;
+pub mod connect;
 pub mod pipeline;
 pub mod plugin;
 pub mod sinks;

@@ -5,8 +5,8 @@
 
 mod columns;
 
+use super::RawBatch;
 use crate::config::{FieldType, SchemaConfig};
-use crate::sources::RawBatch;
 use adstream_sdk::{Batch, Field};
 use columns::ColumnBuf;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};

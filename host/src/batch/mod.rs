@@ -1,6 +1,16 @@
-//! Host-side work on columnar batches: decoding JSON records into columns, and encoding
-//! rows back into JSON for sinks and dead letters. The batch type itself is the SDK's, so
-//! host and plugins share one definition of the layout.
+//! The records every layer above shares: raw records from a source ([`RawBatch`], with
+//! their [`Position`]s), a decoded batch on its way through the stages ([`Envelope`]), and
+//! the [`DeadLetters`] built from whatever could not be processed. Plus the work on
+//! columnar batches: decoding JSON into columns and encoding rows back into JSON or lines.
+//! The batch type itself is the SDK's, so host and plugins share one definition.
 
+pub mod deadletter;
 pub mod decode;
 pub mod encode;
+mod envelope;
+mod raw;
+pub mod render;
+
+pub use deadletter::{Culprit, DeadLetters, Reason};
+pub use envelope::Envelope;
+pub use raw::{Position, RawBatch};

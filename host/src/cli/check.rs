@@ -20,7 +20,7 @@ pub fn check_file(
             format!(
                 "{} ({} {} {})",
                 s.spec.name,
-                s.spec.plugin.role.name(),
+                s.spec.plugin.role().name(),
                 s.info.name,
                 s.info.version
             )

@@ -3,10 +3,10 @@
 //! windows, anomaly rules and Slack payloads — on the console and in JSONL files.
 
 use super::run::{print_summary, stop_signal};
+use crate::config::SinkConfig;
 use crate::config::{self, PipelineConfig};
 use crate::pipeline;
 use crate::plugin::PluginEngine;
-use crate::sinks::SinkConfig;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

@@ -1,11 +1,16 @@
 //! `adstream generate`: realistic ad events, with anomaly scenarios at chosen times, to a
 //! Kafka topic at a chosen rate or count, with progress once a second.
 
-use crate::kafka::{CreateTopic, client_config, ensure_topic};
-use crate::sources::RawBatch;
-use crate::sources::generator::{GeneratorConfig, GeneratorSource, ScenarioConfig};
+use crate::batch::RawBatch;
+use crate::config::kafka::{CreateTopic, KafkaOptions};
+use crate::config::source::{GeneratorConfig, ScenarioConfig};
+use crate::config::units::Duration as Span;
+use crate::connect::kafka::{client_config, ensure_topic};
+use crate::sources::generator::GeneratorSource;
+use anyhow::{anyhow, bail};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -37,19 +42,19 @@ pub struct GenerateArgs {
     pub scenarios: Vec<String>,
     /// Round the first event time down to a multiple of this, e.g. `1m`.
     #[arg(long)]
-    pub align: Option<String>,
+    pub align: Option<Span>,
     /// Share of events written broken, as some ad servers do.
     #[arg(long, default_value_t = 0.0)]
     pub malformed_rate: f64,
     /// Create the topic with this many partitions if it does not exist.
     #[arg(long)]
-    pub create_partitions: Option<i32>,
+    pub create_partitions: Option<NonZeroU32>,
 }
 
 /// Parses `KIND@AT[+DURATION]:COUNTRY/FORMAT[*FACTOR]`.
-pub fn parse_scenario(text: &str) -> Result<ScenarioConfig, String> {
+pub fn parse_scenario(text: &str) -> anyhow::Result<ScenarioConfig> {
     let err = || {
-        format!(
+        anyhow!(
             "scenario `{text}`: write KIND@AT[+DURATION]:COUNTRY/FORMAT[*FACTOR], e.g. ctr_drop@2m+1m:US/banner"
         )
     };
@@ -62,24 +67,27 @@ pub fn parse_scenario(text: &str) -> Result<ScenarioConfig, String> {
     };
     let (country, ad_format) = segment.split_once('/').ok_or_else(err)?;
     let kind = serde_json::from_value(serde_json::Value::String(kind.to_string()))
-        .map_err(|_| format!("scenario `{text}`: unknown kind `{kind}` (ctr_drop, ctr_spike, traffic_spike, ecpm_drop)"))?;
+        .map_err(|_| anyhow!("scenario `{text}`: unknown kind `{kind}` (ctr_drop, ctr_spike, traffic_spike, ecpm_drop)"))?;
+    let span = |t: &str| {
+        t.parse::<Span>()
+            .map_err(|e| anyhow!("scenario `{text}`: {e}"))
+    };
     Ok(ScenarioConfig {
         kind,
-        at: at.to_string(),
-        duration: duration.to_string(),
+        at: span(at)?,
+        duration: span(duration)?,
         country: country.to_string(),
         ad_format: ad_format.to_string(),
         factor,
     })
 }
 
-fn config(args: &GenerateArgs) -> Result<GeneratorConfig, String> {
-    let mut cfg: GeneratorConfig =
-        toml::from_str("kind = \"generator\"").map_err(|e| e.to_string())?;
+fn config(args: &GenerateArgs) -> anyhow::Result<GeneratorConfig> {
+    let mut cfg: GeneratorConfig = toml::from_str("kind = \"generator\"")?;
     cfg.rate = args.rate;
     cfg.pace = !args.no_pace;
     cfg.seed = args.seed;
-    cfg.align = args.align.clone();
+    cfg.align = args.align;
     cfg.malformed_rate = args.malformed_rate;
     cfg.count = match (args.count, args.duration) {
         (Some(c), _) => Some(c),
@@ -98,13 +106,13 @@ pub async fn generate(args: GenerateArgs) -> ExitCode {
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(args: GenerateArgs) -> Result<(), String> {
+async fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let cfg = config(&args)?;
     let create = args
         .create_partitions
@@ -122,94 +130,141 @@ pub async fn produce(
     create: Option<&CreateTopic>,
     cfg: &GeneratorConfig,
     progress: bool,
-) -> Result<u64, String> {
-    let options = BTreeMap::new();
-    ensure_topic(brokers, topic, create, &options).await?;
-    let mut config = client_config(brokers, &options);
-    config
-        .set("enable.idempotence", "false")
-        .set("acks", "all")
-        .set("max.in.flight.requests.per.connection", "1")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000");
-    let producer: FutureProducer = config.create().map_err(|e| e.to_string())?;
-    let mut source = GeneratorSource::new(cfg).map_err(|e| e.to_string())?;
+) -> anyhow::Result<u64> {
+    let mut out = Producing {
+        producer: producer(brokers, topic, create).await?,
+        topic,
+        pending: VecDeque::new(),
+        sent: 0,
+        delivered: 0,
+    };
+    let mut source = GeneratorSource::new(cfg)?;
     let say = |line: String| {
         if progress {
             eprintln!("{line}");
         }
     };
+    let scenarios = match cfg.scenario.len() {
+        0 => String::new(),
+        n => format!(", {n} scenario(s)"),
+    };
+    let count = cfg
+        .count
+        .map(|c| format!(", {c} events"))
+        .unwrap_or_default();
     say(format!(
-        "generating to `{topic}` on {brokers}: {} events/s{}{}",
-        cfg.rate,
-        cfg.count
-            .map(|c| format!(", {c} events"))
-            .unwrap_or_default(),
-        if cfg.scenario.is_empty() {
-            String::new()
-        } else {
-            format!(", {} scenario(s)", cfg.scenario.len())
-        }
+        "generating to `{topic}` on {brokers}: {} events/s{count}{scenarios}",
+        cfg.rate
     ));
-    let began = Instant::now();
-    let (mut sent, mut delivered, mut last_report) = (0u64, 0u64, Instant::now());
-    let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
+    let (began, mut last_report) = (Instant::now(), Instant::now());
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
     loop {
         let batch: RawBatch = tokio::select! {
-            b = crate::sources::Source::next_batch(&mut source) => match b.map_err(|e| e.to_string())? {
+            b = crate::sources::Source::next_batch(&mut source) => match b? {
                 Some(b) => b,
                 None => break,
             },
             _ = &mut stop => break,
         };
+        out.send(&batch).await?;
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            say(out.progress(began.elapsed(), cfg.count));
+            last_report = Instant::now();
+        }
+    }
+    out.delivered += settle(&mut out.pending, usize::MAX).await?;
+    let _ = out.producer.flush(Duration::from_secs(10));
+    say(format!(
+        "done: {} events sent, {} acknowledged by the broker, in {:.1} s",
+        out.sent,
+        out.delivered,
+        began.elapsed().as_secs_f64()
+    ));
+    Ok(out.delivered)
+}
+
+/// A producer and what it has sent so far.
+struct Producing<'a> {
+    producer: FutureProducer,
+    topic: &'a str,
+    pending: VecDeque<DeliveryFuture>,
+    sent: u64,
+    delivered: u64,
+}
+
+impl Producing<'_> {
+    /// Queues every record of `batch`, waiting for deliveries while the queue is full.
+    async fn send(&mut self, batch: &RawBatch) -> anyhow::Result<()> {
         for i in 0..batch.len() {
             loop {
-                match producer
-                    .send_result(FutureRecord::<(), [u8]>::to(topic).payload(batch.record(i)))
-                {
-                    Ok(f) => break pending.push_back(f),
+                let record = FutureRecord::<(), [u8]>::to(self.topic).payload(batch.record(i));
+                match self.producer.send_result(record) {
+                    Ok(f) => break self.pending.push_back(f),
                     Err((e, _))
                         if e.rdkafka_error_code()
                             == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
                     {
-                        delivered += settle(&mut pending, 1000).await?;
+                        self.delivered += settle(&mut self.pending, 1000).await?;
                     }
-                    Err((e, _)) => return Err(format!("producing to `{topic}`: {e}")),
+                    Err((e, _)) => bail!("producing to `{}`: {e}", self.topic),
                 }
             }
-            sent += 1;
+            self.sent += 1;
         }
-        if pending.len() > 50_000 {
-            delivered += settle(&mut pending, 25_000).await?;
+        if self.pending.len() > 50_000 {
+            self.delivered += settle(&mut self.pending, 25_000).await?;
         }
-        if last_report.elapsed() >= Duration::from_secs(1) {
-            let rate = sent as f64 / began.elapsed().as_secs_f64();
-            say(format!(
-                "sent {sent} events ({rate:.0}/s), {delivered} acknowledged"
-            ));
-            last_report = Instant::now();
-        }
+        Ok(())
     }
-    delivered += settle(&mut pending, usize::MAX).await?;
-    let _ = producer.flush(Duration::from_secs(10));
-    say(format!(
-        "done: {sent} events sent, {delivered} acknowledged by the broker, in {:.1} s",
-        began.elapsed().as_secs_f64()
-    ));
-    Ok(delivered)
+
+    /// `sent N events (R/s), M acknowledged`, with how long is left when the count is known.
+    fn progress(&self, elapsed: Duration, count: Option<u64>) -> String {
+        let rate = self.sent as f64 / elapsed.as_secs_f64().max(1e-9);
+        let eta = match count {
+            Some(total) if rate > 0.0 => {
+                let left = total.saturating_sub(self.sent) as f64 / rate;
+                format!(
+                    ", {:.0}% done, about {left:.0} s left",
+                    100.0 * self.sent as f64 / total.max(1) as f64
+                )
+            }
+            _ => String::new(),
+        };
+        format!(
+            "sent {} events ({rate:.0}/s), {} acknowledged{eta}",
+            self.sent, self.delivered
+        )
+    }
+}
+
+/// A producer for `topic`, which is created first if `create` says so.
+async fn producer(
+    brokers: &str,
+    topic: &str,
+    create: Option<&CreateTopic>,
+) -> anyhow::Result<FutureProducer> {
+    let options = KafkaOptions::default();
+    ensure_topic(brokers, topic, create, &options).await?;
+    let defaults = [
+        ("enable.idempotence", "false"),
+        ("acks", "all"),
+        ("max.in.flight.requests.per.connection", "1"),
+        ("linger.ms", "5"),
+        ("message.timeout.ms", "30000"),
+    ];
+    Ok(client_config(brokers, &defaults, &options)?.create()?)
 }
 
 /// Waits for up to `n` of the oldest deliveries.
-async fn settle(pending: &mut VecDeque<DeliveryFuture>, n: usize) -> Result<u64, String> {
+async fn settle(pending: &mut VecDeque<DeliveryFuture>, n: usize) -> anyhow::Result<u64> {
     let mut done = 0;
     while done < n as u64 {
         let Some(f) = pending.pop_front() else { break };
         match f.await {
             Ok(Ok(_)) => done += 1,
-            Ok(Err((e, _))) => return Err(format!("delivery failed: {e}")),
-            Err(_) => return Err("the producer was dropped".into()),
+            Ok(Err((e, _))) => bail!("delivery failed: {e}"),
+            Err(_) => bail!("the producer was dropped"),
         }
     }
     Ok(done)

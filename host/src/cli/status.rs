@@ -82,6 +82,34 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// One stage: its plugin and its counts.
+fn stage_line(st: &Value) -> String {
+    let (pl, stats) = (&st["plugin"], &st["stats"]);
+    let hash = text(&pl["hash"]);
+    format!(
+        "  stage {:<14} {} {} {} sha256:{} loaded {}\n      {} rows in, {} out, {} failures, {} restarts{}{}\n",
+        text(&st["name"]),
+        text(&pl["role"]),
+        text(&pl["name"]),
+        text(&pl["version"]),
+        hash.get(..12).unwrap_or(&hash),
+        text(&pl["loaded_at"]),
+        text(&stats["rows_in"]),
+        text(&stats["rows_out"]),
+        text(&stats["failures"]),
+        text(&stats["restarts"]),
+        if stats["quarantined"] == Value::Bool(true) {
+            ", QUARANTINED"
+        } else {
+            ""
+        },
+        stats["last_error"]
+            .as_str()
+            .map(|e| format!(", last error: {e}"))
+            .unwrap_or_default(),
+    )
+}
+
 /// The status as a person reads it.
 pub fn render(s: &Value) -> String {
     let mut out = format!("host up since {}\n", text(&s["started_at"]));
@@ -98,32 +126,10 @@ pub fn render(s: &Value) -> String {
             text(&p["watermark"]),
         );
         for st in p["stages"].as_array().into_iter().flatten() {
-            let (pl, stats) = (&st["plugin"], &st["stats"]);
-            let hash = text(&pl["hash"]);
-            out += &format!(
-                "  stage {:<14} {} {} {} sha256:{} loaded {}\n      {} rows in, {} out, {} failures, {} restarts{}{}\n",
-                text(&st["name"]),
-                text(&pl["role"]),
-                text(&pl["name"]),
-                text(&pl["version"]),
-                hash.get(..12).unwrap_or(&hash),
-                text(&pl["loaded_at"]),
-                text(&stats["rows_in"]),
-                text(&stats["rows_out"]),
-                text(&stats["failures"]),
-                text(&stats["restarts"]),
-                if stats["quarantined"] == Value::Bool(true) {
-                    ", QUARANTINED"
-                } else {
-                    ""
-                },
-                stats["last_error"]
-                    .as_str()
-                    .map(|e| format!(", last error: {e}"))
-                    .unwrap_or_default(),
-            );
+            out += &stage_line(st);
         }
     }
+
     let changes = s["changes"].as_array().cloned().unwrap_or_default();
     if !changes.is_empty() {
         out += "\nchanges (newest last):\n";

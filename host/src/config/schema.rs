@@ -1,6 +1,7 @@
 //! The `[schema]` and `[event_time]` sections: which JSON fields are decoded into which
 //! columns, and which column is event time.
 
+use super::units::Duration;
 use super::{Diagnostics, section};
 use adstream_sdk::ColumnKind;
 use serde::Deserialize;
@@ -156,33 +157,33 @@ pub struct EventTimeConfig {
     /// How far behind the latest event time the watermark stays, to let slightly
     /// out-of-order events into their windows.
     #[serde(default = "default_delay")]
-    pub delay: Spanned<String>,
+    pub delay: Duration,
     /// A partition that sent nothing for this long stops holding the watermark back.
     #[serde(default = "default_idle")]
-    pub idle: Spanned<String>,
+    pub idle: Duration,
     /// Events stamped further than this past the host's clock are dead-lettered: one such
     /// event would otherwise push the watermark ahead and make every other event late.
     #[serde(default = "default_max_future")]
-    pub max_future: Spanned<String>,
+    pub max_future: Duration,
     /// Events stamped further than this before the host's clock are dead-lettered; unset
     /// by default, since replaying old data is normal.
-    pub max_past: Option<Spanned<String>>,
+    pub max_past: Option<Duration>,
 }
 
-fn default_idle() -> Spanned<String> {
-    Spanned::new(0..0, "10s".to_string())
+fn default_idle() -> Duration {
+    Duration::from_secs(10)
 }
 
-fn default_max_future() -> Spanned<String> {
-    Spanned::new(0..0, "1h".to_string())
+fn default_max_future() -> Duration {
+    Duration::from_secs(3600)
 }
 
 fn default_column() -> Spanned<String> {
     Spanned::new(0..0, "event_time".to_string())
 }
 
-fn default_delay() -> Spanned<String> {
-    Spanned::new(0..0, "1s".to_string())
+fn default_delay() -> Duration {
+    Duration::from_secs(1)
 }
 
 impl Default for EventTimeConfig {

@@ -1,9 +1,12 @@
 //! `[[stage]]` tables: which plugin runs, with what configuration, secrets and limits,
 //! reading from where and sending to which sinks.
 
+use super::secret::SecretRef;
+use super::units::{ByteSize, Duration};
 use super::{Diagnostics, section};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::num::{NonZeroU32, NonZeroUsize};
 use toml::Spanned;
 use toml::de::DeValue;
 
@@ -26,30 +29,18 @@ pub struct StageConfig {
     #[serde(default)]
     pub secrets: BTreeMap<String, Spanned<SecretRef>>,
     /// Most rows per plugin call; larger batches are split.
-    pub batch_size: Option<Spanned<usize>>,
+    pub batch_size: Option<NonZeroUsize>,
     pub limits: Option<Spanned<LimitsConfig>>,
     #[serde(default)]
     pub on_error: OnError,
     /// Failed batches in a row after which the plugin is quarantined (no longer called;
     /// `on_error` applies to every batch until a new version is loaded).
     #[serde(default = "default_max_failures")]
-    pub max_failures: u32,
+    pub max_failures: NonZeroU32,
 }
 
-fn default_max_failures() -> u32 {
-    5
-}
-
-/// Where a secret comes from. Exactly one of the keys is set.
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct SecretRef {
-    /// An environment variable of the host process.
-    pub env: Option<String>,
-    /// A file whose contents (trailing newline removed) are the secret.
-    pub file: Option<String>,
-    /// The value itself, in the pipeline file. For demos only: the host warns at start.
-    pub insecure_value: Option<String>,
+fn default_max_failures() -> NonZeroU32 {
+    NonZeroU32::new(5).expect("not zero")
 }
 
 /// Per-stage sandbox limits; unset ones take the host's defaults.
@@ -57,9 +48,9 @@ pub struct SecretRef {
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Memory cap of the plugin instance, e.g. "64MiB".
-    pub memory: Option<String>,
+    pub memory: Option<ByteSize>,
     /// Longest one plugin call may run, e.g. "500ms".
-    pub deadline: Option<String>,
+    pub deadline: Option<Duration>,
     /// Most rows one call may return.
     pub max_output_rows: Option<u64>,
     /// Fuel (about one unit per wasm instruction) one call may use: a deterministic limit,
@@ -100,19 +91,16 @@ pub(super) fn parse_all(
         let Some(stage) = section::<StageConfig>(v, &format!("stage {}", i + 1), diags) else {
             continue;
         };
-        for (name, secret) in &stage.secrets {
-            let s = secret.get_ref();
-            let set = [&s.env, &s.file, &s.insecure_value]
-                .iter()
-                .filter(|o| o.is_some())
-                .count();
-            if set != 1 {
-                diags.error_hint(
-                    Some(secret.span()),
-                    format!("secret `{name}` must name exactly one of env, file, insecure_value"),
-                    format!("e.g. secrets.{name} = {{ env = \"ADSTREAM_PII_KEY\" }}"),
-                );
-            }
+        if let Some(l) = &stage.limits
+            && l.get_ref().deadline.is_some_and(|d| d.get().is_zero())
+        {
+            diags.error(
+                Some(l.span()),
+                format!(
+                    "stage `{}`: limits.deadline must be positive",
+                    stage.name.get_ref()
+                ),
+            );
         }
         stages.push(stage);
     }

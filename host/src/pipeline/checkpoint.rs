@@ -12,6 +12,31 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Why a checkpoint could not be saved or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("saving {path}: {source}")]
+    Save {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid checkpoint: {what}; delete it to start afresh")]
+    Corrupt { path: PathBuf, what: &'static str },
+    #[error(
+        "stage `{stage}` refused its state from {path}: {reason} (delete the file to start afresh)"
+    )]
+    Restore {
+        stage: String,
+        path: PathBuf,
+        reason: String,
+    },
+}
+
 /// The saved states, by stage name.
 #[derive(Debug, Default, PartialEq)]
 pub struct Checkpoint {
@@ -26,7 +51,14 @@ pub fn path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.checkpoint"))
 }
 
-pub fn save(path: &Path, cp: &Checkpoint) -> std::io::Result<()> {
+pub fn save(path: &Path, cp: &Checkpoint) -> Result<(), CheckpointError> {
+    write(path, cp).map_err(|source| CheckpointError::Save {
+        path: path.into(),
+        source,
+    })
+}
+
+fn write(path: &Path, cp: &Checkpoint) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -44,11 +76,11 @@ pub fn save(path: &Path, cp: &Checkpoint) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn bad(path: &Path, what: &str) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        format!("{}: {what}", path.display()),
-    )
+fn bad(path: &Path, what: &'static str) -> CheckpointError {
+    CheckpointError::Corrupt {
+        path: path.into(),
+        what,
+    }
 }
 
 /// Splits off the next line of `rest`.
@@ -60,11 +92,16 @@ fn take_line<'a>(rest: &mut &'a [u8]) -> Option<&'a str> {
 }
 
 /// The checkpoint at `path`, or `None` if there is none yet.
-pub fn load(path: &Path) -> std::io::Result<Option<Checkpoint>> {
+pub fn load(path: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+        Err(source) => {
+            return Err(CheckpointError::Read {
+                path: path.into(),
+                source,
+            });
+        }
     };
     let mut rest = bytes.as_slice();
     let seq = take_line(&mut rest)

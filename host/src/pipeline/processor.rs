@@ -3,43 +3,24 @@
 //! batch's sequence number. Plugin calls are CPU-bound and synchronous, so they run here
 //! rather than on the async runtime.
 
+use super::build::CheckpointPolicy;
 use super::checkpoint::{self, Checkpoint};
-use super::deadletter::DeadLetters;
-use super::envelope::Envelope;
-use super::run::{Feed, Rewire, RunError};
-use super::stage::Replacement;
-use super::stage::{Input, Stage, StageStats};
+use super::error::RunError;
+use super::feed::{Feed, Rewire};
+use super::stage::{Input, Replacement, Stage, SwapOutcome};
+use super::stats::PipelineStats;
 use super::watermark::Watermark;
 use crate::batch::decode::Decoder;
+use crate::batch::{DeadLetters, Envelope, Position, RawBatch};
 use crate::sinks::runner::SinkMsg;
-use crate::sources::RawBatch;
 use adstream_sdk::Batch;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// How often stateful stages save a snapshot to restart from, when the pipeline keeps no
 /// checkpoints.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
-
-/// Where and how often checkpoints are saved.
-#[derive(Debug, Clone)]
-pub struct CheckpointPolicy {
-    pub file: PathBuf,
-    pub every: Duration,
-}
-
-/// Live numbers of a running pipeline.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct PipelineStats {
-    pub batches: u64,
-    pub records: u64,
-    pub decode_errors: u64,
-    pub dead_letters: u64,
-    pub watermark: Option<i64>,
-    pub stages: Vec<(String, StageStats)>,
-}
 
 pub struct Processor {
     pub decoder: Decoder,
@@ -90,7 +71,7 @@ impl Processor {
     }
 
     fn stateful(&self) -> bool {
-        self.stages.iter().any(|s| s.spec.plugin.role.is_stateful())
+        self.stages.iter().any(|s| s.spec.plugin.stateful())
     }
 
     /// Snapshots the stateful stages (for restarts) and, if the pipeline keeps checkpoints,
@@ -100,19 +81,13 @@ impl Processor {
             seq,
             stages: Vec::new(),
         };
-        for stage in self
-            .stages
-            .iter_mut()
-            .filter(|s| s.spec.plugin.role.is_stateful())
-        {
+        for stage in self.stages.iter_mut().filter(|s| s.spec.plugin.stateful()) {
             if let Some(state) = stage.checkpoint() {
                 cp.stages.push((stage.spec.name.to_string(), state));
             }
         }
         if let Some(policy) = &self.checkpoint {
-            checkpoint::save(&policy.file, &cp).map_err(|e| {
-                RunError::Checkpoint(format!("saving {}: {e}", policy.file.display()))
-            })?;
+            checkpoint::save(&policy.file, &cp)?;
         }
         self.last_checkpoint = Instant::now();
         let _ = self.checkpointed.send(seq);
@@ -133,14 +108,12 @@ impl Processor {
     }
 
     /// Swaps a stage's plugin instance (the replacement was prepared off this thread).
-    fn swap(&mut self, r: Replacement) {
-        match self.stages.iter_mut().find(|s| *s.spec.name == *r.stage) {
-            Some(stage) => stage.begin_swap(r),
+    fn swap(&mut self, r: Replacement, reply: oneshot::Sender<SwapOutcome>) {
+        match self.stages.iter_mut().find(|s| s.spec.name == r.spec.name) {
+            Some(stage) => stage.begin_swap(r, reply),
             None => {
-                let stage = r.stage.clone();
-                let _ = r.reply.send(super::stage::SwapOutcome::Rejected(format!(
-                    "no stage `{stage}`"
-                )));
+                let why = format!("no stage `{}`", r.spec.name);
+                let _ = reply.send(SwapOutcome::Rejected(why));
             }
         }
         self.publish();
@@ -159,7 +132,7 @@ impl Processor {
     }
 
     /// Follows event time per source partition.
-    fn observe_times(&mut self, batch: &Batch, positions: &[crate::sources::Position]) {
+    fn observe_times(&mut self, batch: &Batch, positions: &[Position]) {
         let now = Instant::now();
         if let Some(times) = batch
             .column(self.decoder.time_column())
@@ -184,7 +157,7 @@ impl Processor {
                     last = seq;
                     self.handle(seq, &raw)?;
                 }
-                Feed::Swap(r) => self.swap(*r),
+                Feed::Swap(r, reply) => self.swap(*r, reply),
                 Feed::Rewire(r) => self.rewire(r),
                 Feed::End => break,
             }

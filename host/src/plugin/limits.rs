@@ -1,11 +1,14 @@
-//! Per-stage sandbox limits, with defaults safe for third-party plugins.
+//! Per-stage sandbox limits, with defaults safe for third-party plugins, built from a
+//! stage's `limits` table.
 
+use crate::config::LimitsConfig;
+use crate::config::units::bytes;
 use std::time::Duration;
 
 /// Limits of one stage's plugin instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
-    /// Most linear memory the instance may grow to.
+    /// Most memory the instance may grow to, all its linear memories together.
     pub memory_bytes: usize,
     /// Longest a single call may run before it is interrupted.
     pub deadline: Duration,
@@ -26,36 +29,21 @@ impl Default for Limits {
     }
 }
 
-/// Parses a size such as `64MiB`, `512KiB`, `1GiB` or a plain number of bytes.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size; write e.g. 64MiB"))?;
-    let scale = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" | "KB" | "K" => 1 << 10,
-        "MiB" | "MB" | "M" => 1 << 20,
-        "GiB" | "GB" | "G" => 1 << 30,
-        other => {
-            return Err(format!(
-                "`{text}` has unit `{other}`; use B, KiB, MiB or GiB"
-            ));
+impl Limits {
+    /// The defaults with what `cfg` sets.
+    pub fn from_config(cfg: Option<&LimitsConfig>) -> Limits {
+        let mut l = Limits::default();
+        let Some(c) = cfg else { return l };
+        if let Some(m) = c.memory {
+            l.memory_bytes = bytes(m);
         }
-    };
-    n.checked_mul(scale)
-        .ok_or_else(|| format!("`{text}` is too large"))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes() {
-        assert_eq!(super::parse_size("64MiB"), Ok(64 << 20));
-        assert_eq!(super::parse_size("4096"), Ok(4096));
-        assert!(super::parse_size("lots").is_err());
-        assert!(super::parse_size("3 parsecs").is_err());
+        if let Some(d) = c.deadline {
+            l.deadline = d.get();
+        }
+        if let Some(r) = c.max_output_rows {
+            l.max_output_rows = r;
+        }
+        l.fuel = c.fuel;
+        l
     }
 }

@@ -1,46 +1,10 @@
 //! Loading a plugin: compile the component, find which role (world) it implements, and
 //! pre-link it so that instances start quickly.
 
-use super::bindings::{aggregate, detect, format, transform, validate};
-use super::engine::{PluginEngine, Runtime, StoreState};
+use super::role::{self, Pre, Role};
+use super::runtime::Runtime;
 use std::path::{Path, PathBuf};
-use wasmtime::component::{Component, InstancePre};
-
-/// The role a plugin plays, one per WIT world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Transform,
-    Validate,
-    Aggregate,
-    Detect,
-    Format,
-}
-
-impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::Transform,
-        Role::Validate,
-        Role::Aggregate,
-        Role::Detect,
-        Role::Format,
-    ];
-
-    /// The world's name, which is also the name of its main export.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Transform => "transform",
-            Role::Validate => "validate",
-            Role::Aggregate => "aggregate",
-            Role::Detect => "detect",
-            Role::Format => "format",
-        }
-    }
-
-    /// Whether the role keeps state that `snapshot`/`restore` carry.
-    pub fn is_stateful(self) -> bool {
-        matches!(self, Role::Aggregate | Role::Detect)
-    }
-}
+use wasmtime::component::Component;
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -64,26 +28,21 @@ pub enum LoadError {
     },
 }
 
-/// The role-specific pre-linked component.
-#[derive(Clone)]
-pub enum Pre {
-    Transform(transform::TransformPre<StoreState>),
-    Validate(validate::ValidatePre<StoreState>),
-    Aggregate(aggregate::AggregatePre<StoreState>),
-    Detect(detect::DetectPre<StoreState>),
-    Format(format::FormatPre<StoreState>),
-}
-
-/// A compiled plugin, ready to instantiate.
-#[derive(Clone)]
-pub struct LoadedPlugin {
-    pub path: PathBuf,
+/// A compiled, pre-linked component; shared by every stage that runs the same bytes.
+pub struct Compiled {
     pub role: Role,
-    /// SHA-256 of the `.wasm` file, in hex.
+    /// SHA-256 of the component, in hex.
     pub hash: String,
     pub size: usize,
-    pub(super) pre: Pre,
+    pub stateful: bool,
+    pub(super) pre: Box<dyn Pre>,
     pub(super) runtime: Runtime,
+}
+
+/// A compiled plugin and the file it was read from.
+pub struct LoadedPlugin {
+    pub path: PathBuf,
+    pub compiled: std::sync::Arc<Compiled>,
 }
 
 fn chain(e: &wasmtime::Error) -> String {
@@ -93,66 +52,36 @@ fn chain(e: &wasmtime::Error) -> String {
         .join(": ")
 }
 
-impl LoadedPlugin {
-    /// Reads, compiles and pre-links the component at `path`.
-    pub fn load(engine: &PluginEngine, path: &Path) -> Result<LoadedPlugin, LoadError> {
-        Self::load_on(&engine.plain, path)
-    }
-
-    /// Like [`load`](Self::load), on a given runtime (the metered one for fuel limits).
-    pub fn load_on(runtime: &Runtime, path: &Path) -> Result<LoadedPlugin, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            path: path.into(),
-            source,
-        })?;
-        Self::from_bytes_on(runtime, path, &bytes)
-    }
-
+impl Compiled {
     /// Compiles and pre-links component bytes; `path` names it in errors.
-    pub fn from_bytes(
-        engine: &PluginEngine,
-        path: &Path,
-        bytes: &[u8],
-    ) -> Result<LoadedPlugin, LoadError> {
-        Self::from_bytes_on(&engine.plain, path, bytes)
-    }
-
-    pub fn from_bytes_on(
+    pub(super) fn new(
         runtime: &Runtime,
         path: &Path,
         bytes: &[u8],
-    ) -> Result<LoadedPlugin, LoadError> {
-        let engine = runtime;
+        hash: String,
+    ) -> Result<Compiled, LoadError> {
         let component =
-            Component::from_binary(&engine.engine, bytes).map_err(|e| LoadError::Compile {
+            Component::from_binary(&runtime.engine, bytes).map_err(|e| LoadError::Compile {
                 path: path.into(),
                 reason: chain(&e),
             })?;
         let ty = component.component_type();
         let role = Role::ALL
             .into_iter()
-            .find(|r| ty.get_export(&engine.engine, r.name()).is_some())
+            .find(|r| ty.get_export(&runtime.engine, r.name()).is_some())
             .ok_or_else(|| LoadError::NoRole { path: path.into() })?;
         let wrong = |e: wasmtime::Error| LoadError::WrongWorld {
             path: path.into(),
             role: role.name(),
             reason: chain(&e),
         };
-        let pre: InstancePre<StoreState> =
-            engine.linker.instantiate_pre(&component).map_err(wrong)?;
-        let pre = match role {
-            Role::Transform => Pre::Transform(transform::TransformPre::new(pre).map_err(wrong)?),
-            Role::Validate => Pre::Validate(validate::ValidatePre::new(pre).map_err(wrong)?),
-            Role::Aggregate => Pre::Aggregate(aggregate::AggregatePre::new(pre).map_err(wrong)?),
-            Role::Detect => Pre::Detect(detect::DetectPre::new(pre).map_err(wrong)?),
-            Role::Format => Pre::Format(format::FormatPre::new(pre).map_err(wrong)?),
-        };
-        Ok(LoadedPlugin {
-            path: path.into(),
+        let pre = runtime.linker.instantiate_pre(&component).map_err(wrong)?;
+        Ok(Compiled {
             role,
-            hash: sha256_hex(bytes),
+            hash,
             size: bytes.len(),
-            pre,
+            stateful: role::is_stateful(role),
+            pre: role::prelink(role, pre).map_err(wrong)?,
             runtime: runtime.clone(),
         })
     }

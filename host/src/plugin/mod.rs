@@ -1,16 +1,27 @@
-//! Plugins: WebAssembly components run by wasmtime. [`PluginEngine`] holds the engine and
-//! linker, [`LoadedPlugin`] a compiled component with its role, and [`PluginInstance`] one
-//! sandboxed instance whose calls take and return whole batches.
+//! Plugins: WebAssembly components run by wasmtime. [`PluginEngine`] holds the engines,
+//! the linker and the compiled-plugin cache; [`LoadedPlugin`] is a compiled component with
+//! its role, and [`PluginInstance`] one sandboxed instance whose calls take and return
+//! whole batches. The pipeline sees them only through the [`Plugin`] and [`Instance`]
+//! traits.
 
+mod api;
 pub mod bindings;
 mod check;
 mod convert;
 mod engine;
+mod error;
 mod instance;
-pub mod limits;
+mod limits;
 mod loaded;
+mod role;
+mod runtime;
+mod store;
 
-pub use engine::{PluginEngine, Runtime, StoreState, TICK};
-pub use instance::{CallError, Output, PluginInstance};
+pub use api::{Instance, Output, Plugin};
+pub use engine::PluginEngine;
+pub use error::{CallError, Malformed, Trap, TrapKind};
+pub use instance::PluginInstance;
 pub use limits::Limits;
-pub use loaded::{LoadError, LoadedPlugin, Role, retag, sha256_hex};
+pub use loaded::{LoadError, LoadedPlugin, retag, sha256_hex};
+pub use role::Role;
+pub use runtime::TICK;

@@ -1,23 +1,11 @@
 //! The `file` sink: JSON Lines, one object per row, flushed after every batch.
 
 use super::{Sink, SinkError};
-use crate::sources::BoxFut;
+use crate::config::sink::FileSinkConfig;
+use crate::connect::BoxFut;
 use adstream_sdk::Batch;
-use serde::Deserialize;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
-
-/// `[sink.NAME] kind = "file"`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSinkConfig {
-    pub kind: String,
-    /// The output file, relative to the working directory; folders are created.
-    pub path: String,
-    /// Add to an existing file instead of starting it afresh.
-    #[serde(default)]
-    pub append: bool,
-}
 
 pub struct FileSink {
     name: String,

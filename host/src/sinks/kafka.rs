@@ -1,55 +1,41 @@
 //! The `kafka` sink: one message per row, the value being the row as JSON or one text
 //! column (e.g. a formatted `payload`), the key and headers taken from other columns.
-//! Rows are durable once the broker acknowledged every message (`acks = all`). The
-//! idempotent producer is off by default because tansu 0.6's SQLite storage panics on some
+//! Rows are durable once the broker acknowledged every message (`acks = all`); messages
+//! whose delivery failed are produced again under the sink's `retry`. The idempotent
+//! producer is off by default because tansu 0.6's SQLite storage panics on some
 //! idempotent produces (seen here); set `options = { "enable.idempotence" = "true" }` against
 //! Apache Kafka. A retried produce may then duplicate a message; alert ids make duplicate
 //! alerts recognisable downstream.
 
 use super::{Sink, SinkError};
 use crate::batch::encode::{row_json, write_value};
-use crate::kafka::{CreateTopic, client_config, ensure_topic};
-use crate::sources::BoxFut;
+use crate::config::sink::KafkaSinkConfig;
+use crate::connect::BoxFut;
+use crate::connect::kafka::{client_config, ensure_topic};
+use crate::connect::retry::{Attempt, retry};
 use adstream_sdk::{Batch, Column};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::Message;
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// `[sink.NAME] kind = "kafka"`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSinkConfig {
-    pub kind: String,
-    pub brokers: String,
-    pub topic: String,
-    /// Column whose value is the message key (e.g. `alert_id`); none by default.
-    pub key: Option<String>,
-    /// `"row"` for the whole row as JSON, or the name of a text column.
-    #[serde(default = "row")]
-    pub value: String,
-    /// Columns sent as message headers instead of in the value; `"*"` for every column
-    /// but the value.
-    #[serde(default)]
-    pub headers: Vec<String>,
-    pub create_topic: Option<CreateTopic>,
-    /// Extra librdkafka producer settings.
-    #[serde(default)]
-    pub options: BTreeMap<String, String>,
-}
-
-fn row() -> String {
-    "row".into()
-}
 
 pub struct KafkaSink {
     name: String,
     cfg: KafkaSinkConfig,
     producer: FutureProducer,
     pending: Vec<DeliveryFuture>,
+    /// Deliveries being waited for by a flush, including messages produced again.
+    retrying: Mutex<Vec<DeliveryFuture>>,
 }
+
+const PRODUCER: [(&str, &str); 5] = [
+    ("enable.idempotence", "false"),
+    ("acks", "all"),
+    ("max.in.flight.requests.per.connection", "1"),
+    ("linger.ms", "5"),
+    ("message.timeout.ms", "30000"),
+];
 
 impl KafkaSink {
     pub async fn open(name: &str, cfg: &KafkaSinkConfig) -> Result<Self, SinkError> {
@@ -64,31 +50,18 @@ impl KafkaSink {
             &cfg.options,
         )
         .await
-        .map_err(fail)?;
-        let mut config = client_config(&cfg.brokers, &BTreeMap::new());
-        config
-            .set("enable.idempotence", "false")
-            .set("acks", "all")
-            .set("max.in.flight.requests.per.connection", "1")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000");
-        for (k, v) in &cfg.options {
-            config.set(k, v);
-        }
-        let producer: FutureProducer = config.create().map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(e.to_string()))?;
+        let producer: FutureProducer = client_config(&cfg.brokers, &PRODUCER, &cfg.options)
+            .map_err(|e| fail(e.to_string()))?
+            .create()
+            .map_err(|e| fail(e.to_string()))?;
         Ok(KafkaSink {
             name: name.into(),
             cfg: cfg.clone(),
             producer,
             pending: Vec::new(),
+            retrying: Mutex::default(),
         })
-    }
-
-    fn fail(&self, message: String) -> SinkError {
-        SinkError::Delivery {
-            sink: self.name.clone(),
-            message,
-        }
     }
 
     fn header_columns<'a>(&self, batch: &'a Batch) -> Vec<&'a Column> {
@@ -98,6 +71,67 @@ impl KafkaSink {
             .iter()
             .filter(|c| c.name != self.cfg.value && (all || self.cfg.headers.contains(&c.name)))
             .collect()
+    }
+
+    /// Queues one message, waiting while librdkafka's local queue is full.
+    async fn send(
+        &self,
+        payload: &[u8],
+        key: Option<&[u8]>,
+        headers: OwnedHeaders,
+    ) -> Result<DeliveryFuture, SinkError> {
+        loop {
+            let mut record = FutureRecord::to(&self.cfg.topic)
+                .payload(payload)
+                .headers(headers.clone());
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            match self.producer.send_result(record) {
+                Ok(f) => return Ok(f),
+                Err((e, _))
+                    if e.rdkafka_error_code()
+                        == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err((e, _)) => {
+                    return Err(SinkError::Delivery {
+                        sink: self.name.clone(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Waits for `pending`; produces the failed ones again and returns their futures.
+    async fn settle(&self, pending: Vec<DeliveryFuture>) -> Result<(), Attempt<String>> {
+        let mut failed: Vec<(String, OwnedMessage)> = Vec::new();
+        for f in pending {
+            match f.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, msg))) => failed.push((e.to_string(), msg)),
+                Err(_) => return Err(Attempt::Fatal("the producer was dropped".into())),
+            }
+        }
+        let Some((error, _)) = failed.first().cloned() else {
+            return Ok(());
+        };
+        let mut again = Vec::new();
+        for (_, m) in failed {
+            let headers = m.headers().cloned().unwrap_or_default();
+            let f = self
+                .send(m.payload().unwrap_or_default(), m.key(), headers)
+                .await
+                .map_err(|e| Attempt::Fatal(e.to_string()))?;
+            again.push(f);
+        }
+        *self.retrying.lock().expect("retry queue") = again;
+        Err(Attempt::Retry {
+            error: format!("delivery to `{}` failed: {error}", self.cfg.topic),
+            wait: None,
+        })
     }
 }
 
@@ -118,10 +152,13 @@ impl Sink for KafkaSink {
                 .then(|| batch.column(&self.cfg.value))
                 .flatten();
             if self.cfg.value != "row" && value_col.is_none() {
-                return Err(self.fail(format!(
-                    "rows have no column `{}` for the message value",
-                    self.cfg.value
-                )));
+                return Err(SinkError::Delivery {
+                    sink: self.name.clone(),
+                    message: format!(
+                        "rows have no column `{}` for the message value",
+                        self.cfg.value
+                    ),
+                });
             }
             let key_col = self.cfg.key.as_deref().and_then(|k| batch.column(k));
             let headers = self.header_columns(&batch);
@@ -142,28 +179,10 @@ impl Sink for KafkaSink {
                 if let Some(c) = key_col {
                     text(c, row, &mut key);
                 }
-                loop {
-                    let mut record = FutureRecord::to(&self.cfg.topic)
-                        .payload(&value)
-                        .headers(hs.clone());
-                    if key_col.is_some() {
-                        record = record.key(&key);
-                    }
-                    match self.producer.send_result(record) {
-                        Ok(f) => {
-                            self.pending.push(f);
-                            break;
-                        }
-                        // The local queue is full: let deliveries drain, then retry.
-                        Err((e, _))
-                            if e.rdkafka_error_code()
-                                == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
-                        {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                        Err((e, _)) => return Err(self.fail(e.to_string())),
-                    }
-                }
+                let f = self
+                    .send(&value, key_col.map(|_| key.as_slice()), hs)
+                    .await?;
+                self.pending.push(f);
             }
             Ok(())
         })
@@ -171,18 +190,18 @@ impl Sink for KafkaSink {
 
     fn flush(&mut self) -> BoxFut<'_, Result<(), SinkError>> {
         Box::pin(async move {
-            for f in std::mem::take(&mut self.pending) {
-                match f.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((e, _))) => {
-                        return Err(
-                            self.fail(format!("delivery to `{}` failed: {e}", self.cfg.topic))
-                        );
-                    }
-                    Err(_) => return Err(self.fail("the producer was dropped".into())),
-                }
-            }
-            Ok(())
+            *self.retrying.lock().expect("retry queue") = std::mem::take(&mut self.pending);
+            let what = format!("sink `{}`: delivery to `{}`", self.name, self.cfg.topic);
+            let this = &*self;
+            retry(&this.cfg.retry, &what, || async {
+                let pending = std::mem::take(&mut *this.retrying.lock().expect("retry queue"));
+                this.settle(pending).await
+            })
+            .await
+            .map_err(|g| SinkError::Delivery {
+                sink: this.name.clone(),
+                message: format!("{} (after {} tries)", g.last, g.attempts),
+            })
         })
     }
 

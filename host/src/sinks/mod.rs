@@ -1,5 +1,6 @@
 //! Sinks: where rows end up. Each sink runs as its own task behind a channel (see
 //! [`runner`]); the pipeline learns from it up to which batch everything is durable.
+//! Every sink retries a failed write under its `retry` table (`connect::retry`).
 
 pub mod clickhouse;
 pub mod file;
@@ -7,19 +8,16 @@ pub mod kafka;
 pub mod redis;
 pub mod runner;
 pub mod stdout;
-mod template;
 pub mod webhook;
 
-use crate::config::{Diagnostics, kind_of, section};
-use crate::pipeline::DeadLetters;
-use crate::sources::BoxFut;
+use crate::batch::DeadLetters;
+use crate::config::SinkConfig;
+use crate::connect::BoxFut;
 use adstream_sdk::{Batch, Field};
 use runner::SinkMsg;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use toml::Spanned;
-use toml::de::DeValue;
 
 /// Errors of sinks.
 #[derive(Debug, thiserror::Error)]
@@ -99,85 +97,46 @@ pub trait Sink: Send {
     }
 }
 
-/// A `[sink.NAME]` table.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SinkConfig {
-    Stdout(stdout::StdoutConfig),
-    File(file::FileSinkConfig),
-    Kafka(kafka::KafkaSinkConfig),
-    ClickHouse(Box<clickhouse::ClickHouseConfig>),
-    Redis(redis::RedisSinkConfig),
-    Webhook(webhook::WebhookConfig),
+/// Opens the sink `cfg` describes.
+pub async fn open(
+    name: &str,
+    cfg: &SinkConfig,
+    ctx: SinkContext,
+) -> Result<Box<dyn Sink>, SinkError> {
+    Ok(match cfg {
+        SinkConfig::Stdout(c) => Box::new(stdout::StdoutSink::new(c)),
+        SinkConfig::File(c) => Box::new(file::FileSink::open(name, c).await?),
+        SinkConfig::Kafka(c) => Box::new(kafka::KafkaSink::open(name, c).await?),
+        SinkConfig::ClickHouse(c) => {
+            let fields = ctx.fields.ok_or_else(|| SinkError::Config {
+                sink: name.into(),
+                message: "a clickhouse sink must be fed by exactly one stage, whose columns make the table".into(),
+            })?;
+            Box::new(clickhouse::ClickHouseSink::open(name, c, &fields).await?)
+        }
+        SinkConfig::Redis(c) => Box::new(redis::RedisSink::open(name, c).await?),
+        SinkConfig::Webhook(c) => {
+            Box::new(webhook::WebhookSink::open(name, c, ctx.dead_letters).await?)
+        }
+    })
 }
 
-const KINDS: &str = "stdout, file, kafka, clickhouse, redis, webhook";
-
-impl SinkConfig {
-    pub fn parse(
-        name: &str,
-        value: &Spanned<DeValue<'_>>,
-        diags: &mut Diagnostics,
-    ) -> Option<SinkConfig> {
-        let what = format!("[sink.{name}]");
-        let cfg = match kind_of(value, &what, diags)? {
-            "stdout" => section(value, &what, diags).map(SinkConfig::Stdout)?,
-            "file" => section(value, &what, diags).map(SinkConfig::File)?,
-            "kafka" => section(value, &what, diags).map(SinkConfig::Kafka)?,
-            "clickhouse" => {
-                section(value, &what, diags).map(|c| SinkConfig::ClickHouse(Box::new(c)))?
-            }
-            "redis" => section(value, &what, diags).map(SinkConfig::Redis)?,
-            "webhook" => section(value, &what, diags).map(SinkConfig::Webhook)?,
-            other => {
-                let span = value.get_ref().get("kind").map(|k| k.span());
-                diags.error_hint(
-                    span,
-                    format!("{what}: unknown sink kind `{other}`"),
-                    format!("kinds: {KINDS}"),
-                );
-                return None;
-            }
-        };
-        if let Err(message) = cfg.check() {
-            diags.error(Some(value.span()), format!("{what}: {message}"));
-            return None;
-        }
-        Some(cfg)
-    }
-
-    /// Checks what serde cannot (e.g. a template's syntax).
-    fn check(&self) -> Result<(), String> {
-        match self {
-            SinkConfig::Stdout(c) => c
-                .template
-                .as_deref()
-                .map_or(Ok(()), |t| template::Template::parse(t).map(|_| ())),
-            _ => Ok(()),
-        }
-    }
-
-    /// Whether the sink needs to know the schema of its rows when it opens.
-    pub fn needs_fields(&self) -> bool {
-        matches!(self, SinkConfig::ClickHouse(_))
-    }
-
-    /// Opens the sink.
-    pub async fn open(&self, name: &str, ctx: SinkContext) -> Result<Box<dyn Sink>, SinkError> {
-        Ok(match self {
-            SinkConfig::Stdout(c) => Box::new(stdout::StdoutSink::new(name, c)?),
-            SinkConfig::File(c) => Box::new(file::FileSink::open(name, c).await?),
-            SinkConfig::Kafka(c) => Box::new(kafka::KafkaSink::open(name, c).await?),
-            SinkConfig::ClickHouse(c) => {
-                let fields = ctx.fields.ok_or_else(|| SinkError::Config {
-                    sink: name.into(),
-                    message: "a clickhouse sink must be fed by exactly one stage, whose columns make the table".into(),
-                })?;
-                Box::new(clickhouse::ClickHouseSink::open(name, c, &fields).await?)
-            }
-            SinkConfig::Redis(c) => Box::new(redis::RedisSink::open(name, c).await?),
-            SinkConfig::Webhook(c) => {
-                Box::new(webhook::WebhookSink::open(name, c, ctx.dead_letters).await?)
-            }
-        })
+/// What `adstream check` can find wrong with a sink without opening it: settings only
+/// the client libraries can judge, secrets that do not resolve, and (for ClickHouse) a
+/// table definition that does not fit the rows.
+pub fn check(name: &str, cfg: &SinkConfig, fields: Option<&[Field]>) -> Vec<SinkError> {
+    let err = |message: String| SinkError::Config {
+        sink: name.into(),
+        message,
+    };
+    match cfg {
+        SinkConfig::Kafka(c) => crate::connect::kafka::check_options(&c.options)
+            .into_iter()
+            .map(|e| err(e.to_string()))
+            .collect(),
+        SinkConfig::ClickHouse(c) => clickhouse::check(c, fields).into_iter().map(err).collect(),
+        SinkConfig::Redis(c) => redis::check_url(&c.url).into_iter().map(err).collect(),
+        SinkConfig::Webhook(c) => webhook::check(c).into_iter().map(err).collect(),
+        SinkConfig::Stdout(_) | SinkConfig::File(_) => Vec::new(),
     }
 }

@@ -102,3 +102,68 @@ async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connect::BoxFut;
+    use std::sync::Mutex;
+    use std::time::Duration;
+    use tokio::sync::Semaphore;
+
+    /// Buffers rows; a flush waits for a permit, so a test decides when rows are durable.
+    struct Gate {
+        permits: Arc<Semaphore>,
+        buffered: usize,
+        durable: Arc<Mutex<usize>>,
+    }
+
+    impl Sink for Gate {
+        fn write(&mut self, batch: Arc<Batch>) -> BoxFut<'_, Result<(), SinkError>> {
+            self.buffered += batch.len();
+            Box::pin(async { Ok(()) })
+        }
+        fn flush(&mut self) -> BoxFut<'_, Result<(), SinkError>> {
+            Box::pin(async move {
+                self.permits.acquire().await.expect("open").forget();
+                *self.durable.lock().unwrap() += std::mem::take(&mut self.buffered);
+                Ok(())
+            })
+        }
+    }
+
+    fn rows(n: usize) -> Arc<Batch> {
+        let mut b = adstream_sdk::I64Builder::default();
+        (0..n).for_each(|i| b.push(i as i64));
+        Arc::new(Batch::from_columns(vec![b.finish("x")]).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_acknowledged_only_once_its_rows_are_durable() {
+        let permits = Arc::new(Semaphore::new(0));
+        let durable = Arc::new(Mutex::new(0));
+        let sink = Gate {
+            permits: permits.clone(),
+            buffered: 0,
+            durable: durable.clone(),
+        };
+        let mut h = spawn("gate", Box::new(sink));
+        let send = |seq| SinkMsg::Rows {
+            seq,
+            batch: rows(5),
+            done: None,
+        };
+        h.tx.send(send(1)).await.unwrap();
+        h.tx.send(SinkMsg::Mark { seq: 2 }).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(*h.acked.borrow(), 0, "rows of batch 1 are not durable yet");
+        permits.add_permits(1);
+        h.acked.wait_for(|&a| a >= 1).await.unwrap();
+        assert_eq!(*durable.lock().unwrap(), 5);
+        h.tx.send(SinkMsg::Mark { seq: 3 }).await.unwrap();
+        h.acked.wait_for(|&a| a >= 3).await.unwrap();
+        drop(h.tx);
+        permits.add_permits(1);
+        h.task.await.unwrap().unwrap();
+    }
+}

@@ -1,24 +1,14 @@
 //! The `stdout` sink: one readable line per row, by template, or JSON.
 
-use super::template::Template;
 use super::{Sink, SinkError};
-use crate::sources::BoxFut;
+use crate::batch::encode::row_json;
+use crate::batch::render::render;
+use crate::config::sink::StdoutConfig;
+use crate::config::template::Template;
+use crate::connect::BoxFut;
 use adstream_sdk::Batch;
-use serde::Deserialize;
 use std::io::Write;
 use std::sync::Arc;
-
-/// `[sink.NAME] kind = "stdout"`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StdoutConfig {
-    pub kind: String,
-    /// A line template such as `"{country} {ad_format} ctr={ctr:%}"`; JSON when unset.
-    pub template: Option<String>,
-    /// Printed before each row.
-    #[serde(default)]
-    pub prefix: String,
-}
 
 pub struct StdoutSink {
     template: Option<Template>,
@@ -26,18 +16,11 @@ pub struct StdoutSink {
 }
 
 impl StdoutSink {
-    pub fn new(name: &str, cfg: &StdoutConfig) -> Result<Self, SinkError> {
-        let template = match &cfg.template {
-            Some(t) => Some(Template::parse(t).map_err(|message| SinkError::Config {
-                sink: name.into(),
-                message,
-            })?),
-            None => None,
-        };
-        Ok(StdoutSink {
-            template,
+    pub fn new(cfg: &StdoutConfig) -> Self {
+        StdoutSink {
+            template: cfg.template.clone(),
             prefix: cfg.prefix.clone(),
-        })
+        }
     }
 
     fn render(&self, batch: &Batch) -> String {
@@ -45,8 +28,8 @@ impl StdoutSink {
         for row in 0..batch.len() {
             out.push_str(&self.prefix);
             match &self.template {
-                Some(t) => t.render(batch, row, &mut out),
-                None => out.push_str(&crate::batch::encode::row_json(batch, row)),
+                Some(t) => render(t, batch, row, &mut out),
+                None => out.push_str(&row_json(batch, row)),
             }
             out.push('\n');
         }

@@ -1,7 +1,7 @@
 //! The `webhook` sink: each row's `payload` column POSTed as JSON to an incoming webhook
-//! (Slack), with a timeout, retries with backoff on 5xx and network errors, `Retry-After`
-//! honoured on 429, and the row dead-lettered after the last try. The URL comes from an
-//! environment variable or a secret file and never appears in logs or errors.
+//! (Slack), with a timeout, retries under the sink's `retry` on 5xx and network errors,
+//! `Retry-After` honoured on 429, and the row dead-lettered after the last try. The URL
+//! comes from an environment variable or a secret file and never appears in logs or errors.
 //!
 //! With `cooldown`, a row whose key (by default country, ad format and alert type) was
 //! sent within the cooldown is skipped; the key lives in Redis, so it holds across
@@ -10,51 +10,14 @@
 mod cooldown;
 
 use super::{DeadLetterTx, Sink, SinkError};
-use crate::config::SecretRef;
-use crate::sources::BoxFut;
+use crate::config::RetryConfig;
+use crate::config::sink::WebhookConfig;
+use crate::connect::BoxFut;
+use crate::connect::retry::{Attempt, retry};
 use adstream_sdk::Batch;
-use adstream_sdk::time::parse_duration_ms;
-use cooldown::{Claim, Cooldown, CooldownConfig};
-use serde::Deserialize;
+use cooldown::{Claim, Cooldown};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// `[sink.NAME] kind = "webhook"`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    pub kind: String,
-    /// Where the URL comes from: `{ env = "SLACK_WEBHOOK_URL" }` or `{ file = "..." }`.
-    pub url: SecretRef,
-    /// The column holding each request's JSON body.
-    #[serde(default = "payload")]
-    pub payload: String,
-    #[serde(default = "default_timeout")]
-    pub timeout: String,
-    #[serde(default = "default_attempts")]
-    pub max_attempts: u32,
-    #[serde(default = "default_backoff")]
-    pub backoff: String,
-    #[serde(default = "default_backoff_max")]
-    pub backoff_max: String,
-    pub cooldown: Option<CooldownConfig>,
-}
-
-fn payload() -> String {
-    "payload".into()
-}
-fn default_timeout() -> String {
-    "10s".into()
-}
-fn default_attempts() -> u32 {
-    5
-}
-fn default_backoff() -> String {
-    "500ms".into()
-}
-fn default_backoff_max() -> String {
-    "30s".into()
-}
 
 /// Delivery counters, for the run summary and tests.
 #[derive(Debug, Default, Clone, Copy)]
@@ -69,21 +32,61 @@ pub struct WebhookSink {
     url: String,
     http: reqwest::Client,
     payload: String,
-    max_attempts: u32,
-    backoff: Duration,
-    backoff_max: Duration,
+    retry: RetryConfig,
     cooldown: Option<Cooldown>,
     dead_letters: Option<DeadLetterTx>,
     stats: WebhookStats,
 }
 
-/// Why one delivery failed for good.
-struct Failed(String);
+/// The URL from its secret, checked to be one.
+fn url(cfg: &WebhookConfig) -> Result<String, String> {
+    let secret = cfg.url.resolve("url").map_err(|e| e.to_string())?;
+    let url = secret.text().map_err(|e| e.to_string())?.to_string();
+    reqwest::Url::parse(&url)
+        .map_err(|_| format!("the webhook URL in {} is not a valid URL", cfg.url))?;
+    Ok(url)
+}
 
-fn duration(text: &str, key: &str) -> Result<Duration, String> {
-    parse_duration_ms(text)
-        .map(|m| Duration::from_millis(m.max(0) as u64))
-        .map_err(|e| format!("{key}: {e}"))
+/// What `adstream check` finds wrong: a URL secret that does not resolve or is no URL,
+/// a cooldown Redis URL that does not.
+pub fn check(cfg: &WebhookConfig) -> Vec<String> {
+    let mut out: Vec<String> = url(cfg).err().into_iter().collect();
+    if let Some(c) = &cfg.cooldown {
+        out.extend(super::redis::check_url(&c.redis).map(|e| format!("cooldown: {e}")));
+    }
+    out
+}
+
+/// How a response or a failed request is handled.
+async fn classify(sent: Result<reqwest::Response, reqwest::Error>) -> Result<(), Attempt<String>> {
+    match sent {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) if r.status().as_u16() == 429 => {
+            let wait = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            Err(Attempt::Retry {
+                error: "HTTP 429 Too Many Requests".into(),
+                wait,
+            })
+        }
+        Ok(r) if r.status().is_server_error() => Err(Attempt::Retry {
+            error: format!("HTTP {}", r.status()),
+            wait: None,
+        }),
+        Ok(r) => {
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            let text: String = text.chars().take(200).collect();
+            Err(Attempt::Fatal(format!("HTTP {status}: {text}")))
+        }
+        Err(e) => Err(Attempt::Retry {
+            error: e.without_url().to_string(),
+            wait: None,
+        }),
+    }
 }
 
 impl WebhookSink {
@@ -96,18 +99,17 @@ impl WebhookSink {
             sink: name.into(),
             message,
         };
-        let url =
-            crate::pipeline::resolve_secret("url", &cfg.url).map_err(|e| fail(e.to_string()))?;
-        let url = String::from_utf8(url.value)
-            .map_err(|_| fail("the webhook URL is not UTF-8".into()))?;
-        reqwest::Url::parse(&url).map_err(|_| fail("the webhook URL is not a valid URL".into()))?;
-        let timeout = duration(&cfg.timeout, "timeout").map_err(fail)?;
+        let url = url(cfg).map_err(fail)?;
         let http = reqwest::Client::builder()
-            .timeout(timeout)
+            .timeout(cfg.timeout.get())
             .build()
             .map_err(|e| fail(e.without_url().to_string()))?;
         let cooldown = match &cfg.cooldown {
-            Some(c) => Some(Cooldown::connect(c).await.map_err(fail)?),
+            Some(c) => Some(
+                Cooldown::connect(c)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?,
+            ),
             None => None,
         };
         Ok(WebhookSink {
@@ -115,20 +117,17 @@ impl WebhookSink {
             url,
             http,
             payload: cfg.payload.clone(),
-            max_attempts: cfg.max_attempts.max(1),
-            backoff: duration(&cfg.backoff, "backoff").map_err(fail)?,
-            backoff_max: duration(&cfg.backoff_max, "backoff_max").map_err(fail)?,
+            retry: cfg.retry,
             cooldown,
             dead_letters,
             stats: WebhookStats::default(),
         })
     }
 
-    /// POSTs one body, retrying as the status says.
-    async fn post(&self, body: &str) -> Result<(), Failed> {
-        let mut delay = self.backoff;
-        let mut last = String::new();
-        for attempt in 1..=self.max_attempts {
+    /// POSTs one body, retrying as the status says; the error is the last failure.
+    async fn post(&self, body: &str) -> Result<(), String> {
+        let what = format!("sink `{}`: webhook delivery", self.name);
+        retry(&self.retry, &what, || async {
             let sent = self
                 .http
                 .post(&self.url)
@@ -136,43 +135,33 @@ impl WebhookSink {
                 .body(body.to_string())
                 .send()
                 .await;
-            let wait = match sent {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) if r.status().as_u16() == 429 => {
-                    last = "HTTP 429 Too Many Requests".into();
-                    let after = r
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-                    after.map_or(delay, Duration::from_secs)
-                }
-                Ok(r) if r.status().is_server_error() => {
-                    last = format!("HTTP {}", r.status());
-                    delay
-                }
-                Ok(r) => {
-                    let status = r.status();
-                    let text = r.text().await.unwrap_or_default();
-                    return Err(Failed(format!(
-                        "HTTP {status}: {}",
-                        text.chars().take(200).collect::<String>()
-                    )));
-                }
-                Err(e) => {
-                    last = e.without_url().to_string();
-                    delay
-                }
-            };
-            if attempt < self.max_attempts {
-                tracing::warn!(sink = %self.name, attempt, "webhook delivery failed ({last}), retrying in {wait:?}");
-                tokio::time::sleep(wait).await;
-                delay = (delay * 2).min(self.backoff_max);
-            }
-        }
-        Err(Failed(format!(
-            "gave up after {} tries; last: {last}",
-            self.max_attempts
-        )))
+            classify(sent).await
+        })
+        .await
+        .map_err(|g| match g.fatal {
+            true => g.last,
+            false => format!("gave up after {} tries; last: {}", g.attempts, g.last),
+        })
+    }
+
+    /// Claims the row's cooldown key, retrying while Redis is unreachable (an outage holds
+    /// the alerts back rather than sending them twice or losing them).
+    async fn claim(&self, batch: &Batch, row: usize) -> Result<Claim, SinkError> {
+        let Some(c) = &self.cooldown else {
+            return Ok(Claim::Free);
+        };
+        let what = format!("sink `{}`: cooldown", self.name);
+        retry(&RetryConfig::default(), &what, || async {
+            c.claim(batch, row).await.map_err(|e| Attempt::Retry {
+                error: e,
+                wait: None,
+            })
+        })
+        .await
+        .map_err(|g| SinkError::Delivery {
+            sink: self.name.clone(),
+            message: g.last.to_string(),
+        })
     }
 
     async fn dead_letter(
@@ -195,6 +184,29 @@ impl WebhookSink {
     pub fn stats(&self) -> WebhookStats {
         self.stats
     }
+
+    async fn deliver(&mut self, batch: &Batch, row: usize, body: &str) -> Result<(), SinkError> {
+        let claim = self.claim(batch, row).await?;
+        if let Claim::Held = claim {
+            self.stats.suppressed += 1;
+            return Ok(());
+        }
+        match self.post(body).await {
+            Ok(()) => {
+                self.stats.sent += 1;
+                if let (Some(c), Claim::Taken(key)) = (&self.cooldown, &claim) {
+                    c.confirm(key, batch, row).await;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let (Some(c), Claim::Taken(key)) = (&self.cooldown, &claim) {
+                    c.release(key).await;
+                }
+                self.dead_letter(batch, row, &e).await
+            }
+        }
+    }
 }
 
 impl Sink for WebhookSink {
@@ -209,34 +221,8 @@ impl Sink for WebhookSink {
                 ),
             })?;
             for row in 0..batch.len() {
-                let claim = match &mut self.cooldown {
-                    Some(c) => c
-                        .claim(&batch, row)
-                        .await
-                        .map_err(|m| SinkError::Delivery {
-                            sink: self.name.clone(),
-                            message: m,
-                        })?,
-                    None => Claim::Free,
-                };
-                if let Claim::Held = claim {
-                    self.stats.suppressed += 1;
-                    continue;
-                }
-                match self.post(bodies.get(row).unwrap_or("")).await {
-                    Ok(()) => {
-                        self.stats.sent += 1;
-                        if let (Some(c), Claim::Taken(key)) = (&mut self.cooldown, &claim) {
-                            c.confirm(key, &batch, row).await;
-                        }
-                    }
-                    Err(Failed(e)) => {
-                        if let (Some(c), Claim::Taken(key)) = (&mut self.cooldown, &claim) {
-                            c.release(key).await;
-                        }
-                        self.dead_letter(&batch, row, &e).await?;
-                    }
-                }
+                self.deliver(&batch, row, bodies.get(row).unwrap_or(""))
+                    .await?;
             }
             Ok(())
         })

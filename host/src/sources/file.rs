@@ -1,37 +1,16 @@
 //! The `file` source: JSON Lines, as fast as possible or at the pace the events were
 //! recorded (by their event time). A record's position is its line number.
 
-use super::{BoxFut, Position, RawBatch, Source, SourceError};
-use serde::Deserialize;
+use super::{Source, SourceError};
+use crate::batch::{Position, RawBatch};
+use crate::config::source::FileSourceConfig;
+use crate::connect::BoxFut;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// One line of the file, as bytes: a line that is not UTF-8 is still a record (which the
 /// decoder dead-letters), not a reason to stop reading.
 type Line = Vec<u8>;
-
-/// `[source] kind = "file"`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSourceConfig {
-    pub kind: String,
-    /// The JSONL file, relative to the working directory.
-    pub path: String,
-    /// Replay at the recorded pace, by the `pace_field` timestamps.
-    #[serde(default)]
-    pub pace: bool,
-    #[serde(default = "default_pace_field")]
-    pub pace_field: String,
-    #[serde(default = "default_batch")]
-    pub batch_size: usize,
-}
-
-fn default_pace_field() -> String {
-    "event_time".into()
-}
-fn default_batch() -> usize {
-    1000
-}
 
 /// Reads a JSONL file.
 pub struct FileSource {
@@ -85,7 +64,7 @@ impl FileSource {
             path: cfg.path.clone(),
             reader: BufReader::with_capacity(1 << 20, tokio::fs::File::from_std(file)),
             line_no: 0,
-            batch_size: cfg.batch_size.max(1),
+            batch_size: cfg.batch_size.get(),
             pace,
             held: None,
             line: Vec::new(),

@@ -1,48 +1,15 @@
 //! The `kafka` source: a consumer-group member that batches messages by count and by time,
 //! and commits offsets only when the pipeline says everything before them is durable.
 
-use super::{BoxFut, Position, RawBatch, Source, SourceError};
-use crate::kafka::{CreateTopic, client_config, ensure_topic};
-use adstream_sdk::time::parse_duration_ms;
+use super::{Source, SourceError};
+use crate::batch::{Position, RawBatch};
+use crate::config::source::KafkaSourceConfig;
+use crate::connect::BoxFut;
+use crate::connect::kafka::{client_config, ensure_topic};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// `[source] kind = "kafka"`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSourceConfig {
-    pub kind: String,
-    pub brokers: String,
-    pub topic: String,
-    /// Consumer group; members of a group share the topic's partitions.
-    pub group: String,
-    /// Where a group with no committed offset starts: `earliest` or `latest`.
-    #[serde(default = "earliest")]
-    pub start: String,
-    #[serde(default = "default_batch")]
-    pub batch_size: usize,
-    /// Longest a batch waits to fill up.
-    #[serde(default = "default_flush")]
-    pub flush_interval: String,
-    pub create_topic: Option<CreateTopic>,
-    /// Extra librdkafka consumer settings.
-    #[serde(default)]
-    pub options: BTreeMap<String, String>,
-}
-
-fn earliest() -> String {
-    "earliest".into()
-}
-fn default_batch() -> usize {
-    5000
-}
-fn default_flush() -> String {
-    "200ms".into()
-}
 
 pub struct KafkaSource {
     topic: String,
@@ -54,44 +21,43 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     pub async fn open(cfg: &KafkaSourceConfig) -> Result<Self, SourceError> {
-        let bad = |m: String| SourceError::Config(format!("[source] kafka: {m}"));
-        if cfg.start != "earliest" && cfg.start != "latest" {
-            return Err(bad(format!(
-                "start = {:?} (use \"earliest\" or \"latest\")",
-                cfg.start
-            )));
-        }
-        let flush = parse_duration_ms(&cfg.flush_interval)
-            .map_err(|e| bad(format!("flush_interval: {e}")))?;
         let partitions = ensure_topic(
             &cfg.brokers,
             &cfg.topic,
             cfg.create_topic.as_ref(),
             &cfg.options,
         )
-        .await
-        .map_err(SourceError::Unavailable)?;
-        let mut config = client_config(&cfg.brokers, &BTreeMap::new());
-        config
-            .set("group.id", &cfg.group)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", &cfg.start)
-            .set("fetch.wait.max.ms", "100")
-            .set("max.partition.fetch.bytes", "10485760");
-        for (k, v) in &cfg.options {
-            config.set(k, v);
-        }
-        let consumer: StreamConsumer = config.create().map_err(|e| bad(e.to_string()))?;
+        .await?;
+        let defaults = [
+            ("group.id", cfg.group.as_str()),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", cfg.start.name()),
+            ("fetch.wait.max.ms", "100"),
+            ("max.partition.fetch.bytes", "10485760"),
+        ];
+        let config = client_config(&cfg.brokers, &defaults, &cfg.options)?;
+        let consumer: StreamConsumer = config
+            .create()
+            .map_err(|e| SourceError::Consumer(e.to_string()))?;
         consumer
             .subscribe(&[&cfg.topic])
-            .map_err(|e| bad(format!("subscribe to `{}`: {e}", cfg.topic)))?;
+            .map_err(|e| SourceError::Consumer(format!("subscribe to `{}`: {e}", cfg.topic)))?;
         Ok(KafkaSource {
             topic: cfg.topic.clone(),
             partitions,
             consumer,
-            batch_size: cfg.batch_size.max(1),
-            flush_interval: Duration::from_millis(flush.max(1) as u64),
+            batch_size: cfg.batch_size.get(),
+            flush_interval: cfg.flush_interval.get().max(Duration::from_millis(1)),
         })
+    }
+}
+
+impl KafkaSource {
+    fn commit_error(&self, e: rdkafka::error::KafkaError) -> SourceError {
+        SourceError::Commit {
+            topic: self.topic.clone(),
+            reason: e.to_string(),
+        }
     }
 }
 
@@ -141,12 +107,11 @@ impl Source for KafkaSource {
             for p in &upto {
                 // Kafka's committed offset is the next one to read.
                 list.add_partition_offset(&self.topic, p.partition, Offset::Offset(p.offset + 1))
-                    .map_err(|e| SourceError::Commit(e.to_string()))?;
+                    .map_err(|e| self.commit_error(e))?;
             }
             let consumer = &self.consumer;
-            tokio::task::block_in_place(|| consumer.commit(&list, CommitMode::Sync)).map_err(|e| {
-                SourceError::Commit(format!("committing offsets of `{}`: {e}", self.topic))
-            })
+            tokio::task::block_in_place(|| consumer.commit(&list, CommitMode::Sync))
+                .map_err(|e| self.commit_error(e))
         })
     }
 }

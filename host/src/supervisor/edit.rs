@@ -5,14 +5,10 @@
 //! Only what cannot change under a running pipeline (source, schema, event time, the stage
 //! graph, a stage's output columns) makes it restart, gracefully.
 
-use super::{StageView, Supervisor, status::Change};
-use crate::config::{PipelineConfig, StageConfig};
-use crate::pipeline::{Feed, Pipeline, Rewire, SinkEntry, open_sink};
-use crate::sinks::SinkContext;
+use super::{Supervisor, status::Change};
+use crate::config::{Diagnostic, PipelineConfig, StageConfig};
+use crate::pipeline::{NewSinks, Pipeline};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::SystemTime;
-use tokio::sync::oneshot;
 
 /// What an edit needs.
 #[derive(Debug, PartialEq)]
@@ -25,15 +21,6 @@ pub enum Plan {
         rewire: bool,
         stages: Vec<usize>,
     },
-}
-
-/// The sinks and routes of an edited pipeline (the part of it a rewire needs; the rest
-/// holds plugin instances, which must not be shared across tasks).
-struct NewSinks {
-    sinks: Vec<(String, crate::sinks::SinkConfig)>,
-    fields: Vec<Option<Vec<adstream_sdk::Field>>>,
-    dead_letter: usize,
-    routes: Vec<(String, Vec<usize>)>,
 }
 
 /// A stage's settings other than where its output goes.
@@ -107,17 +94,7 @@ impl Supervisor {
         let index = self.pipelines.iter().position(|m| m.file == file);
         if !file.exists() {
             if let Some(i) = index {
-                let m = self.pipelines.remove(i);
-                let name = m.running.name.clone();
-                let outcome = self.stop_one(m).await;
-                self.board.record(Change::new(
-                    &name,
-                    None,
-                    "pipeline",
-                    true,
-                    format!("{} was removed; stopped the pipeline", file.display()),
-                ));
-                self.finished.push(outcome);
+                self.pipeline_removed(i, file).await;
             }
             return;
         }
@@ -129,35 +106,10 @@ impl Supervisor {
         }
         let (cfg, pipeline) = match self.build(file).await {
             Ok(built) => built,
-            Err(diags) => {
-                diags.iter().for_each(|d| tracing::error!("{d}"));
-                let name = index.map_or_else(
-                    || file.display().to_string(),
-                    |i| self.pipelines[i].running.name.clone(),
-                );
-                let detail = format!(
-                    "invalid edit, the running pipeline keeps going: {}",
-                    diags
-                        .iter()
-                        .map(|d| d.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                );
-                return self
-                    .board
-                    .record(Change::new(&name, None, "pipeline", false, detail));
-            }
+            Err(diags) => return self.edit_rejected(index, file, &diags),
         };
         let Some(i) = index else {
-            let name = cfg.name.clone();
-            let result = self.start(cfg, pipeline).await;
-            let detail = match &result {
-                Ok(()) => format!("started from new file {}", file.display()),
-                Err(e) => format!("new file {} did not start: {e}", file.display()),
-            };
-            return self
-                .board
-                .record(Change::new(&name, None, "pipeline", result.is_ok(), detail));
+            return self.pipeline_added(file, cfg, pipeline).await;
         };
         let plan = match plan(&self.pipelines[i].config, &cfg) {
             Plan::Update { stages, .. }
@@ -174,22 +126,61 @@ impl Supervisor {
         }
     }
 
+    async fn pipeline_removed(&mut self, i: usize, file: &Path) {
+        let m = self.pipelines.remove(i);
+        let name = m.running.name().to_string();
+        let outcome = self.stop_one(m).await;
+        let detail = format!("{} was removed; stopped the pipeline", file.display());
+        self.board
+            .record(Change::new(&name, None, "pipeline", true, detail));
+        self.finished.push(outcome);
+    }
+
+    async fn pipeline_added(&mut self, file: &Path, cfg: PipelineConfig, pipeline: Pipeline) {
+        let name = cfg.name.clone();
+        let result = self.start(cfg, pipeline).await;
+        let detail = match &result {
+            Ok(()) => format!("started from new file {}", file.display()),
+            Err(e) => format!("new file {} did not start: {e}", file.display()),
+        };
+        self.board
+            .record(Change::new(&name, None, "pipeline", result.is_ok(), detail));
+    }
+
+    fn edit_rejected(&self, index: Option<usize>, file: &Path, diags: &[Diagnostic]) {
+        diags.iter().for_each(|d| tracing::error!("{d}"));
+        let name = index.map_or_else(
+            || file.display().to_string(),
+            |i| self.pipelines[i].running.name().to_string(),
+        );
+        let all: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+        let detail = format!(
+            "invalid edit, the running pipeline keeps going: {}",
+            all.join("; ")
+        );
+        self.board
+            .record(Change::new(&name, None, "pipeline", false, detail));
+    }
+
     /// A changed stage whose role or output columns differ cannot be swapped in place.
     fn needs_restart(&self, i: usize, new: &Pipeline, stages: &[usize]) -> Option<String> {
+        let running = self.pipelines[i].running.stages();
         stages.iter().find_map(|&s| {
-            let (old, new) = (&self.pipelines[i].stages[s], &new.stages[s]);
-            (old.spec.plugin.role != new.spec.plugin.role || old.output != new.output).then(|| {
-                format!(
-                    "stage `{}` changed its role or output columns",
-                    old.spec.name
-                )
-            })
+            let (old, new) = (&running[s], &new.stages[s]);
+            (old.spec.plugin.role() != new.spec.plugin.role() || old.output != new.output).then(
+                || {
+                    format!(
+                        "stage `{}` changed its role or output columns",
+                        old.spec.name
+                    )
+                },
+            )
         })
     }
 
     async fn restart(&mut self, i: usize, cfg: PipelineConfig, pipeline: Pipeline, why: String) {
         let m = self.pipelines.remove(i);
-        let name = m.running.name.clone();
+        let name = m.running.name().to_string();
         tracing::info!(pipeline = %name, "restarting: {why}");
         let (_, ended) = self.stop_one(m).await;
         if let Err(e) = ended {
@@ -214,7 +205,7 @@ impl Supervisor {
         rewire: bool,
         stages: Vec<usize>,
     ) {
-        let name = self.pipelines[i].running.name.clone();
+        let name = self.pipelines[i].running.name().to_string();
         let mut done = Vec::new();
         if rewire {
             let sinks = NewSinks {
@@ -227,7 +218,7 @@ impl Supervisor {
                     .map(|s| (s.spec.name.to_string(), s.spec.to.clone()))
                     .collect(),
             };
-            match self.rewire(i, sinks).await {
+            match self.pipelines[i].running.rewire(sinks).await {
                 Ok(summary) => done.push(summary),
                 Err(e) => {
                     let detail = format!("could not open the new sinks, nothing changed: {e}");
@@ -237,26 +228,12 @@ impl Supervisor {
                 }
             }
         }
-        let routes: Vec<_> = pipeline.stages.iter().map(|s| s.spec.to.clone()).collect();
-        for (s, view) in self.pipelines[i].stages.iter_mut().enumerate() {
-            view.spec.to = routes[s].clone();
-        }
         let mut new_stages: Vec<_> = pipeline.stages.into_iter().map(Some).collect();
         for &s in &stages {
             let stage = new_stages[s].take().expect("each stage once");
-            let view = StageView {
-                spec: stage.spec.clone(),
-                output: stage.output.clone(),
-                info: stage.info.clone(),
-                loaded_at: SystemTime::now(),
-            };
-            let (reply, outcome) = oneshot::channel();
-            self.send_swap(i, stage.into_replacement(reply), view, outcome, "pipeline")
+            done.push(format!("swapping stage `{}`", stage.spec.name));
+            self.send_swap(i, stage.into_replacement(), "pipeline")
                 .await;
-            done.push(format!(
-                "swapping stage `{}`",
-                self.pipelines[i].stages[s].spec.name
-            ));
         }
         self.pipelines[i].config = cfg;
         self.publish(&self.pipelines[i], "running");
@@ -268,94 +245,6 @@ impl Supervisor {
             format!("applied in place: {}", done.join("; ")),
         ));
     }
-
-    /// Opens new and changed sinks, points the processor at the new set, and retires the
-    /// sinks it no longer uses once they have delivered what they hold.
-    async fn rewire(&mut self, i: usize, new: NewSinks) -> Result<String, String> {
-        let m = &self.pipelines[i];
-        let set = m.running.sinks.clone();
-        let current: Vec<(
-            u64,
-            String,
-            crate::sinks::SinkConfig,
-            Option<tokio::sync::mpsc::Sender<_>>,
-        )> = set
-            .lock()
-            .expect("sink set")
-            .iter()
-            .map(|e| (e.id, e.name.clone(), e.config.clone(), e.tx.clone()))
-            .collect();
-        let mut senders = Vec::new();
-        let mut kept = Vec::new();
-        let mut opened: Vec<SinkEntry> = Vec::new();
-        for (k, (name, cfg)) in new.sinks.iter().enumerate() {
-            let same = current
-                .iter()
-                .find(|(id, n, c, tx)| n == name && c == cfg && tx.is_some() && !kept.contains(id));
-            if let Some((id, _, _, tx)) = same {
-                kept.push(*id);
-                senders.push((name.clone(), tx.clone().expect("checked")));
-                continue;
-            }
-            let dead_letters = m.running.dead_letters().ok_or("the pipeline has stopped")?;
-            let ctx = SinkContext {
-                fields: new.fields[k].clone(),
-                dead_letters: Some(dead_letters),
-            };
-            let entry = open_sink(name, cfg, ctx).await.map_err(|e| e.to_string())?;
-            senders.push((name.clone(), entry.tx.clone().expect("just opened")));
-            opened.push(entry);
-        }
-        let added: Vec<String> = opened.iter().map(|e| e.name.clone()).collect();
-        set.lock().expect("sink set").extend(opened);
-        let (tell, told) = oneshot::channel();
-        let rewire = Rewire {
-            sinks: senders,
-            dead_letter: new.dead_letter,
-            routes: new.routes,
-            done: tell,
-        };
-        if m.running.feed.send(Feed::Rewire(rewire)).await.is_err() || told.await.is_err() {
-            return Err("the pipeline has stopped".into());
-        }
-        let retired = retire(&set, &kept, &added);
-        Ok(format!(
-            "sinks opened: [{}], retired: [{}]",
-            added.join(", "),
-            retired.join(", ")
-        ))
-    }
-}
-
-/// Closes every sink of `set` that is neither kept nor just added, and removes each from
-/// the set once its task has finished (until then it holds source commits back, so rows
-/// it still holds are not committed past).
-fn retire(set: &crate::pipeline::SinkSet, kept: &[u64], added: &[String]) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut guard = set.lock().expect("sink set");
-    let newest = guard.len() - added.len();
-    for entry in guard[..newest]
-        .iter_mut()
-        .filter(|e| !kept.contains(&e.id) && e.tx.is_some())
-    {
-        entry.tx = None;
-        names.push(entry.name.clone());
-        let (id, set, task, name) = (
-            entry.id,
-            Arc::clone(set),
-            entry.task.take(),
-            entry.name.clone(),
-        );
-        tokio::spawn(async move {
-            if let Some(task) = task
-                && let Ok(Err(e)) = task.await
-            {
-                tracing::warn!("retired sink `{name}` ended with an error: {e}");
-            }
-            set.lock().expect("sink set").retain(|e| e.id != id);
-        });
-    }
-    names
 }
 
 #[cfg(test)]

@@ -19,16 +19,14 @@ use watch::{FileWatcher, normalize};
 
 use crate::config::{self, Diagnostic, PipelineConfig};
 use crate::pipeline::{
-    self, Pipeline, RunError, RunSummary, RunningPipeline, StageSpec, SwapOutcome,
+    self, Pipeline, RunError, RunSummary, RunningPipeline, StageView, SwapOutcome,
 };
-use crate::plugin::{LoadedPlugin, PluginEngine};
-use adstream_sdk::{Field, PluginInfo};
+use crate::plugin::PluginEngine;
 use status::{BoardEntry, PluginStatus};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-use tokio::sync::{mpsc, oneshot};
+use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// What the supervisor acts on.
@@ -44,18 +42,10 @@ pub enum Event {
 /// A swap's result, back from the processor.
 pub struct SwapDone {
     pipeline: String,
-    view: StageView,
+    stage: String,
+    hash: String,
     kind: &'static str,
-    outcome: Result<SwapOutcome, oneshot::error::RecvError>,
-}
-
-/// What the supervisor keeps of a running stage, to build its replacements.
-#[derive(Clone)]
-pub struct StageView {
-    pub spec: StageSpec,
-    pub output: Vec<Field>,
-    pub info: PluginInfo,
-    pub loaded_at: SystemTime,
+    outcome: SwapOutcome,
 }
 
 struct Managed {
@@ -63,7 +53,6 @@ struct Managed {
     file: PathBuf,
     config: PipelineConfig,
     running: RunningPipeline,
-    stages: Vec<StageView>,
 }
 
 /// How a pipeline run ended.
@@ -78,9 +67,6 @@ pub struct Supervisor {
     watcher: Option<FileWatcher>,
     /// Folders where a new pipeline file starts a new pipeline.
     pipeline_dirs: Vec<PathBuf>,
-    /// Compiled plugins by content hash and whether they run metered, so that switching
-    /// back and forth between builds compiles each once.
-    compiled: HashMap<(String, bool), Arc<LoadedPlugin>>,
     finished: Vec<Outcome>,
 }
 
@@ -122,7 +108,6 @@ impl Supervisor {
             rx,
             watcher: None,
             pipeline_dirs: Vec::new(),
-            compiled: HashMap::new(),
             finished: Vec::new(),
         }
     }
@@ -179,36 +164,34 @@ impl Supervisor {
         config: PipelineConfig,
         pipeline: Pipeline,
     ) -> Result<(), RunError> {
-        let stages = views(&pipeline);
-        let stats = Arc::default();
-        let running = pipeline::start(pipeline, stats).await?;
+        let running = pipeline::start(pipeline, Arc::default()).await?;
         let managed = Managed {
             file: normalize(&config.file),
             config,
             running,
-            stages,
         };
         self.publish(&managed, "running");
         if let Some(w) = &mut self.watcher {
             watch_pipeline(w, &managed);
         }
-        tracing::info!(pipeline = %managed.running.name, stages = managed.stages.len(), "running");
+        tracing::info!(pipeline = %managed.running.name(), "running");
         self.pipelines.push(managed);
         Ok(())
     }
 
     fn publish(&self, m: &Managed, state: &str) {
         self.board.set(BoardEntry {
-            name: m.running.name.clone(),
+            name: m.running.name().to_string(),
             file: m.config.file.display().to_string(),
-            source: m.running.source_name.clone(),
+            source: m.running.source_name().to_string(),
             state: state.to_string(),
             plugins: m
-                .stages
+                .running
+                .stages()
                 .iter()
                 .map(|v| (v.spec.name.to_string(), plugin_status(v)))
                 .collect(),
-            stats: m.running.stats.clone(),
+            stats: m.running.stats(),
         });
     }
 
@@ -250,7 +233,7 @@ impl Supervisor {
     async fn reap(&mut self) {
         let mut i = 0;
         while i < self.pipelines.len() {
-            if self.pipelines[i].running.task.is_finished() {
+            if self.pipelines[i].running.is_finished() {
                 let m = self.pipelines.remove(i);
                 let outcome = self.stop_one(m).await;
                 self.finished.push(outcome);
@@ -261,10 +244,10 @@ impl Supervisor {
     }
 
     /// Stops a pipeline gracefully (open windows flushed) and waits for it.
-    async fn stop_one(&self, m: Managed) -> Outcome {
-        let _ = m.running.stop.send(true);
-        let name = m.running.name.clone();
-        let result = m.running.task.await.unwrap_or(Err(RunError::Panicked));
+    async fn stop_one(&self, mut m: Managed) -> Outcome {
+        m.running.stop();
+        let name = m.running.name().to_string();
+        let result = m.running.finished().await;
         let state = match &result {
             Ok(_) => "finished".to_string(),
             Err(e) => format!("failed: {e}"),
@@ -284,34 +267,21 @@ impl Supervisor {
     }
 }
 
-fn views(p: &Pipeline) -> Vec<StageView> {
-    let now = SystemTime::now();
-    p.stages
-        .iter()
-        .map(|s| StageView {
-            spec: s.spec.clone(),
-            output: s.output.clone(),
-            info: s.info.clone(),
-            loaded_at: now,
-        })
-        .collect()
-}
-
 fn plugin_status(v: &StageView) -> PluginStatus {
     PluginStatus {
-        path: v.spec.plugin.path.display().to_string(),
-        role: v.spec.plugin.role.name(),
+        path: v.spec.plugin.path().display().to_string(),
+        role: v.spec.plugin.role().name(),
         name: v.info.name.clone(),
         version: v.info.version.clone(),
-        hash: v.spec.plugin.hash.clone(),
+        hash: v.spec.plugin.hash().to_string(),
         loaded_at: adstream_sdk::time::iso8601(status::system_ms(v.loaded_at)),
     }
 }
 
 fn watch_pipeline(w: &mut FileWatcher, m: &Managed) {
     w.watch_parent_of(&m.file);
-    for v in &m.stages {
-        w.watch_parent_of(&v.spec.plugin.path);
+    for v in m.running.stages() {
+        w.watch_parent_of(v.spec.plugin.path());
     }
 }
 

@@ -199,7 +199,7 @@ fn secret_and_limit_mistakes() {
 name = "pii"
 plugin = "@PLUGINS@/pii_hash.wasm"
 secrets.key = { env = "ADSTREAM_TEST_UNSET_VARIABLE" }
-limits = { memory = "lots", deadline = "1 eon" }
+limits = { memory = "64MiB", deadline = "1s" }
 config = { hash = ["user_id"] }
 "#;
     let got = check(&format!("{}{stage}", source()));
@@ -209,11 +209,19 @@ config = { hash = ["user_id"] }
         )),
         "{got:#?}"
     );
-    assert!(
-        got.iter()
-            .any(|d| d.contains("limits.memory: `lots` is not a size")),
-        "{got:#?}"
-    );
+    // Limits are typed: a bad one is found when the file is read, at its value.
+    for (bad, want) in [
+        ("memory = \"lots\"", "`lots` is not a size"),
+        ("deadline = \"1 eon\"", "`1 eon` is not a duration"),
+        ("deadline = \"0s\"", "limits.deadline must be positive"),
+    ] {
+        let text = stage.replace(
+            "limits = { memory = \"64MiB\", deadline = \"1s\" }",
+            &format!("limits = {{ {bad} }}"),
+        );
+        let got = check(&format!("{}{text}", source()));
+        assert!(got.iter().any(|d| d.contains(want)), "{bad}: {got:#?}");
+    }
     let two_sources = stage.replace(
         "{ env = \"ADSTREAM_TEST_UNSET_VARIABLE\" }",
         "{ env = \"X\", file = \"/k\" }",

@@ -158,8 +158,7 @@ to = ["hook"]
 [sink.hook]
 kind = "webhook"
 url = {{ file = "{url}" }}
-max_attempts = 2
-backoff = "10ms"
+retry = {{ initial = "10ms", attempts = 2 }}
 [sink.dead]
 kind = "file"
 path = "{dead}"
@@ -341,4 +340,122 @@ path = "{}"
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+/// Every credential-bearing setting is a secret and never shows: not in `check`'s output,
+/// not in a failed run's errors and logs, not in `/status` or `/metrics` of a running host.
+#[test]
+fn credentials_never_show_in_check_run_errors_status_or_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (redis_pw, ch_pw, kafka_pw, key) = (
+        "REDISPW-xyzzy1",
+        "CHPW-plugh22",
+        "KAFKAPW-frotz3",
+        "PIIKEY-quux4444-0123456789",
+    );
+    let envs = [
+        ("T_REDIS_URL", format!("redis://:{redis_pw}@127.0.0.1:1/0")),
+        ("T_CH_URL", format!("http://u:{ch_pw}@127.0.0.1:1")),
+        ("T_CH_PW", ch_pw.to_string()),
+        ("T_KAFKA_PW", kafka_pw.to_string()),
+        ("T_KEY", key.to_string()),
+    ];
+    let head = format!(
+        "dead_letter = \"dead\"\n[source]\nkind = \"generator\"\nrate = 2000.0\n{AD_SCHEMA}\n\
+         [[stage]]\nname = \"pii\"\nplugin = \"@PLUGINS@/pii_hash.wasm\"\n\
+         secrets.key = {{ env = \"T_KEY\" }}\nconfig = {{ hash = [\"user_id\"] }}\n\
+         [sink.dead]\nkind = \"file\"\npath = \"{}\"\n",
+        dir.path().join("dead.jsonl").display()
+    );
+    let run = |name: &str, sinks: &str, args: &[&str]| {
+        let file = pipeline_file(dir.path(), name, &format!("{head}{sinks}"));
+        let mut cmd = adstream();
+        cmd.args(args).arg(&file).current_dir(dir.path());
+        envs.iter().for_each(|(k, v)| {
+            cmd.env(k, v);
+        });
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let inline = format!(
+        "[sink.r]\nkind = \"redis\"\nurl = \"redis://:{redis_pw}@127.0.0.1:1\"\nkey = \"k:{{country}}\"\n"
+    );
+    let (ok, check) = run("inline.toml", &inline, &["check"]);
+    assert!(!ok && check.contains("redis://:***@127.0.0.1:1"), "{check}");
+    let redis =
+        "[sink.r]\nkind = \"redis\"\nurl = { env = \"T_REDIS_URL\" }\nkey = \"k:{country}\"\n";
+    let (ok, redis_run) = run(
+        "redis.toml",
+        redis,
+        &["--log", "debug", "run", "--duration", "5"],
+    );
+    assert!(
+        !ok && redis_run.contains("cannot reach Redis at redis://:***@127.0.0.1:1/0"),
+        "{redis_run}"
+    );
+    let ch = "[sink.c]\nkind = \"clickhouse\"\nurl = { env = \"T_CH_URL\" }\nuser = \"u\"\n\
+              password = { env = \"T_CH_PW\" }\ntable = \"t\"\n\
+              [sink.k]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:1\"\ntopic = \"t\"\n\
+              options = { \"sasl.password\" = { env = \"T_KAFKA_PW\" } }\n";
+    let (_, ch_check) = run("ch.toml", ch, &["check"]);
+    let (ok, ch_run) = run("ch.toml", ch, &["--log", "debug", "run", "--duration", "5"]);
+    assert!(!ok, "{ch_run}");
+    let plain = "[sink.out]\nkind = \"file\"\npath = \"out.jsonl\"\n";
+    let file = pipeline_file(
+        dir.path(),
+        "plain.toml",
+        &format!("{head}{plain}").replace(
+            "config = { hash = [\"user_id\"] }",
+            "config = { hash = [\"user_id\"] }\nto = [\"out\"]",
+        ),
+    );
+    let mut cmd = adstream();
+    cmd.args([
+        "--log",
+        "debug",
+        "run",
+        "--status-addr",
+        "127.0.0.1:0",
+        "--duration",
+        "30",
+    ])
+    .arg(&file)
+    .current_dir(dir.path())
+    .stderr(Stdio::piped());
+    envs.iter().for_each(|(k, v)| {
+        cmd.env(k, v);
+    });
+    let mut child = cmd.spawn().unwrap();
+    let (addr, log) = status_address(child.stderr.take().unwrap());
+    std::thread::sleep(Duration::from_millis(500));
+    let status = adstream::cli::status::get(&addr, "/status").unwrap();
+    let metrics = adstream::cli::status::get(&addr, "/metrics").unwrap();
+    assert!(status.contains("pii"), "{status}");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let logs: Vec<String> = log.try_iter().collect();
+    let everything = [
+        check,
+        redis_run,
+        ch_check,
+        ch_run,
+        status,
+        metrics,
+        logs.join("\n"),
+    ]
+    .concat();
+    for secret in [redis_pw, ch_pw, kafka_pw, key] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked: {everything}"
+        );
+    }
 }

@@ -6,8 +6,8 @@
 //! target/fuzz-failures/ so that it can be added to the corpus.
 
 use super::support::root;
+use adstream::batch::RawBatch;
 use adstream::batch::decode::Decoder;
-use adstream::sources::RawBatch;
 use std::path::{Path, PathBuf};
 
 /// xorshift64*: small and deterministic, so a failure reproduces from its case number.

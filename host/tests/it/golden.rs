@@ -7,8 +7,9 @@
 //! output, regenerate the expected files with `ADSTREAM_BLESS=1`.
 
 use super::support::{AD_SCHEMA, pipeline_file, read_jsonl, root};
-use adstream::sources::RawBatch;
-use adstream::sources::generator::{GeneratorConfig, GeneratorSource};
+use adstream::batch::RawBatch;
+use adstream::config::source::GeneratorConfig;
+use adstream::sources::generator::GeneratorSource;
 use serde_json::Value;
 use sha2::Digest;
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! Hostile plugins (plugins/hostile, plugins/hostile-transform): whatever a plugin does,
+//! Hostile plugins (test-plugins/hostile, test-plugins/hostile-transform): whatever a plugin does,
 //! the call ends, the batch is dead-lettered with the reason, the plugin restarts from its
 //! last snapshot, and the stage's on_error decides the rest.
 
@@ -58,7 +58,7 @@ path = "{dead}"
 
 fn hostile(mode: &str, extra: &str) -> String {
     format!(
-        "plugin = \"@PLUGINS@/hostile.wasm\"\nconfig = {{ mode = \"{mode}\" }}\nlimits = {{ deadline = \"300ms\", memory = \"32MiB\", max_output_rows = 5000 }}\n{extra}"
+        "plugin = \"@TEST_PLUGINS@/hostile.wasm\"\nconfig = {{ mode = \"{mode}\" }}\nlimits = {{ deadline = \"300ms\", memory = \"32MiB\", max_output_rows = 5000 }}\n{extra}"
     )
 }
 
@@ -92,7 +92,7 @@ async fn each_kind_of_failure_is_contained_and_dead_lettered_with_its_reason() {
         ("recursion", "unbounded recursion"),
         (
             "panic",
-            "plugin stderr: panicked at plugins/hostile/src/lib.rs:",
+            "plugin stderr: panicked at test-plugins/hostile/src/lib.rs:",
         ),
         ("huge", "more than the stage's limit of 5000"),
         ("bad_lengths", "column `count` has 1 values for 2 rows"),
@@ -169,7 +169,7 @@ async fn a_poisoned_row_is_found_and_only_it_is_dead_lettered() {
 async fn on_error_skip_passes_the_batch_on_and_stop_stops_the_pipeline() {
     let dir = tempfile::tempdir().unwrap();
     let input = events(dir.path(), 30, Some(5));
-    let skip = "plugin = \"@PLUGINS@/hostile_transform.wasm\"\non_error = \"skip\"";
+    let skip = "plugin = \"@TEST_PLUGINS@/hostile_transform.wasm\"\non_error = \"skip\"";
     run(dir.path(), &pipeline(dir.path(), &input, 10, skip))
         .await
         .unwrap();
@@ -265,7 +265,7 @@ async fn a_plugin_has_no_files_sockets_environment_or_clock() {
 async fn fuel_stops_a_loop_deterministically() {
     let dir = tempfile::tempdir().unwrap();
     let input = events(dir.path(), 5, None);
-    let stage = "plugin = \"@PLUGINS@/hostile.wasm\"\nconfig = { mode = \"loop\" }\nlimits = { fuel = 5000000, deadline = \"30s\" }";
+    let stage = "plugin = \"@TEST_PLUGINS@/hostile.wasm\"\nconfig = { mode = \"loop\" }\nlimits = { fuel = 5000000, deadline = \"30s\" }";
     run(dir.path(), &pipeline(dir.path(), &input, 10, stage))
         .await
         .unwrap();

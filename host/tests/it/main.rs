@@ -1,7 +1,8 @@
 //! Host integration tests: one binary, one module per area. They load the real plugin
-//! components from `plugins/dist/` (built by `scripts/build-plugins.sh`, which the test
+//! components from `plugins/dist/` and `test-plugins/dist/` (built by `scripts/build-plugins.sh`, which the test
 //! script runs first).
 
+mod architecture;
 mod bad_input;
 mod check;
 mod cli;

@@ -1,7 +1,7 @@
 //! Loading the real plugin components and calling them through the host.
 
 use super::support::plugin;
-use adstream::plugin::{LoadError, LoadedPlugin, PluginEngine, Role};
+use adstream::plugin::{LoadError, Plugin, PluginEngine, Role};
 use std::path::Path;
 
 #[test]
@@ -15,29 +15,31 @@ fn each_reference_plugin_loads_with_its_role_and_identity() {
         ("slack_format", Role::Format, "slack-format"),
     ];
     for (file, role, name) in cases {
-        let p = LoadedPlugin::load(&engine, &plugin(file)).unwrap();
-        assert_eq!(p.role, role, "{file}");
-        assert_eq!(p.hash.len(), 64);
-        let inst =
-            adstream::plugin::PluginInstance::new(&p, "t".into(), &Default::default()).unwrap();
-        assert_eq!(inst.info.name, name);
-        assert_eq!(inst.info.version, "0.1.0");
+        let p = engine.load(&plugin(file), false).unwrap();
+        assert_eq!(p.role(), role, "{file}");
+        assert_eq!(p.hash().len(), 64);
+        let inst = p.instantiate("t".into(), &Default::default()).unwrap();
+        assert_eq!(inst.info().name, name);
+        assert_eq!(inst.info().version, "0.1.0");
     }
 }
 
 #[test]
 fn files_that_are_not_plugins_are_refused_with_the_reason() {
     let engine = PluginEngine::new().unwrap();
-    let err = LoadedPlugin::load(&engine, Path::new("/nonexistent/x.wasm"))
+    let err = engine
+        .load(Path::new("/nonexistent/x.wasm"), false)
         .err()
         .unwrap();
     assert!(matches!(err, LoadError::Read { .. }), "{err}");
-    let junk = LoadedPlugin::from_bytes(&engine, Path::new("junk.wasm"), b"not wasm at all")
+    let junk = engine
+        .load_bytes(Path::new("junk.wasm"), b"not wasm at all", false)
         .err()
         .unwrap();
     assert!(matches!(junk, LoadError::Compile { .. }), "{junk}");
     // A core module (not a component): `(module)` in binary form.
-    let core = LoadedPlugin::from_bytes(&engine, Path::new("core.wasm"), b"\0asm\x01\0\0\0")
+    let core = engine
+        .load_bytes(Path::new("core.wasm"), b"\0asm\x01\0\0\0", false)
         .err()
         .unwrap();
     assert!(

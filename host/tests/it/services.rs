@@ -4,9 +4,10 @@
 
 use super::services_support::*;
 use super::support::{AD_SCHEMA, pipeline_file, read_jsonl};
+use adstream::batch::RawBatch;
+use adstream::config::source::GeneratorConfig;
 use adstream::pipeline::PipelineStats;
-use adstream::sources::RawBatch;
-use adstream::sources::generator::{GeneratorConfig, GeneratorSource};
+use adstream::sources::generator::GeneratorSource;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -135,7 +136,7 @@ to = ["slack"]
 [sink.slack]
 kind = "webhook"
 url = {{ file = "{url}" }}
-backoff = "50ms"
+retry = {{ initial = "50ms" }}
 cooldown = {{ redis = "{REDIS}", ttl = "10m", key = "{id}:alert_sent:{{country}}:{{ad_format}}:{{alert_type}}" }}
 [sink.dead]
 kind = "file"
@@ -438,8 +439,7 @@ payload = "string"
 [sink.hook]
 kind = "webhook"
 url = {{ file = "{url}" }}
-backoff = "20ms"
-max_attempts = 4
+retry = {{ initial = "20ms", attempts = 4 }}
 [sink.dead]
 kind = "file"
 path = "{dead}"

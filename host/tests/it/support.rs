@@ -10,9 +10,16 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A built plugin component; fails loudly when the plugins were not built.
+/// A built plugin component (a shipped one, or a test plugin); fails loudly when the
+/// plugins were not built.
 pub fn plugin(name: &str) -> PathBuf {
-    let path = root().join("plugins/dist").join(format!("{name}.wasm"));
+    let file = format!("{name}.wasm");
+    let shipped = root().join("plugins/dist").join(&file);
+    let path = if shipped.is_file() {
+        shipped
+    } else {
+        root().join("test-plugins/dist").join(&file)
+    };
     assert!(
         path.is_file(),
         "{} is missing: run scripts/build-plugins.sh before the tests",
@@ -22,15 +29,16 @@ pub fn plugin(name: &str) -> PathBuf {
 }
 
 /// Writes `text` as a pipeline file in `dir` (plugin paths in it are relative to `dir`),
-/// with `@PLUGINS@` replaced by the absolute path of `plugins/dist`.
+/// with `@PLUGINS@` and `@TEST_PLUGINS@` replaced by the absolute paths of `plugins/dist`
+/// and `test-plugins/dist`.
 pub fn pipeline_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let dist = root().join("plugins/dist");
+    let test_dist = root().join("test-plugins/dist");
     let path = dir.join(name);
-    std::fs::write(
-        &path,
-        text.replace("@PLUGINS@", &dist.display().to_string()),
-    )
-    .unwrap();
+    let text = text
+        .replace("@TEST_PLUGINS@", &test_dist.display().to_string())
+        .replace("@PLUGINS@", &dist.display().to_string());
+    std::fs::write(&path, text).unwrap();
     path
 }
 

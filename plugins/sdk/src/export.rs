@@ -50,31 +50,65 @@ macro_rules! __plugin_info {
     };
 }
 
+/// What every role's export has: the plugin's state in one static slot, `info`, and
+/// `configure` (which fills the slot). `$configure` turns the setup into the plugin and
+/// its output columns; the role's own methods come in `{ ... }`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_role {
+    ($plugin:ty, $world:ident, $export_impl:ident, |$setup:ident| $configure:expr, { $($methods:tt)* }) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            #[allow(unused_imports)]
+            use $crate::{AggregateOutput, Batch, Field, PluginError, PluginInfo, Rejection, Setup};
+            static STATE: $crate::__export::Slot<$plugin> = $crate::__export::Slot::new();
+            struct AdstreamExport;
+            impl $crate::bindings::$world::Guest for AdstreamExport {
+                fn info() -> PluginInfo {
+                    $crate::__plugin_info!()
+                }
+                fn configure($setup: Setup) -> Result<Vec<Field>, PluginError> {
+                    let (plugin, fields) = $configure;
+                    STATE.set(plugin);
+                    Ok(fields)
+                }
+                $($methods)*
+            }
+            $crate::$export_impl!(AdstreamExport with_types_in $crate::bindings::$world);
+        };
+    };
+}
+
+/// `snapshot` and `restore` for the stateful roles, inside [`__export_role!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_state {
+    ($plugin:ty, $role:path) => {
+        fn snapshot() -> Result<Vec<u8>, PluginError> {
+            STATE.with(|p| <$plugin as $role>::snapshot(p))
+        }
+        fn restore(state: Vec<u8>) -> Result<(), PluginError> {
+            STATE.with(|p| <$plugin as $role>::restore(p, &state))
+        }
+    };
+}
+
 /// Exports a [`Transform`](crate::Transform) implementation as the component's
 /// `transform` world.
 #[macro_export]
 macro_rules! export_transform {
     ($plugin:ty) => {
-        #[cfg(target_arch = "wasm32")]
-        const _: () = {
-            use $crate::{Batch, Field, PluginError, PluginInfo, Setup};
-            static STATE: $crate::__export::Slot<$plugin> = $crate::__export::Slot::new();
-            struct AdstreamExport;
-            impl $crate::bindings::transform::Guest for AdstreamExport {
-                fn info() -> PluginInfo {
-                    $crate::__plugin_info!()
-                }
-                fn configure(setup: Setup) -> Result<Vec<Field>, PluginError> {
-                    let (plugin, fields) = <$plugin as $crate::Transform>::configure(&setup)?;
-                    STATE.set(plugin);
-                    Ok(fields)
-                }
+        $crate::__export_role!(
+            $plugin,
+            transform,
+            __export_transform_impl,
+            |setup| <$plugin as $crate::Transform>::configure(&setup)?,
+            {
                 fn transform(input: Batch) -> Result<Batch, PluginError> {
                     STATE.with(|p| <$plugin as $crate::Transform>::transform(p, input))
                 }
             }
-            $crate::__export_transform_impl!(AdstreamExport with_types_in $crate::bindings::transform);
-        };
+        );
     };
 }
 
@@ -82,26 +116,20 @@ macro_rules! export_transform {
 #[macro_export]
 macro_rules! export_validate {
     ($plugin:ty) => {
-        #[cfg(target_arch = "wasm32")]
-        const _: () = {
-            use $crate::{Batch, Field, PluginError, PluginInfo, Rejection, Setup};
-            static STATE: $crate::__export::Slot<$plugin> = $crate::__export::Slot::new();
-            struct AdstreamExport;
-            impl $crate::bindings::validate::Guest for AdstreamExport {
-                fn info() -> PluginInfo {
-                    $crate::__plugin_info!()
-                }
-                fn configure(setup: Setup) -> Result<Vec<Field>, PluginError> {
-                    let plugin = <$plugin as $crate::Validate>::configure(&setup)?;
-                    STATE.set(plugin);
-                    Ok(setup.input)
-                }
+        $crate::__export_role!(
+            $plugin,
+            validate,
+            __export_validate_impl,
+            |setup| (
+                <$plugin as $crate::Validate>::configure(&setup)?,
+                setup.input
+            ),
+            {
                 fn validate(input: Batch, watermark: i64) -> Result<Vec<Rejection>, PluginError> {
                     STATE.with(|p| <$plugin as $crate::Validate>::validate(p, &input, watermark))
                 }
             }
-            $crate::__export_validate_impl!(AdstreamExport with_types_in $crate::bindings::validate);
-        };
+        );
     };
 }
 
@@ -109,35 +137,21 @@ macro_rules! export_validate {
 #[macro_export]
 macro_rules! export_aggregate {
     ($plugin:ty) => {
-        #[cfg(target_arch = "wasm32")]
-        const _: () = {
-            use $crate::{AggregateOutput, Batch, Field, PluginError, PluginInfo, Setup};
-            static STATE: $crate::__export::Slot<$plugin> = $crate::__export::Slot::new();
-            struct AdstreamExport;
-            impl $crate::bindings::aggregate::Guest for AdstreamExport {
-                fn info() -> PluginInfo {
-                    $crate::__plugin_info!()
-                }
-                fn configure(setup: Setup) -> Result<Vec<Field>, PluginError> {
-                    let (plugin, fields) = <$plugin as $crate::Aggregate>::configure(&setup)?;
-                    STATE.set(plugin);
-                    Ok(fields)
-                }
+        $crate::__export_role!(
+            $plugin,
+            aggregate,
+            __export_aggregate_impl,
+            |setup| <$plugin as $crate::Aggregate>::configure(&setup)?,
+            {
                 fn aggregate(input: Batch, watermark: i64) -> Result<AggregateOutput, PluginError> {
                     STATE.with(|p| <$plugin as $crate::Aggregate>::aggregate(p, &input, watermark))
                 }
                 fn flush() -> Result<Batch, PluginError> {
                     STATE.with(|p| <$plugin as $crate::Aggregate>::flush(p))
                 }
-                fn snapshot() -> Result<Vec<u8>, PluginError> {
-                    STATE.with(|p| <$plugin as $crate::Aggregate>::snapshot(p))
-                }
-                fn restore(state: Vec<u8>) -> Result<(), PluginError> {
-                    STATE.with(|p| <$plugin as $crate::Aggregate>::restore(p, &state))
-                }
+                $crate::__export_state!($plugin, $crate::Aggregate);
             }
-            $crate::__export_aggregate_impl!(AdstreamExport with_types_in $crate::bindings::aggregate);
-        };
+        );
     };
 }
 
@@ -145,32 +159,18 @@ macro_rules! export_aggregate {
 #[macro_export]
 macro_rules! export_detect {
     ($plugin:ty) => {
-        #[cfg(target_arch = "wasm32")]
-        const _: () = {
-            use $crate::{Batch, Field, PluginError, PluginInfo, Setup};
-            static STATE: $crate::__export::Slot<$plugin> = $crate::__export::Slot::new();
-            struct AdstreamExport;
-            impl $crate::bindings::detect::Guest for AdstreamExport {
-                fn info() -> PluginInfo {
-                    $crate::__plugin_info!()
-                }
-                fn configure(setup: Setup) -> Result<Vec<Field>, PluginError> {
-                    let (plugin, fields) = <$plugin as $crate::Detect>::configure(&setup)?;
-                    STATE.set(plugin);
-                    Ok(fields)
-                }
+        $crate::__export_role!(
+            $plugin,
+            detect,
+            __export_detect_impl,
+            |setup| <$plugin as $crate::Detect>::configure(&setup)?,
+            {
                 fn detect(windows: Batch) -> Result<Batch, PluginError> {
                     STATE.with(|p| <$plugin as $crate::Detect>::detect(p, &windows))
                 }
-                fn snapshot() -> Result<Vec<u8>, PluginError> {
-                    STATE.with(|p| <$plugin as $crate::Detect>::snapshot(p))
-                }
-                fn restore(state: Vec<u8>) -> Result<(), PluginError> {
-                    STATE.with(|p| <$plugin as $crate::Detect>::restore(p, &state))
-                }
+                $crate::__export_state!($plugin, $crate::Detect);
             }
-    $crate::__export_detect_impl!(AdstreamExport with_types_in $crate::bindings::detect);
-        };
+        );
     };
 }
 
@@ -178,25 +178,16 @@ macro_rules! export_detect {
 #[macro_export]
 macro_rules! export_format {
     ($plugin:ty) => {
-        #[cfg(target_arch = "wasm32")]
-        const _: () = {
-            use $crate::{Batch, Field, PluginError, PluginInfo, Setup};
-            static STATE: $crate::__export::Slot<$plugin> = $crate::__export::Slot::new();
-            struct AdstreamExport;
-            impl $crate::bindings::format::Guest for AdstreamExport {
-                fn info() -> PluginInfo {
-                    $crate::__plugin_info!()
-                }
-                fn configure(setup: Setup) -> Result<Vec<Field>, PluginError> {
-                    let (plugin, fields) = <$plugin as $crate::Format>::configure(&setup)?;
-                    STATE.set(plugin);
-                    Ok(fields)
-                }
+        $crate::__export_role!(
+            $plugin,
+            format,
+            __export_format_impl,
+            |setup| <$plugin as $crate::Format>::configure(&setup)?,
+            {
                 fn format(alerts: Batch) -> Result<Batch, PluginError> {
                     STATE.with(|p| <$plugin as $crate::Format>::format(p, &alerts))
                 }
             }
-    $crate::__export_format_impl!(AdstreamExport with_types_in $crate::bindings::format);
-        };
+        );
     };
 }

@@ -1,6 +1,6 @@
 use super::*;
+use crate::batch::{Position, RawBatch};
 use crate::config::parse;
-use crate::sources::{Position, RawBatch};
 use proptest::prelude::*;
 
 fn decoder() -> Decoder {

@@ -8,8 +8,8 @@
 //! from the state just before the failed call and every row that succeeds is counted once.
 
 use super::{Envelope, Stage, StageFatal};
+use crate::batch::{DeadLetters, Reason};
 use crate::config::OnError;
-use crate::pipeline::deadletter::{DeadLetters, Reason};
 use crate::plugin::CallError;
 
 impl Stage {
@@ -143,7 +143,7 @@ impl Stage {
             return;
         }
         self.stats.failing_in_a_row += 1;
-        if self.stats.failing_in_a_row >= self.spec.max_failures && !self.stats.quarantined {
+        if self.stats.failing_in_a_row >= self.spec.max_failures.get() && !self.stats.quarantined {
             self.stats.quarantined = true;
             tracing::error!(
                 stage = &*self.spec.name,
@@ -156,7 +156,7 @@ impl Stage {
 
     /// Keeps the state of a stateful plugin after each good call, to restart from.
     pub(super) fn after_success(&mut self) -> Result<(), StageFatal> {
-        if !self.spec.plugin.role.is_stateful() {
+        if !self.spec.plugin.stateful() {
             return Ok(());
         }
         match self.instance.snapshot() {

@@ -4,17 +4,19 @@
 
 mod failure;
 mod swap;
+#[cfg(test)]
+mod tests;
 
 pub use swap::{Replacement, SwapOutcome};
 
-use super::deadletter::{Culprit, DeadLetters, Reason};
-use super::envelope::Envelope;
+pub use super::error::StageFatal;
+use super::stats::StageStats;
+use crate::batch::{Culprit, DeadLetters, Envelope, Reason};
 use crate::config::OnError;
-use crate::plugin::{CallError, Limits, LoadedPlugin, Output, PluginInstance};
+use crate::plugin::{CallError, Instance, Limits, Output, Plugin, Role};
 use adstream_sdk::{Field, PluginInfo, Setup};
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// Where a stage reads from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,49 +29,41 @@ pub enum Input {
 #[derive(Clone)]
 pub struct StageSpec {
     pub name: Arc<str>,
-    pub plugin: Arc<LoadedPlugin>,
+    pub plugin: Arc<dyn Plugin>,
     pub setup: Setup,
     pub limits: Limits,
     pub on_error: OnError,
     /// Failed batches in a row after which the plugin is no longer called.
-    pub max_failures: u32,
+    pub max_failures: std::num::NonZeroU32,
     pub batch_size: usize,
     pub input: Input,
     /// Indexes of the sinks that receive this stage's output.
     pub to: Vec<usize>,
 }
 
-/// Counts for status and metrics.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct StageStats {
-    pub calls: u64,
-    pub rows_in: u64,
-    pub rows_out: u64,
-    pub dead_letters: u64,
-    pub plugin_errors: u64,
-    pub failures: u64,
-    pub restarts: u64,
-    /// Failed batches in a row; at the stage's limit it is quarantined.
-    pub failing_in_a_row: u32,
-    /// The plugin is no longer called; batches are handled by `on_error`.
-    pub quarantined: bool,
-    pub busy_ns: u64,
-    /// Counters the plugin itself keeps (`host.count`).
-    pub plugin_counters: BTreeMap<String, u64>,
-    pub last_error: Option<String>,
+/// What a running stage runs, as status shows it and as a replacement is built from.
+#[derive(Clone)]
+pub struct StageView {
+    pub spec: StageSpec,
+    pub output: Vec<Field>,
+    pub info: PluginInfo,
+    pub loaded_at: SystemTime,
 }
 
-/// A stage stopped the pipeline (its `on_error` is `stop`, or it could not be restarted).
-#[derive(Debug, thiserror::Error)]
-#[error("stage `{stage}` stopped the pipeline: {reason}")]
-pub struct StageFatal {
-    pub stage: String,
-    pub reason: String,
+impl StageView {
+    pub fn of(s: &Stage) -> StageView {
+        StageView {
+            spec: s.spec.clone(),
+            output: s.output.clone(),
+            info: s.info.clone(),
+            loaded_at: SystemTime::now(),
+        }
+    }
 }
 
 pub struct Stage {
     pub spec: StageSpec,
-    instance: PluginInstance,
+    instance: Box<dyn Instance>,
     pub info: PluginInfo,
     pub output: Vec<Field>,
     last_snapshot: Option<Vec<u8>>,
@@ -79,8 +73,8 @@ pub struct Stage {
 }
 
 /// Creates and configures an instance of `spec`'s plugin.
-pub fn instantiate(spec: &StageSpec) -> Result<(PluginInstance, Vec<Field>), CallError> {
-    let mut inst = PluginInstance::new(&spec.plugin, spec.name.clone(), &spec.limits)?;
+pub fn instantiate(spec: &StageSpec) -> Result<(Box<dyn Instance>, Vec<Field>), CallError> {
+    let mut inst = spec.plugin.instantiate(spec.name.clone(), &spec.limits)?;
     let output = inst.configure(spec.setup.clone())?;
     Ok((inst, output))
 }
@@ -88,7 +82,7 @@ pub fn instantiate(spec: &StageSpec) -> Result<(PluginInstance, Vec<Field>), Cal
 impl Stage {
     pub fn start(spec: StageSpec) -> Result<Stage, CallError> {
         let (instance, output) = instantiate(&spec)?;
-        let info = instance.info.clone();
+        let info = instance.info().clone();
         Ok(Stage {
             spec,
             instance,
@@ -126,7 +120,7 @@ impl Stage {
         let mut outputs = Vec::new();
         let size = self.spec.batch_size;
         for env in inputs.into_iter().flat_map(|e| e.chunks(size)) {
-            if env.rows() == 0 && self.spec.plugin.role != crate::plugin::Role::Aggregate {
+            if env.rows() == 0 && self.spec.plugin.role() != Role::Aggregate {
                 continue;
             }
             self.stats.rows_in += env.rows() as u64;

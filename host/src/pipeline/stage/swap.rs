@@ -6,9 +6,9 @@
 //! batch fails, the old instance comes back, untouched, and processes that batch as if
 //! nothing had happened. Nothing is lost or processed twice either way.
 
-use super::{Envelope, Stage, StageFatal, StageSpec};
-use crate::pipeline::deadletter::DeadLetters;
-use crate::plugin::PluginInstance;
+use super::{Envelope, Stage, StageFatal, StageSpec, StageView};
+use crate::batch::DeadLetters;
+use crate::plugin::Instance;
 use adstream_sdk::{Field, PluginInfo};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -29,17 +29,36 @@ pub enum SwapOutcome {
 
 /// A configured instance to put in place of a stage's current one.
 pub struct Replacement {
-    pub stage: String,
-    pub instance: PluginInstance,
-    pub info: PluginInfo,
-    pub output: Vec<Field>,
+    pub(super) instance: Box<dyn Instance>,
+    pub(super) info: PluginInfo,
+    pub(super) output: Vec<Field>,
     pub spec: StageSpec,
-    pub reply: oneshot::Sender<SwapOutcome>,
+}
+
+impl Replacement {
+    pub fn new(spec: StageSpec, instance: Box<dyn Instance>, output: Vec<Field>) -> Self {
+        Replacement {
+            info: instance.info().clone(),
+            instance,
+            output,
+            spec,
+        }
+    }
+
+    /// What the stage will show once the replacement took over.
+    pub fn view(&self) -> StageView {
+        StageView {
+            spec: self.spec.clone(),
+            output: self.output.clone(),
+            info: self.info.clone(),
+            loaded_at: std::time::SystemTime::now(),
+        }
+    }
 }
 
 /// What a swap keeps until the new instance proved itself on one batch.
 pub(super) struct Probation {
-    instance: PluginInstance,
+    instance: Box<dyn Instance>,
     info: PluginInfo,
     spec: StageSpec,
     snapshot: Option<Vec<u8>>,
@@ -50,14 +69,12 @@ pub(super) struct Probation {
 impl Stage {
     /// Hands the state over to `r` and puts it on probation; refuses it (telling the
     /// requester) if its output columns differ or it cannot take the state.
-    pub fn begin_swap(&mut self, r: Replacement) {
+    pub fn begin_swap(&mut self, r: Replacement, reply: oneshot::Sender<SwapOutcome>) {
         let Replacement {
             mut instance,
             info,
             output,
             spec,
-            reply,
-            ..
         } = r;
         // A version that has not run a batch yet is not proven: the newer one replaces it
         // and the proven one stays the fallback (its state is the same, nothing ran since).
@@ -170,14 +187,12 @@ impl Stage {
     }
 
     /// Turns a freshly started stage into a replacement for a running one of the same name.
-    pub fn into_replacement(self, reply: oneshot::Sender<SwapOutcome>) -> Replacement {
+    pub fn into_replacement(self) -> Replacement {
         Replacement {
-            stage: self.spec.name.to_string(),
             instance: self.instance,
             info: self.info,
             output: self.output,
             spec: self.spec,
-            reply,
         }
     }
 

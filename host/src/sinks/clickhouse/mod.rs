@@ -1,28 +1,30 @@
 //! The `clickhouse` sink: rows buffered and inserted in batches (by rows, bytes and delay)
-//! as RowBinary encoded straight from the columns, retried with backoff while ClickHouse is
+//! as RowBinary encoded straight from the columns, retried while ClickHouse is
 //! unreachable. The table can be created from the rows' schema; window rows go into a
 //! ReplacingMergeTree keyed by window and dimensions, so a replay does not double-count.
 //!
 //! Works against Debian's ClickHouse 18.16 and current releases: only types 18.16 has
 //! (DateTime, not DateTime64), and no 18.16-only SQL.
 
-mod config;
+mod ddl;
 mod rowbinary;
 
-pub use config::ClickHouseConfig;
-
 use super::{Sink, SinkError};
-use crate::sources::BoxFut;
+use crate::config::sink::ClickHouseConfig;
+use crate::config::units::bytes;
+use crate::connect::BoxFut;
+use crate::connect::retry::{Attempt, retry};
 use adstream_sdk::{Batch, Field};
 use bytes::Bytes;
-use config::Settings;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub struct ClickHouseSink {
     name: String,
+    cfg: ClickHouseConfig,
+    /// The URL as logs may show it (password masked).
+    shown: String,
     client: clickhouse::Client,
-    settings: Settings,
     fields: Vec<Field>,
     insert_sql: String,
     buf: Vec<u8>,
@@ -33,6 +35,24 @@ pub struct ClickHouseSink {
 struct ColumnInfo {
     name: String,
     r#type: String,
+}
+
+/// What `adstream check` finds wrong: secrets that do not resolve, a table that cannot
+/// be created for the rows.
+pub fn check(cfg: &ClickHouseConfig, fields: Option<&[Field]>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Err(e) = cfg.url.resolve("url") {
+        out.push(e.to_string());
+    }
+    if let Some(Err(e)) = cfg.password.as_ref().map(|p| p.resolve("password")) {
+        out.push(e.to_string());
+    }
+    if cfg.create
+        && let Some(problem) = fields.and_then(|f| ddl::check(cfg, f))
+    {
+        out.push(problem);
+    }
+    out
 }
 
 impl ClickHouseSink {
@@ -47,41 +67,64 @@ impl ClickHouseSink {
             sink: name.into(),
             message,
         };
-        let settings = cfg.settings().map_err(fail)?;
+        if let Some(problem) = check(cfg, Some(fields)).into_iter().next() {
+            return Err(fail(problem));
+        }
+        let url = cfg.url.resolve("url").map_err(|e| fail(e.to_string()))?;
         let mut client = clickhouse::Client::default()
-            .with_url(&cfg.url)
+            .with_url(url.expose())
             .with_validation(false);
         if let Some(user) = &cfg.user {
             client = client.with_user(user);
         }
-        if let Some(password) = &settings.password {
-            client = client.with_password(password);
+        if let Some(p) = &cfg.password {
+            let password = p.resolve("password").map_err(|e| fail(e.to_string()))?;
+            client = client.with_password(password.text().map_err(|e| fail(e.to_string()))?);
         }
         let sink = ClickHouseSink {
             name: name.into(),
+            shown: url.to_string(),
             insert_sql: format!(
                 "INSERT INTO {} ({}) FORMAT RowBinary",
-                settings.table,
+                cfg.table,
                 fields
                     .iter()
                     .map(|f| format!("`{}`", f.name))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            cfg: cfg.clone(),
             client,
-            settings,
             fields: fields.to_vec(),
             buf: Vec::new(),
             rows: 0,
         };
-        sink.ping(&cfg.url).await?;
-        if cfg.create {
-            sink.create_table(cfg).await?;
-        }
-        if cfg.validate_schema {
-            sink.validate().await?;
-        }
+        sink.prepare().await?;
         Ok(sink)
+    }
+
+    async fn prepare(&self) -> Result<(), SinkError> {
+        self.execute("SELECT 1")
+            .await
+            .map_err(|e| self.fail(format!("cannot reach ClickHouse at {}: {e}", self.shown)))?;
+        if self.cfg.create {
+            if let Some((db, _)) = self.cfg.table.split_once('.') {
+                self.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+                    .await
+                    .map_err(|e| self.fail(format!("creating database {db}: {e}")))?;
+            }
+            self.execute(&ddl::ddl(&self.cfg, &self.fields))
+                .await
+                .map_err(|e| self.fail(format!("creating {}: {e}", self.cfg.table)))?;
+        }
+        if self.cfg.validate_schema {
+            self.validate().await?;
+        }
+        Ok(())
+    }
+
+    async fn execute(&self, sql: &str) -> Result<(), clickhouse::error::Error> {
+        self.client.query(sql).execute().await
     }
 
     fn fail(&self, message: String) -> SinkError {
@@ -91,55 +134,21 @@ impl ClickHouseSink {
         }
     }
 
-    async fn ping(&self, url: &str) -> Result<(), SinkError> {
-        self.client
-            .query("SELECT 1")
-            .execute()
-            .await
-            .map_err(|e| self.fail(format!("cannot reach ClickHouse at {url}: {e}")))
-    }
-
-    async fn create_table(&self, cfg: &ClickHouseConfig) -> Result<(), SinkError> {
-        if let Some((db, _)) = self.settings.table.split_once('.') {
-            let sql = format!("CREATE DATABASE IF NOT EXISTS {db}");
-            self.client
-                .query(&sql)
-                .execute()
-                .await
-                .map_err(|e| self.fail(format!("{sql}: {e}")))?;
-        }
-        let ddl = config::ddl(cfg, &self.settings.table, &self.fields).map_err(|m| self.fail(m))?;
-        self.client
-            .query(&ddl)
-            .execute()
-            .await
-            .map_err(|e| self.fail(format!("creating {}: {e}", self.settings.table)))
-    }
-
     /// Every column the rows have must exist in the table with the type they are encoded as.
     async fn validate(&self) -> Result<(), SinkError> {
-        let (db, table) = self
-            .settings
-            .table
-            .split_once('.')
-            .unwrap_or(("default", &self.settings.table));
+        let table = &self.cfg.table;
+        let (db, name) = table.split_once('.').unwrap_or(("default", table));
         let cols: Vec<ColumnInfo> = self
             .client
             .query("SELECT name, type FROM system.columns WHERE database = ? AND table = ?")
             .bind(db)
-            .bind(table)
+            .bind(name)
             .fetch_all()
             .await
-            .map_err(|e| {
-                self.fail(format!(
-                    "reading the columns of {}: {e}",
-                    self.settings.table
-                ))
-            })?;
+            .map_err(|e| self.fail(format!("reading the columns of {table}: {e}")))?;
         if cols.is_empty() {
             return Err(self.fail(format!(
-                "table {} does not exist; create it (see docs/clickhouse.sql) or set create = true",
-                self.settings.table
+                "table {table} does not exist; create it (see docs/clickhouse.sql) or set create = true"
             )));
         }
         for f in &self.fields {
@@ -148,48 +157,43 @@ impl ClickHouseSink {
                 Some(c) if c.r#type == want => {}
                 Some(c) => {
                     return Err(self.fail(format!(
-                        "column `{}` of {} is {}, rows carry {want}",
-                        f.name, self.settings.table, c.r#type
+                        "column `{}` of {table} is {}, rows carry {want}",
+                        f.name, c.r#type
                     )));
                 }
                 None => {
-                    return Err(self.fail(format!(
-                        "table {} has no column `{}` ({want})",
-                        self.settings.table, f.name
-                    )));
+                    return Err(
+                        self.fail(format!("table {table} has no column `{}` ({want})", f.name))
+                    );
                 }
             }
         }
         Ok(())
     }
 
-    /// Sends the buffered rows, retrying with backoff.
-    async fn insert(&mut self, data: Bytes) -> Result<(), SinkError> {
-        let mut delay = self.settings.retry_initial;
-        let mut attempt = 1;
-        loop {
-            let result = async {
-                let mut insert = self.client.insert_formatted_with(self.insert_sql.clone());
-                insert.send(data.clone()).await?;
-                insert.end().await
-            }
-            .await;
-            match result {
-                Ok(()) => return Ok(()),
-                Err(e) if self.settings.max_attempts.is_none_or(|m| attempt < m) => {
-                    tracing::warn!(sink = %self.name, attempt, "insert into {} failed, retrying in {delay:?}: {e}", self.settings.table);
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(self.settings.retry_max);
-                    attempt += 1;
-                }
-                Err(e) => {
-                    return Err(self.fail(format!(
-                        "insert into {} failed {attempt} times: {e}",
-                        self.settings.table
-                    )));
-                }
-            }
-        }
+    /// Sends the buffered rows, retrying as the sink's `retry` says.
+    async fn insert(&self, data: Bytes) -> Result<(), SinkError> {
+        let what = format!("sink `{}`: insert into {}", self.name, self.cfg.table);
+        retry(&self.cfg.retry, &what, || async {
+            let mut insert = self.client.insert_formatted_with(self.insert_sql.clone());
+            insert.send(data.clone()).await.map_err(transient)?;
+            insert.end().await.map_err(transient)
+        })
+        .await
+        .map_err(|g| {
+            self.fail(format!(
+                "insert into {} failed {} times: {}",
+                self.cfg.table, g.attempts, g.last
+            ))
+        })
+    }
+}
+
+/// Every insert error is worth retrying: the server may be restarting or overloaded.
+fn transient(e: clickhouse::error::Error) -> Attempt<clickhouse::error::Error> {
+    Attempt::Retry {
+        error: e,
+        wait: None,
     }
 }
 
@@ -216,10 +220,10 @@ impl Sink for ClickHouseSink {
     }
 
     fn wants_flush(&self) -> bool {
-        self.rows >= self.settings.max_rows || self.buf.len() >= self.settings.max_bytes
+        self.rows >= self.cfg.max_rows.get() || self.buf.len() >= bytes(self.cfg.max_bytes)
     }
 
     fn max_delay(&self) -> Duration {
-        self.settings.max_delay
+        self.cfg.max_delay.get()
     }
 }

@@ -8,40 +8,12 @@
 //! very alert — means it already went out. A delivery that fails for good releases the key,
 //! so the next alert is not suppressed by one nobody received.
 
-use super::super::template::Template;
+use crate::batch::render::render;
+use crate::config::sink::CooldownConfig;
+use crate::config::template::Template;
+use crate::sinks::redis::{ConnectError, connect};
 use adstream_sdk::Batch;
-use adstream_sdk::time::parse_duration_ms;
 use redis::aio::ConnectionManager;
-use serde::Deserialize;
-use std::time::Duration;
-
-/// `cooldown = { redis = "...", ttl = "10m", key = "...", id = "alert_id" }`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CooldownConfig {
-    #[serde(default = "default_url")]
-    pub redis: String,
-    #[serde(default = "default_ttl")]
-    pub ttl: String,
-    #[serde(default = "default_key")]
-    pub key: String,
-    /// The column identifying an alert, so that a replay is recognised as the same one.
-    #[serde(default = "default_id")]
-    pub id: String,
-}
-
-fn default_url() -> String {
-    "redis://127.0.0.1:6379".into()
-}
-fn default_ttl() -> String {
-    "10m".into()
-}
-fn default_key() -> String {
-    "alert_sent:{country}:{ad_format}:{alert_type}".into()
-}
-fn default_id() -> String {
-    "alert_id".into()
-}
 
 /// What a claim found.
 pub enum Claim {
@@ -53,6 +25,17 @@ pub enum Claim {
     Held,
 }
 
+/// Why the cooldown could not do its part.
+#[derive(Debug, thiserror::Error)]
+pub enum CooldownError {
+    #[error("cooldown: {0}")]
+    Secret(#[from] crate::config::SecretError),
+    #[error("cooldown: {0}")]
+    Connect(#[from] ConnectError),
+    #[error("cooldown: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
 pub struct Cooldown {
     conn: ConnectionManager,
     key: Template,
@@ -61,28 +44,19 @@ pub struct Cooldown {
 }
 
 impl Cooldown {
-    pub async fn connect(cfg: &CooldownConfig) -> Result<Cooldown, String> {
-        let key = Template::parse(&cfg.key).map_err(|e| format!("cooldown key: {e}"))?;
-        let ttl_ms = parse_duration_ms(&cfg.ttl)
-            .map_err(|e| format!("cooldown ttl: {e}"))?
-            .max(1) as u64;
-        let client = redis::Client::open(cfg.redis.as_str())
-            .map_err(|e| format!("cooldown redis {}: {e}", cfg.redis))?;
-        let conn = tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
-            .await
-            .map_err(|_| format!("cannot reach Redis at {} (cooldown): timed out", cfg.redis))?
-            .map_err(|e| format!("cannot reach Redis at {} (cooldown): {e}", cfg.redis))?;
+    pub async fn connect(cfg: &CooldownConfig) -> Result<Cooldown, CooldownError> {
+        let url = cfg.redis.resolve("redis")?;
         Ok(Cooldown {
-            conn,
-            key,
+            conn: connect(&url).await?,
+            key: cfg.key.clone(),
             id: cfg.id.clone(),
-            ttl_ms,
+            ttl_ms: cfg.ttl.as_millis_i64().max(1) as u64,
         })
     }
 
-    pub async fn claim(&mut self, batch: &Batch, row: usize) -> Result<Claim, String> {
+    pub async fn claim(&self, batch: &Batch, row: usize) -> Result<Claim, CooldownError> {
         let mut key = String::new();
-        self.key.render(batch, row, &mut key);
+        render(&self.key, batch, row, &mut key);
         let id = batch
             .text(&self.id)
             .ok()
@@ -95,17 +69,15 @@ impl Cooldown {
             .arg("NX")
             .arg("PX")
             .arg(self.ttl_ms)
-            .query_async(&mut self.conn)
-            .await
-            .map_err(|e| format!("cooldown: {e}"))?;
+            .query_async(&mut self.conn.clone())
+            .await?;
         if set.is_some() {
             return Ok(Claim::Taken(key));
         }
         let holder: Option<String> = redis::cmd("GET")
             .arg(&key)
-            .query_async(&mut self.conn)
-            .await
-            .map_err(|e| format!("cooldown: {e}"))?;
+            .query_async(&mut self.conn.clone())
+            .await?;
         Ok(
             if holder.as_deref() == Some(id.as_str()) && !id.is_empty() {
                 Claim::Taken(key)
@@ -116,7 +88,7 @@ impl Cooldown {
     }
 
     /// Records that the alert holding `key` was delivered.
-    pub async fn confirm(&mut self, key: &str, batch: &Batch, row: usize) {
+    pub async fn confirm(&self, key: &str, batch: &Batch, row: usize) {
         let id = batch
             .text(&self.id)
             .ok()
@@ -128,15 +100,18 @@ impl Cooldown {
             .arg(format!("sent:{id}"))
             .arg("XX")
             .arg("KEEPTTL")
-            .query_async(&mut self.conn)
+            .query_async(&mut self.conn.clone())
             .await;
         if let Err(e) = r {
             tracing::warn!("cooldown: confirming {key}: {e}");
         }
     }
 
-    pub async fn release(&mut self, key: &str) {
-        let r: Result<(), _> = redis::cmd("DEL").arg(key).query_async(&mut self.conn).await;
+    pub async fn release(&self, key: &str) {
+        let r: Result<(), _> = redis::cmd("DEL")
+            .arg(key)
+            .query_async(&mut self.conn.clone())
+            .await;
         if let Err(e) = r {
             tracing::warn!("cooldown: releasing {key}: {e}");
         }

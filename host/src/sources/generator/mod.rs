@@ -3,15 +3,15 @@
 //! injected on schedule. Deterministic: the same seed, rate and start give the same events,
 //! whether paced to the wall clock or generated as fast as possible.
 
-mod config;
 mod model;
 mod rng;
 
-pub use config::{GeneratorConfig, ScenarioConfig, ScenarioKind};
 pub use model::Segment;
 
-use super::{BoxFut, Position, RawBatch, Source, SourceError};
-use adstream_sdk::time::parse_duration_ms;
+use super::{Source, SourceError};
+use crate::batch::{Position, RawBatch};
+use crate::config::source::GeneratorConfig;
+use crate::connect::BoxFut;
 use model::{Kind, Model, Request, cumulative, draw_request, pick, request_events};
 use rng::Rng;
 use std::time::{Duration, Instant};
@@ -58,7 +58,7 @@ fn now_ms() -> i64 {
 
 impl GeneratorSource {
     pub fn new(cfg: &GeneratorConfig) -> Result<Self, SourceError> {
-        let bad = |m: String| SourceError::Config(format!("[source] generator: {m}"));
+        let bad = SourceError::Generator;
         if !(cfg.rate > 0.0 && cfg.rate.is_finite()) {
             return Err(bad(format!("rate = {} (must be > 0)", cfg.rate)));
         }
@@ -67,14 +67,10 @@ impl GeneratorSource {
         }
         let model = Model::new(cfg).map_err(bad)?;
         let mut start = cfg.start.unwrap_or_else(now_ms);
-        if let Some(align) = &cfg.align {
-            let a = parse_duration_ms(align)
-                .map_err(|e| bad(format!("align: {e}")))?
-                .max(1);
+        if let Some(align) = cfg.align {
+            let a = align.as_millis_i64().max(1);
             start = start.div_euclid(a) * a;
         }
-        let flush = parse_duration_ms(&cfg.flush_interval)
-            .map_err(|e| bad(format!("flush_interval: {e}")))?;
         Ok(GeneratorSource {
             rng: Rng::new(cfg.seed),
             seed: cfg.seed,
@@ -84,8 +80,8 @@ impl GeneratorSource {
             traffic: 1.0,
             speed: cfg.pace.then_some(cfg.speed),
             count: cfg.count,
-            batch_size: cfg.batch_size.max(1),
-            flush_interval: Duration::from_millis(flush.max(1) as u64),
+            batch_size: cfg.batch_size.get(),
+            flush_interval: cfg.flush_interval.get().max(Duration::from_millis(1)),
             produced: 0,
             began: None,
             segs: Vec::new(),

@@ -1,9 +1,8 @@
 //! The traffic model: segments (country × ad format) with their share of requests, fill
 //! rate, CTR and eCPM, and how one ad request turns into events.
 
-use super::config::{GeneratorConfig, ScenarioKind};
 use super::rng::Rng;
-use adstream_sdk::time::parse_duration_ms;
+use crate::config::source::{GeneratorConfig, ScenarioKind};
 use std::io::Write;
 
 /// One country × ad format segment.
@@ -122,10 +121,8 @@ impl Model {
         };
         let mut scenarios = Vec::new();
         for (i, s) in cfg.scenario.iter().enumerate() {
-            let at =
-                parse_duration_ms(&s.at).map_err(|e| format!("scenario {}: at: {e}", i + 1))?;
-            let len = parse_duration_ms(&s.duration)
-                .map_err(|e| format!("scenario {}: duration: {e}", i + 1))?;
+            let at = s.at.as_millis_i64();
+            let len = s.duration.as_millis_i64();
             let segment = segments
                 .iter()
                 .position(|g| g.country == s.country && g.format == s.ad_format)
@@ -263,6 +260,28 @@ fn mix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// One in ten users has an IPv6 address.
+fn write_ip(out: &mut Vec<u8>, h: u64) {
+    let _ = if h.is_multiple_of(10) {
+        write!(
+            out,
+            "2001:db8:{:x}:{:x}::{:x}",
+            h >> 48,
+            (h >> 32) & 0xffff,
+            h & 0xffff
+        )
+    } else {
+        write!(
+            out,
+            "{}.{}.{}.{}",
+            1 + (h >> 56) % 223,
+            (h >> 48) & 255,
+            (h >> 40) & 255,
+            (h >> 32) & 255
+        )
+    };
+}
+
 #[allow(clippy::too_many_arguments)]
 fn write_event(
     out: &mut Vec<u8>,
@@ -290,24 +309,7 @@ fn write_event(
         user,
         mix(h)
     );
-    if h.is_multiple_of(10) {
-        let _ = write!(
-            out,
-            "2001:db8:{:x}:{:x}::{:x}",
-            h >> 48,
-            (h >> 32) & 0xffff,
-            h & 0xffff
-        );
-    } else {
-        let _ = write!(
-            out,
-            "{}.{}.{}.{}",
-            1 + (h >> 56) % 223,
-            (h >> 48) & 255,
-            (h >> 40) & 255,
-            (h >> 32) & 255
-        );
-    }
+    write_ip(out, h);
     let _ = write!(
         out,
         r#"","country":"{}","ad_format":"{}","placement_id":"app{app:02}-{}","campaign_id":"cmp{:03}","advertiser_id":"adv{:02}","network":"#,

@@ -1,7 +1,9 @@
-//! The generator's `[source]` table: rate, seed, traffic profile and anomaly scenarios.
+//! `[source] kind = "generator"`: rate, seed, traffic profile and anomaly scenarios.
 
+use crate::config::units::Duration;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 
 /// `[source] kind = "generator"`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -24,13 +26,13 @@ pub struct GeneratorConfig {
     pub start: Option<i64>,
     /// Round the start down to a multiple of this (e.g. "10s"), so that the first window
     /// is a full one.
-    pub align: Option<String>,
+    pub align: Option<Duration>,
     #[serde(default = "default_seed")]
     pub seed: u64,
     #[serde(default = "default_batch")]
-    pub batch_size: usize,
+    pub batch_size: NonZeroUsize,
     #[serde(default = "default_flush")]
-    pub flush_interval: String,
+    pub flush_interval: Duration,
     /// Traffic share and eCPM multiplier per country.
     pub countries: Option<BTreeMap<String, CountryProfile>>,
     /// Traffic share, CTR, eCPM and fill rate per ad format.
@@ -61,11 +63,11 @@ fn yes() -> bool {
 fn default_seed() -> u64 {
     42
 }
-fn default_batch() -> usize {
-    1000
+fn default_batch() -> NonZeroUsize {
+    NonZeroUsize::new(1000).expect("not zero")
 }
-fn default_flush() -> String {
-    "100ms".to_string()
+fn default_flush() -> Duration {
+    Duration::from_millis(100)
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -128,14 +130,14 @@ impl ScenarioKind {
 pub struct ScenarioConfig {
     pub kind: ScenarioKind,
     /// Event time after the start when it begins, e.g. "20s".
-    pub at: String,
+    pub at: Duration,
     #[serde(default = "default_duration")]
-    pub duration: String,
+    pub duration: Duration,
     pub country: String,
     pub ad_format: String,
     pub factor: Option<f64>,
 }
 
-fn default_duration() -> String {
-    "10s".to_string()
+fn default_duration() -> Duration {
+    Duration::from_secs(10)
 }

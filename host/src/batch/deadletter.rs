@@ -1,9 +1,8 @@
 //! Dead letters: every record or row the pipeline could not process, with why and where
 //! from, as rows of a batch that goes to the pipeline's dead-letter sink.
 
-use super::envelope::Envelope;
-use crate::batch::encode::row_json;
-use crate::sources::{Position, RawBatch};
+use super::encode::row_json;
+use super::{Envelope, Position, RawBatch};
 use adstream_sdk::{Batch, DictBuilder, I64Builder, TextBuilder};
 
 /// Longest raw payload a dead letter carries; a message bus would refuse more.

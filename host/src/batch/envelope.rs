@@ -1,7 +1,7 @@
 //! A batch on its way through the stages, with the source position of each row while rows
 //! still correspond to source records (dead letters name where a rejected row came from).
 
-use crate::sources::Position;
+use super::Position;
 use adstream_sdk::Batch;
 
 #[derive(Debug, Clone)]

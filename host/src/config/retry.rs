@@ -1,0 +1,47 @@
+//! `retry = { initial = "200ms", max = "30s", attempts = 10 }`: the one vocabulary every
+//! sink uses for how it retries a failed write. `attempts` unset retries until the write
+//! succeeds, which holds the pipeline back (nothing is lost, and the source stops reading)
+//! while a service is down.
+
+use super::units::Duration;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// The first wait; each later one doubles, up to `max`.
+    #[serde(default = "initial")]
+    pub initial: Duration,
+    #[serde(default = "max")]
+    pub max: Duration,
+    /// Tries in all, the first included; unset: until it succeeds.
+    pub attempts: Option<u32>,
+}
+
+fn initial() -> Duration {
+    Duration::from_millis(200)
+}
+
+fn max() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial: initial(),
+            max: max(),
+            attempts: None,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The default policy with at most `n` attempts.
+    pub fn at_most(n: u32) -> Self {
+        RetryConfig {
+            attempts: Some(n),
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! `[source] kind = "kafka"`.
+
+use crate::config::kafka::{CreateTopic, KafkaOptions};
+use crate::config::units::Duration;
+use serde::Deserialize;
+use std::num::NonZeroUsize;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    pub kind: String,
+    pub brokers: String,
+    pub topic: String,
+    /// Consumer group; members of a group share the topic's partitions.
+    pub group: String,
+    /// Where a group with no committed offset starts.
+    #[serde(default)]
+    pub start: Start,
+    #[serde(default = "default_batch")]
+    pub batch_size: NonZeroUsize,
+    /// Longest a batch waits to fill up.
+    #[serde(default = "default_flush")]
+    pub flush_interval: Duration,
+    pub create_topic: Option<CreateTopic>,
+    /// Extra librdkafka consumer settings.
+    #[serde(default)]
+    pub options: KafkaOptions,
+}
+
+/// `start = "earliest" | "latest"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Start {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+impl Start {
+    pub fn name(self) -> &'static str {
+        match self {
+            Start::Earliest => "earliest",
+            Start::Latest => "latest",
+        }
+    }
+}
+
+fn default_batch() -> NonZeroUsize {
+    NonZeroUsize::new(5000).expect("not zero")
+}
+
+fn default_flush() -> Duration {
+    Duration::from_millis(200)
+}

@@ -1,0 +1,109 @@
+//! The stage runtime against a scripted fake plugin: bisection, restarts, quarantine,
+//! swaps and probation. Fast, and no `.wasm` needed.
+
+use super::SwapOutcome;
+use crate::batch::DeadLetters;
+use crate::pipeline::fake::{FakePlugin, rows, spec, stage};
+use crate::pipeline::stage::{Replacement, instantiate};
+use tokio::sync::oneshot;
+
+fn ids(n: usize, poison: Option<usize>) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            if Some(i) == poison {
+                "poison".into()
+            } else {
+                format!("e{i}")
+            }
+        })
+        .collect()
+}
+
+fn env(ids: &[String]) -> crate::batch::Envelope {
+    rows(&ids.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn bisection_dead_letters_only_the_poisoned_row_and_counts_the_rest_once() {
+    let plugin = FakePlugin::new("1");
+    let mut s = stage(&plugin, 5);
+    let mut dl = DeadLetters::new("test");
+    let out = s.process(vec![env(&ids(16, Some(5)))], 0, &mut dl).unwrap();
+    let passed: usize = out.iter().map(|e| e.rows()).sum();
+    assert_eq!((passed, dl.len()), (15, 1));
+    assert_eq!(plugin.count(), 15, "every good row counted exactly once");
+    assert!(
+        s.stats.restarts >= 1,
+        "each trap restarts the instance from its snapshot"
+    );
+    assert!(!s.stats.quarantined);
+}
+
+#[test]
+fn a_plugin_that_keeps_failing_is_quarantined_and_no_longer_called() {
+    let plugin = FakePlugin::broken("1");
+    let mut s = stage(&plugin, 3);
+    let mut dl = DeadLetters::new("test");
+    for _ in 0..3 {
+        s.process(vec![env(&ids(4, None))], 0, &mut dl).unwrap();
+    }
+    assert!(s.stats.quarantined);
+    let calls = plugin.calls.load(std::sync::atomic::Ordering::Relaxed);
+    s.process(vec![env(&ids(4, None))], 0, &mut dl).unwrap();
+    assert_eq!(
+        plugin.calls.load(std::sync::atomic::Ordering::Relaxed),
+        calls
+    );
+    assert_eq!(dl.len(), 16, "every row of every batch is a dead letter");
+}
+
+fn replacement(plugin: &std::sync::Arc<FakePlugin>) -> Replacement {
+    let spec = spec(plugin, 5);
+    let (instance, output) = instantiate(&spec).unwrap();
+    Replacement::new(spec, instance, output)
+}
+
+#[test]
+fn a_swap_hands_the_state_over_and_is_confirmed_by_the_first_batch() {
+    let (old, new) = (FakePlugin::new("1"), FakePlugin::new("2"));
+    let mut s = stage(&old, 5);
+    let mut dl = DeadLetters::new("test");
+    s.process(vec![env(&ids(10, None))], 0, &mut dl).unwrap();
+    let (reply, mut outcome) = oneshot::channel();
+    s.begin_swap(replacement(&new), reply);
+    assert!(s.on_probation());
+    assert!(
+        outcome.try_recv().is_err(),
+        "not confirmed before a batch ran"
+    );
+    s.process(vec![env(&ids(3, None))], 0, &mut dl).unwrap();
+    assert!(matches!(
+        outcome.try_recv(),
+        Ok(SwapOutcome::Swapped { .. })
+    ));
+    assert_eq!(
+        new.count(),
+        13,
+        "the new version continued from the old state"
+    );
+    assert_eq!(s.info.version, "2");
+}
+
+#[test]
+fn a_new_version_that_fails_its_first_batch_is_dropped_and_the_old_one_takes_it() {
+    let (old, new) = (FakePlugin::new("1"), FakePlugin::broken("2"));
+    let mut s = stage(&old, 5);
+    let mut dl = DeadLetters::new("test");
+    s.process(vec![env(&ids(10, None))], 0, &mut dl).unwrap();
+    let (reply, mut outcome) = oneshot::channel();
+    s.begin_swap(replacement(&new), reply);
+    let out = s.process(vec![env(&ids(3, None))], 0, &mut dl).unwrap();
+    assert!(matches!(outcome.try_recv(), Ok(SwapOutcome::Rejected(_))));
+    assert_eq!(out.iter().map(|e| e.rows()).sum::<usize>(), 3);
+    assert_eq!(
+        (dl.len(), old.count()),
+        (0, 13),
+        "nothing lost, nothing counted twice"
+    );
+    assert_eq!(s.info.version, "1");
+}

@@ -1,0 +1,43 @@
+//! Live numbers of a running pipeline and its stages, for status and metrics.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Counts of one stage.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StageStats {
+    pub calls: u64,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub dead_letters: u64,
+    pub plugin_errors: u64,
+    pub failures: u64,
+    pub restarts: u64,
+    /// Failed batches in a row; at the stage's limit it is quarantined.
+    pub failing_in_a_row: u32,
+    /// The plugin is no longer called; batches are handled by `on_error`.
+    pub quarantined: bool,
+    pub busy_ns: u64,
+    /// Counters the plugin itself keeps (`host.count`).
+    pub plugin_counters: BTreeMap<String, u64>,
+    pub last_error: Option<String>,
+}
+
+/// Counts of one pipeline.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PipelineStats {
+    pub batches: u64,
+    pub records: u64,
+    pub decode_errors: u64,
+    pub dead_letters: u64,
+    pub watermark: Option<i64>,
+    pub stages: Vec<(String, StageStats)>,
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub pipeline: String,
+    pub elapsed: Duration,
+    pub stats: PipelineStats,
+}
