@@ -1,5 +1,6 @@
 //! `adstream status [--addr ADDR] [--json]`: asks a running host what it runs.
 
+use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -21,31 +22,28 @@ pub struct StatusArgs {
 }
 
 /// GETs `path` from `addr` and returns the body.
-pub fn get(addr: &str, path: &str) -> Result<String, String> {
+pub fn get(addr: &str, path: &str) -> anyhow::Result<String> {
     let target = addr
         .to_socket_addrs()
-        .map_err(|e| format!("bad address {addr}: {e}"))?
+        .with_context(|| format!("bad address {addr}"))?
         .next()
-        .ok_or_else(|| format!("bad address {addr}"))?;
+        .with_context(|| format!("bad address {addr}"))?;
     let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(3))
-        .map_err(|e| format!("no adstream host answers on {addr} ({e}); is `adstream run` running, with this --status-addr?"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
+        .with_context(|| format!("no adstream host answers on {addr}; is `adstream run` running, with this --status-addr?"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let mut response = String::new();
     stream
         .read_to_string(&mut response)
-        .map_err(|e| format!("reading from {addr}: {e}"))?;
+        .with_context(|| format!("reading from {addr}"))?;
     let (head, body) = response
         .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("{addr} sent no HTTP response"))?;
+        .with_context(|| format!("{addr} sent no HTTP response"))?;
     if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("{addr}: {}", head.lines().next().unwrap_or("")));
+        anyhow::bail!("{addr}: {}", head.lines().next().unwrap_or(""));
     }
     Ok(body.to_string())
 }
@@ -54,7 +52,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
     let body = match get(&args.addr, "/status") {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             return ExitCode::FAILURE;
         }
     };

@@ -27,19 +27,23 @@ struct RawRef {
     insecure_value: Option<String>,
 }
 
-impl TryFrom<RawRef> for SecretRef {
-    type Error = String;
+/// A secret table that names no source, or more than one.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a secret must name exactly one of env, file, insecure_value, e.g. {{ env = \"ADSTREAM_PII_KEY\" }}"
+)]
+pub struct NotOneSource;
 
-    fn try_from(r: RawRef) -> Result<Self, String> {
+impl TryFrom<RawRef> for SecretRef {
+    type Error = NotOneSource;
+
+    fn try_from(r: RawRef) -> Result<Self, NotOneSource> {
         let set = [&r.env, &r.file, &r.insecure_value]
             .iter()
             .filter(|o| o.is_some())
             .count();
         if set != 1 {
-            return Err(
-                "a secret must name exactly one of env, file, insecure_value, e.g. { env = \"ADSTREAM_PII_KEY\" }"
-                    .into(),
-            );
+            return Err(NotOneSource);
         }
         Ok(SecretRef {
             env: r.env,

@@ -28,13 +28,24 @@ impl Duration {
     }
 }
 
-impl std::str::FromStr for Duration {
-    type Err = String;
+/// A text that is not a duration, and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{text}` is not a duration ({reason}); write e.g. 500ms, 10s, 1m, 2h")]
+pub struct BadDuration {
+    text: String,
+    reason: String,
+}
 
-    fn from_str(text: &str) -> Result<Self, String> {
+impl std::str::FromStr for Duration {
+    type Err = BadDuration;
+
+    fn from_str(text: &str) -> Result<Self, BadDuration> {
         humantime::parse_duration(text.trim())
             .map(Duration)
-            .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. 500ms, 10s, 1m, 2h"))
+            .map_err(|e| BadDuration {
+                text: text.into(),
+                reason: e.to_string(),
+            })
     }
 }
 

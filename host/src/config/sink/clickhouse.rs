@@ -65,11 +65,9 @@ fn default_max_delay() -> Duration {
 }
 
 impl ClickHouseConfig {
-    /// What `create = true` needs that the file alone can tell.
-    pub fn check(&self) -> Result<(), String> {
-        if self.create && self.order_by.is_empty() && self.engine.contains("MergeTree") {
-            return Err("create = true with a MergeTree engine needs `order_by`".into());
-        }
-        Ok(())
+    /// What `create = true` needs that the file alone can tell, if it is missing.
+    pub fn problem(&self) -> Option<&'static str> {
+        (self.create && self.order_by.is_empty() && self.engine.contains("MergeTree"))
+            .then_some("create = true with a MergeTree engine needs `order_by`")
     }
 }

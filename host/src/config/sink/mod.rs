@@ -55,7 +55,7 @@ impl SinkConfig {
             }
         };
         if let SinkConfig::ClickHouse(c) = &cfg
-            && let Err(message) = c.check()
+            && let Some(message) = c.problem()
         {
             diags.error(Some(value.span()), format!("{what}: {message}"));
             return None;

@@ -200,7 +200,7 @@ fn transient(e: clickhouse::error::Error) -> Attempt<clickhouse::error::Error> {
 impl Sink for ClickHouseSink {
     fn write(&mut self, batch: Arc<Batch>) -> BoxFut<'_, Result<(), SinkError>> {
         Box::pin(async move {
-            rowbinary::check(&batch, &self.fields).map_err(|m| self.fail(m))?;
+            rowbinary::check(&batch, &self.fields).map_err(|m| self.fail(m.to_string()))?;
             rowbinary::encode(&batch, &self.fields, &mut self.buf);
             self.rows += batch.len();
             Ok(())

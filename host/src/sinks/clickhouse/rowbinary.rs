@@ -20,8 +20,16 @@ pub fn type_of(f: &Field) -> String {
     }
 }
 
+/// Rows whose columns are not the ones the sink was opened for.
+#[derive(Debug, thiserror::Error)]
+#[error("rows have columns [{got}], the table was set up for [{want}]")]
+pub struct Mismatch {
+    got: String,
+    want: String,
+}
+
 /// The rows must have the columns the sink was opened for, in that order.
-pub fn check(batch: &Batch, fields: &[Field]) -> Result<(), String> {
+pub fn check(batch: &Batch, fields: &[Field]) -> Result<(), Mismatch> {
     let same = batch.columns.len() == fields.len()
         && batch.columns.iter().zip(fields).all(|(c, f)| {
             let k = kind_of(&c.values);
@@ -42,11 +50,10 @@ pub fn check(batch: &Batch, fields: &[Field]) -> Result<(), String> {
         .iter()
         .map(|f| format!("{} {}", f.name, kind_name(f.kind)))
         .collect();
-    Err(format!(
-        "rows have columns [{}], the table was set up for [{}]",
-        got.join(", "),
-        want.join(", ")
-    ))
+    Err(Mismatch {
+        got: got.join(", "),
+        want: want.join(", "),
+    })
 }
 
 fn varint(mut n: usize, out: &mut Vec<u8>) {
