@@ -11,6 +11,7 @@
 //! that a bad value is found when the file is read.
 
 mod diag;
+pub mod env;
 pub mod kafka;
 mod parse;
 pub mod retry;
@@ -86,6 +87,23 @@ pub struct CheckpointConfig {
     pub dir: String,
     #[serde(default = "default_interval")]
     pub interval: Duration,
+    /// What to do when there is no checkpoint but the consumer group has committed
+    /// offsets (the state that went with them is gone).
+    #[serde(default)]
+    pub on_missing: OnMissing,
+}
+
+/// `[checkpoint] on_missing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissing {
+    /// Refuse to start, saying what to do (the default: never start silently from nothing).
+    #[default]
+    Fail,
+    /// Resume from the committed offsets with empty state (windows open then are short).
+    Committed,
+    /// Replay the topic from its start with empty state.
+    Earliest,
 }
 
 fn default_state_dir() -> String {
@@ -101,6 +119,7 @@ impl Default for CheckpointConfig {
         CheckpointConfig {
             dir: default_state_dir(),
             interval: default_interval(),
+            on_missing: OnMissing::default(),
         }
     }
 }

@@ -34,7 +34,8 @@ pub fn parse(path: &Path, text: &str) -> Result<PipelineConfig, Vec<Diagnostic>>
     if !errors.is_empty() {
         return Err(diags.finish());
     }
-    let root = root.into_inner();
+    let mut root = root.into_inner();
+    super::env::expand_all(&mut root, &mut diags);
     check_top_keys(&root, &mut diags);
     let name = scalar::<String>(&root, "name", &mut diags).map_or_else(
         || {

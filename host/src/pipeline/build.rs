@@ -20,6 +20,7 @@ use std::time::Duration;
 pub struct CheckpointPolicy {
     pub file: PathBuf,
     pub every: Duration,
+    pub on_missing: crate::config::OnMissing,
 }
 
 /// A pipeline ready to run: plugins loaded and configured, sinks resolved.
@@ -111,6 +112,7 @@ pub fn build(
         checkpoint: cfg.checkpoint.as_ref().map(|c| CheckpointPolicy {
             file: checkpoint::path(std::path::Path::new(&c.dir), &cfg.name),
             every: c.interval.get().max(Duration::from_millis(1)),
+            on_missing: c.on_missing,
         }),
         stages,
         sinks,

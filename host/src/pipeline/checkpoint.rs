@@ -1,16 +1,40 @@
-//! Checkpoints: the state of every stateful stage, saved together, so that a restarted
-//! pipeline continues its open windows and baselines from where the last one stopped.
+//! Checkpoints: one consistent cut of a pipeline, taken at a batch boundary — the source
+//! positions after that batch, the watermark, every stateful stage's snapshot, and how far
+//! each sink that can be rewound (a file) had written — so that a restarted pipeline
+//! restores the state and resumes the source from the cut's own positions.
 //!
-//! Source offsets are committed only up to the last checkpoint (and only once every sink
-//! has the rows before them), so after a crash the source replays exactly what came after
-//! the saved state. A checkpoint is written to a temporary file, synced and renamed over
-//! the last one, so a crash mid-write leaves the previous checkpoint intact.
-//!
-//! Format: the line `adstream-checkpoint 1 <seq>`, then per stage a line
-//! `<name> <length>` followed by that many bytes of state and a newline.
+//! The file is written whole or not at all: to a temporary file, synced, then renamed over
+//! the last one, whose previous version is kept beside it as `.prev`; the folder is synced
+//! too. It begins with a magic line and a version, and carries a CRC-32 of its body, so a
+//! truncated or damaged file is an error that names it, never a silent fresh start.
+//! The body is postcard (serde).
 
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 20] = b"adstream checkpoint\n";
+const VERSION: u32 = 2;
+/// Magic, version, CRC-32 and length of the body.
+const HEADER: usize = MAGIC.len() + 4 + 4 + 8;
+
+/// The saved cut.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The pipeline's own batch number at the cut (for logs).
+    pub seq: u64,
+    /// Per partition, the offset of the next record to read.
+    pub positions: Vec<(i32, i64)>,
+    /// The watermark, and the latest event time seen per partition.
+    pub watermark: i64,
+    pub partition_times: Vec<(i32, i64)>,
+    /// State by stage name.
+    pub stages: Vec<(String, Vec<u8>)>,
+    /// How many bytes each rewindable sink had made durable, by sink name.
+    pub sinks: Vec<(String, u64)>,
+    /// Wall-clock time of the cut, ms since the epoch.
+    pub taken_at_ms: i64,
+}
 
 /// Why a checkpoint could not be saved or read.
 #[derive(Debug, thiserror::Error)]
@@ -25,70 +49,104 @@ pub enum CheckpointError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a valid checkpoint: {what}; delete it to start afresh")]
-    Corrupt { path: PathBuf, what: &'static str },
     #[error(
-        "stage `{stage}` refused its state from {path}: {reason} (delete the file to start afresh)"
+        "{path} is not a valid checkpoint ({what}). The previous one is {path}.prev: move it \
+         over {path} to resume from there (what came after it is replayed); or delete both \
+         to start from nothing"
+    )]
+    Corrupt { path: PathBuf, what: String },
+    #[error(
+        "stage `{stage}` refused its state from {path}: {reason} (move the file away to \
+         start the stage afresh)"
     )]
     Restore {
         stage: String,
         path: PathBuf,
         reason: String,
     },
+    #[error("a stage's snapshot failed, so no checkpoint was taken: {0}")]
+    Snapshot(String),
 }
-
-/// The saved states, by stage name.
-#[derive(Debug, Default, PartialEq)]
-pub struct Checkpoint {
-    pub seq: u64,
-    pub stages: Vec<(String, Vec<u8>)>,
-}
-
-const MAGIC: &str = "adstream-checkpoint 1";
 
 /// The checkpoint file of pipeline `name` in `dir`.
 pub fn path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.checkpoint"))
 }
 
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// The bytes of a checkpoint file.
+pub fn encode(cp: &Checkpoint) -> Vec<u8> {
+    let body = postcard::to_stdvec(cp).expect("a checkpoint always serializes");
+    let mut out = Vec::with_capacity(HEADER + body.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Reads checkpoint bytes; the error says what is wrong with them.
+pub fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
+    if bytes.len() < HEADER || !bytes.starts_with(MAGIC) {
+        return Err("it does not start like one".into());
+    }
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let version = word(MAGIC.len());
+    if version != VERSION {
+        return Err(format!(
+            "it is version {version}; this host reads version {VERSION}"
+        ));
+    }
+    let crc = word(MAGIC.len() + 4);
+    let at = MAGIC.len() + 8;
+    let len = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes")) as usize;
+    let body = &bytes[HEADER..];
+    if body.len() != len {
+        return Err(format!(
+            "it is truncated: {} of {len} body bytes",
+            body.len()
+        ));
+    }
+    if crc32fast::hash(body) != crc {
+        return Err("its checksum does not match its contents".into());
+    }
+    postcard::from_bytes(body).map_err(|e| format!("its contents do not decode: {e}"))
+}
+
+/// Writes `cp` durably at `path`, keeping the one it replaces as `path.prev`.
 pub fn save(path: &Path, cp: &Checkpoint) -> Result<(), CheckpointError> {
-    write(path, cp).map_err(|source| CheckpointError::Save {
+    write(path, &encode(cp)).map_err(|source| CheckpointError::Save {
         path: path.into(),
         source,
     })
 }
 
-fn write(path: &Path, cp: &Checkpoint) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("checkpoint.tmp");
+fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = with_suffix(path, ".tmp");
     let mut f = std::fs::File::create(&tmp)?;
-    let mut out = Vec::new();
-    writeln!(out, "{MAGIC} {}", cp.seq)?;
-    for (name, state) in &cp.stages {
-        writeln!(out, "{name} {}", state.len())?;
-        out.extend_from_slice(state);
-        out.push(b'\n');
-    }
-    f.write_all(&out)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-fn bad(path: &Path, what: &'static str) -> CheckpointError {
-    CheckpointError::Corrupt {
-        path: path.into(),
-        what,
+    if path.exists() {
+        // A hard link keeps `path` in place until the rename below replaces it: whatever
+        // moment a crash hits, `path` is a whole checkpoint, old or new.
+        let prev_tmp = with_suffix(path, ".prev.tmp");
+        let _ = std::fs::remove_file(&prev_tmp);
+        std::fs::hard_link(path, &prev_tmp)?;
+        std::fs::rename(&prev_tmp, with_suffix(path, ".prev"))?;
     }
-}
-
-/// Splits off the next line of `rest`.
-fn take_line<'a>(rest: &mut &'a [u8]) -> Option<&'a str> {
-    let end = rest.iter().position(|&b| b == b'\n')?;
-    let line = std::str::from_utf8(&rest[..end]).ok()?;
-    *rest = &rest[end + 1..];
-    Some(line)
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The checkpoint at `path`, or `None` if there is none yet.
@@ -103,44 +161,72 @@ pub fn load(path: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
             });
         }
     };
-    let mut rest = bytes.as_slice();
-    let seq = take_line(&mut rest)
-        .and_then(|head| head.strip_prefix(MAGIC))
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| bad(path, "not an adstream checkpoint"))?;
-    let mut stages = Vec::new();
-    while !rest.is_empty() {
-        let header = take_line(&mut rest).ok_or_else(|| bad(path, "truncated stage header"))?;
-        let (name, len) = header
-            .rsplit_once(' ')
-            .ok_or_else(|| bad(path, "bad stage header"))?;
-        let len: usize = len.parse().map_err(|_| bad(path, "bad stage length"))?;
-        let body = rest.get(..len).ok_or_else(|| bad(path, "truncated"))?;
-        stages.push((name.to_string(), body.to_vec()));
-        rest = rest.get(len + 1..).unwrap_or(&[]);
-    }
-    Ok(Some(Checkpoint { seq, stages }))
+    decode(&bytes)
+        .map(Some)
+        .map_err(|what| CheckpointError::Corrupt {
+            path: path.into(),
+            what,
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trip_and_missing_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = path(dir.path(), "demo");
-        assert_eq!(load(&p).unwrap(), None);
-        let cp = Checkpoint {
+    fn sample() -> Checkpoint {
+        Checkpoint {
             seq: 42,
+            positions: vec![(0, 100), (1, 7)],
+            watermark: 1_700_000_000_000,
+            partition_times: vec![(0, 1_700_000_001_000)],
             stages: vec![
                 ("windows".into(), b"{\"a\":\n1}".to_vec()),
                 ("empty".into(), vec![]),
             ],
+            sinks: vec![("out".into(), 12345)],
+            taken_at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn round_trip_keeps_the_previous_one_and_a_missing_file_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(dir.path(), "demo");
+        assert_eq!(load(&p).unwrap(), None);
+        save(&p, &sample()).unwrap();
+        let newer = Checkpoint {
+            seq: 43,
+            ..sample()
         };
-        save(&p, &cp).unwrap();
-        assert_eq!(load(&p).unwrap(), Some(cp));
-        std::fs::write(&p, "garbage").unwrap();
-        assert!(load(&p).is_err());
+        save(&p, &newer).unwrap();
+        assert_eq!(load(&p).unwrap(), Some(newer));
+        assert_eq!(load(&with_suffix(&p, ".prev")).unwrap(), Some(sample()));
+    }
+
+    #[test]
+    fn every_kind_of_damage_is_an_error_naming_the_file_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(dir.path(), "demo");
+        let good = encode(&sample());
+        let mut flipped = good.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        let mut version = good.clone();
+        version[MAGIC.len()] = 9;
+        let cases: [(&[u8], &str); 5] = [
+            (b"garbage", "does not start like one"),
+            (&good[..good.len() - 3], "truncated"),
+            (&flipped, "checksum"),
+            (&version, "version 9"),
+            (&[], "does not start like one"),
+        ];
+        for (bytes, want) in cases {
+            std::fs::write(&p, bytes).unwrap();
+            let e = load(&p).unwrap_err().to_string();
+            assert!(
+                e.contains(want) && e.contains(&p.display().to_string()),
+                "{e}"
+            );
+            assert!(e.contains(".prev: move it over"), "{e}");
+        }
     }
 }

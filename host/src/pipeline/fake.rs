@@ -2,8 +2,10 @@
 //! (bisection, restarts, quarantine, swaps, probation) with no `.wasm` built.
 //!
 //! The fake passes its input through and keeps one number of state: how many rows it has
-//! taken in. It traps on a row whose `id` is `poison`, or on every call when `broken`, so
-//! a test can check that every row that succeeded is counted exactly once.
+//! taken in. It traps on a row whose `id` is `poison`, or on every call when `broken`; on
+//! a row whose `id` is `error` it counts the batch and then returns an error (a plugin that
+//! changed its state before failing). A test can so check that every row that succeeded
+//! is counted exactly once.
 
 use super::stage::{Input, Stage, StageSpec};
 use crate::config::OnError;
@@ -100,6 +102,10 @@ impl Instance for FakeInstance {
             return (input, Err(trap));
         }
         self.rows += input.len() as u64;
+        if (0..input.len()).any(|r| ids.get(r) == Some("error")) {
+            let e = adstream_sdk::PluginError::InvalidInput("scripted error".into());
+            return (input, Err(CallError::Plugin(e)));
+        }
         self.plugin.counts.lock().unwrap().push(self.rows);
         let out = input.clone();
         (input, Ok(Output::Batch(out)))

@@ -6,7 +6,8 @@
 
 mod build;
 mod checkpoint;
-mod commit;
+mod checkpointer;
+mod cut;
 mod error;
 #[cfg(test)]
 mod fake;

@@ -1,10 +1,9 @@
 //! The processor: a plain thread that owns a pipeline's stages. It decodes each raw batch,
-//! runs it through every stage, and hands the results to the sink tasks, tagged with the
-//! batch's sequence number. Plugin calls are CPU-bound and synchronous, so they run here
-//! rather than on the async runtime.
+//! runs it through every stage, and hands the results to the sink tasks in order. Plugin
+//! calls are CPU-bound and synchronous, so they run here rather than on the async runtime.
+//! Between batches it applies swaps and rewires, and takes checkpoints (`cut.rs`).
 
-use super::build::CheckpointPolicy;
-use super::checkpoint::{self, Checkpoint};
+use super::checkpointer::Cut;
 use super::error::RunError;
 use super::feed::{Feed, Rewire};
 use super::stage::{Input, Replacement, Stage, SwapOutcome};
@@ -13,14 +12,12 @@ use super::watermark::Watermark;
 use crate::batch::decode::Decoder;
 use crate::batch::{DeadLetters, Envelope, Position, RawBatch};
 use crate::sinks::runner::SinkMsg;
+use crate::sources::Health;
 use adstream_sdk::Batch;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, watch};
-
-/// How often stateful stages save a snapshot to restart from, when the pipeline keeps no
-/// checkpoints.
-const SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
 
 pub struct Processor {
     pub decoder: Decoder,
@@ -29,12 +26,13 @@ pub struct Processor {
     pub dead_letter: usize,
     pub source_name: String,
     pub stats: Arc<Mutex<PipelineStats>>,
-    pub checkpoint: Option<CheckpointPolicy>,
-    /// The last source batch whose effects on plugin state are saved (every batch, when no
-    /// stage keeps state).
-    pub checkpointed: watch::Sender<u64>,
-    watermark: Watermark,
-    last_checkpoint: Instant,
+    /// When and where checkpoints go; `None` for sources without positions.
+    pub(super) cut: Option<Cut>,
+    /// Per partition, the offset of the next record to read.
+    pub(super) next: BTreeMap<i32, i64>,
+    pub(super) watermark: Watermark,
+    /// Whether the source is stalled, for status.
+    pub health: Health,
     /// How many stages read the source, and each stage's output.
     readers: (usize, Vec<usize>),
 }
@@ -62,49 +60,12 @@ impl Processor {
             dead_letter,
             source_name,
             stats: Arc::default(),
-            checkpoint: None,
-            checkpointed: watch::channel(0).0,
+            cut: None,
+            next: BTreeMap::new(),
             watermark,
-            last_checkpoint: Instant::now(),
+            health: Health::default(),
             readers,
         }
-    }
-
-    fn stateful(&self) -> bool {
-        self.stages.iter().any(|s| s.spec.plugin.stateful())
-    }
-
-    /// Snapshots the stateful stages (for restarts) and, if the pipeline keeps checkpoints,
-    /// saves them; then tells the source loop that batches up to `seq` may be committed.
-    fn save(&mut self, seq: u64) -> Result<(), RunError> {
-        let mut cp = Checkpoint {
-            seq,
-            stages: Vec::new(),
-        };
-        for stage in self.stages.iter_mut().filter(|s| s.spec.plugin.stateful()) {
-            if let Some(state) = stage.checkpoint() {
-                cp.stages.push((stage.spec.name.to_string(), state));
-            }
-        }
-        if let Some(policy) = &self.checkpoint {
-            checkpoint::save(&policy.file, &cp)?;
-        }
-        self.last_checkpoint = Instant::now();
-        let _ = self.checkpointed.send(seq);
-        Ok(())
-    }
-
-    fn maybe_save(&mut self, seq: u64) -> Result<(), RunError> {
-        let every = self.checkpoint.as_ref().map_or(SNAPSHOT_EVERY, |p| p.every);
-        if self.stateful() && self.last_checkpoint.elapsed() >= every {
-            return self.save(seq);
-        }
-        // Without state, or without checkpoints (sources with nothing to commit), every
-        // processed batch may be committed once the sinks have it.
-        if !self.stateful() || self.checkpoint.is_none() {
-            let _ = self.checkpointed.send(seq);
-        }
-        Ok(())
     }
 
     /// Swaps a stage's plugin instance (the replacement was prepared off this thread).
@@ -131,8 +92,8 @@ impl Processor {
         let _ = r.done.send(());
     }
 
-    /// Follows event time per source partition.
-    fn observe_times(&mut self, batch: &Batch, positions: &[Position]) {
+    /// Follows event time per source partition, and the next offset to read.
+    fn observe(&mut self, batch: &Batch, positions: &[Position], raw: &RawBatch) {
         let now = Instant::now();
         if let Some(times) = batch
             .column(self.decoder.time_column())
@@ -145,10 +106,15 @@ impl Processor {
             }
         }
         self.watermark.advance(now);
+        for p in raw.positions() {
+            let next = self.next.entry(p.partition).or_insert(p.offset + 1);
+            *next = (*next).max(p.offset + 1);
+        }
     }
 
-    /// Processes batches until the source side closes the channel, then closes every open
-    /// window and lets the results flow through the rest of the pipeline.
+    /// Processes batches until the source side says it ended. A pipeline with checkpoints
+    /// then takes a last one, keeping its open windows for the next run; one without (its
+    /// input ended) closes every open window and lets the results flow on.
     pub fn run(mut self, mut rx: mpsc::Receiver<Feed>) -> Result<PipelineStats, RunError> {
         let mut last = 0;
         while let Some(feed) = rx.blocking_recv() {
@@ -162,12 +128,11 @@ impl Processor {
                 Feed::End => break,
             }
         }
-        // Save the state before flushing, so that a restart continues the open windows
-        // (their flushed partial rows are replaced by complete ones later).
-        if self.stateful() && last > 0 {
-            self.save(last)?;
+        match self.cut.is_some() {
+            true if last > 0 => self.checkpoint(last)?,
+            true => {}
+            false => self.finish()?,
         }
-        self.finish(last + 1)?;
         self.publish();
         Ok(self.stats.lock().map(|s| s.clone()).unwrap_or_default())
     }
@@ -183,21 +148,22 @@ impl Processor {
             .iter()
             .map(|&i| raw.position(i as usize))
             .collect();
-        self.observe_times(&decoded.batch, &positions);
+        self.observe(&decoded.batch, &positions, raw);
         let source = vec![Envelope {
             batch: decoded.batch,
             positions: Some(positions),
         }];
-        let mut sent = vec![false; self.sinks.len()];
-        self.run_stages(seq, source, None, &mut dl, &mut sent)?;
+        self.run_stages(source, None, &mut dl)?;
         {
             let mut s = self.stats.lock().expect("stats lock");
             s.batches += 1;
             s.records += raw.len() as u64;
             s.decode_errors += decoded.rejected.len() as u64;
         }
-        self.finish_batch(seq, dl, sent)?;
-        self.maybe_save(seq)?;
+        self.send_dead_letters(dl)?;
+        if self.cut.as_ref().is_some_and(Cut::due) {
+            self.checkpoint(seq)?;
+        }
         self.publish();
         Ok(())
     }
@@ -207,11 +173,9 @@ impl Processor {
     /// comes after it.
     fn run_stages(
         &mut self,
-        seq: u64,
         source: Vec<Envelope>,
         inject: Option<(usize, Vec<Envelope>)>,
         dl: &mut DeadLetters,
-        sent: &mut [bool],
     ) -> Result<(), RunError> {
         let watermark = self.watermark.current();
         let mut source = (source, self.readers.0);
@@ -233,26 +197,20 @@ impl Processor {
                     self.stages[i].process(input, watermark, dl)?
                 }
             };
-            self.route(i, seq, &out, sent)?;
+            self.route(i, &out)?;
             outputs.push((out, self.readers.1[i]));
         }
         Ok(())
     }
 
-    fn send(&self, sink: usize, msg: SinkMsg) -> Result<(), RunError> {
+    pub(super) fn send(&self, sink: usize, msg: SinkMsg) -> Result<(), RunError> {
         let (name, tx) = &self.sinks[sink];
         tx.blocking_send(msg)
             .map_err(|_| RunError::SinkClosed(name.clone()))
     }
 
     /// Sends stage `i`'s output to its sinks.
-    fn route(
-        &self,
-        i: usize,
-        seq: u64,
-        out: &[Envelope],
-        sent: &mut [bool],
-    ) -> Result<(), RunError> {
+    fn route(&self, i: usize, out: &[Envelope]) -> Result<(), RunError> {
         let to = &self.stages[i].spec.to;
         if to.is_empty() {
             return Ok(());
@@ -260,59 +218,39 @@ impl Processor {
         for env in out.iter().filter(|e| e.rows() > 0) {
             let batch = Arc::new(env.batch.clone());
             for &sink in to {
+                let done = None;
                 self.send(
                     sink,
                     SinkMsg::Rows {
-                        seq,
                         batch: batch.clone(),
-                        done: None,
+                        done,
                     },
                 )?;
-                sent[sink] = true;
             }
         }
         Ok(())
     }
 
-    /// Sends the dead letters to their sink, and a mark to every sink that got nothing, so
-    /// that it can acknowledge the batch.
-    fn finish_batch(
-        &mut self,
-        seq: u64,
-        dl: DeadLetters,
-        mut sent: Vec<bool>,
-    ) -> Result<(), RunError> {
-        if !dl.is_empty() {
-            self.stats.lock().expect("stats lock").dead_letters += dl.len() as u64;
-            let batch: Batch = dl.finish();
-            self.send(
-                self.dead_letter,
-                SinkMsg::Rows {
-                    seq,
-                    batch: Arc::new(batch),
-                    done: None,
-                },
-            )?;
-            sent[self.dead_letter] = true;
+    fn send_dead_letters(&mut self, dl: DeadLetters) -> Result<(), RunError> {
+        if dl.is_empty() {
+            return Ok(());
         }
-        for (sink, _) in sent.iter().enumerate().filter(|(_, s)| !**s) {
-            self.send(sink, SinkMsg::Mark { seq })?;
-        }
-        Ok(())
+        self.stats.lock().expect("stats lock").dead_letters += dl.len() as u64;
+        let batch = Arc::new(dl.finish());
+        self.send(self.dead_letter, SinkMsg::Rows { batch, done: None })
     }
 
     /// End of input: flush each aggregate stage in order; what it emits flows on through
     /// the stages after it.
-    fn finish(&mut self, seq: u64) -> Result<(), RunError> {
+    fn finish(&mut self) -> Result<(), RunError> {
         for k in 0..self.stages.len() {
             let mut dl = DeadLetters::new(&self.source_name);
             let flushed = self.stages[k].flush(&mut dl)?;
             if flushed.is_empty() && dl.is_empty() {
                 continue;
             }
-            let mut sent = vec![false; self.sinks.len()];
-            self.run_stages(seq, Vec::new(), Some((k, flushed)), &mut dl, &mut sent)?;
-            self.finish_batch(seq, dl, sent)?;
+            self.run_stages(Vec::new(), Some((k, flushed)), &mut dl)?;
+            self.send_dead_letters(dl)?;
         }
         Ok(())
     }
@@ -325,6 +263,7 @@ impl Processor {
             .iter()
             .map(|st| (st.spec.name.to_string(), st.stats.clone()))
             .collect();
+        s.source_stalled = self.health.lock().map(|h| h.clone()).unwrap_or_default();
     }
 }
 

@@ -1,9 +1,10 @@
-//! Running a pipeline: sink tasks, the processor thread, and the source loop that feeds it
-//! and commits source positions once every sink has made the rows before them durable.
+//! Running a pipeline: restoring its checkpoint, opening the source where the checkpoint
+//! says and the sinks, starting the processor thread and the checkpointer, and the source
+//! loop that feeds the processor and mirrors checkpointed positions back to the source.
 
-use super::build::Pipeline;
-use super::checkpoint;
-use super::commit::Commits;
+use super::build::{CheckpointPolicy, Pipeline};
+use super::checkpoint::{self, Checkpoint, CheckpointError};
+use super::checkpointer::{self, Writer};
 use super::error::RunError;
 use super::feed::Feed;
 use super::processor::Processor;
@@ -12,20 +13,20 @@ use super::sinkset::{self, SinkSet};
 use super::stage::{Stage, StageView};
 use super::stats::{PipelineStats, RunSummary};
 use super::watermark::Watermark;
-use crate::sources::Source;
+use crate::batch::Position;
+use crate::config::OnMissing;
+use crate::sources::{Resume, Source};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 /// Batches waiting between the source and the processor.
 const FEED_QUEUE: usize = 4;
 
-/// Restores stateful stages from the pipeline's last checkpoint, if there is one.
-fn restore(stages: &mut [Stage], file: &Path) -> Result<(), RunError> {
-    let Some(cp) = checkpoint::load(file)? else {
-        return Ok(());
-    };
+/// Loads each stage's state from the checkpoint.
+fn restore(stages: &mut [Stage], cp: &Checkpoint, file: &Path) -> Result<(), RunError> {
     for (name, state) in &cp.stages {
         let Some(stage) = stages.iter_mut().find(|s| &*s.spec.name == name) else {
             tracing::warn!(
@@ -34,34 +35,86 @@ fn restore(stages: &mut [Stage], file: &Path) -> Result<(), RunError> {
             );
             continue;
         };
-        stage
-            .restore(state)
-            .map_err(|e| checkpoint::CheckpointError::Restore {
-                stage: name.clone(),
-                path: file.into(),
-                reason: e.describe(),
-            })?;
+        stage.restore(state).map_err(|e| CheckpointError::Restore {
+            stage: name.clone(),
+            path: file.into(),
+            reason: e.describe(),
+        })?;
     }
     tracing::info!(
-        "restored {} stage state(s) from {}",
+        "restored {} stage state(s) and the source positions from {} (batch {})",
         cp.stages.len(),
-        file.display()
+        file.display(),
+        cp.seq
     );
     Ok(())
 }
 
-/// Commits what every sink has acknowledged and the state has saved.
-async fn commit_ready(
-    source: &mut dyn Source,
+/// The checkpoint to restore (if the pipeline keeps them and has one), and so where the
+/// source starts.
+fn resume(policy: Option<&CheckpointPolicy>) -> Result<(Option<Checkpoint>, Resume), RunError> {
+    let cp = match policy {
+        Some(p) => checkpoint::load(&p.file)?,
+        None => None,
+    };
+    let resume = match &cp {
+        Some(cp) => Resume::At(
+            cp.positions
+                .iter()
+                .map(|&(partition, offset)| Position { partition, offset })
+                .collect(),
+        ),
+        None => Resume::Fresh(policy.map_or(OnMissing::Fail, |p| p.on_missing)),
+    };
+    Ok((cp, resume))
+}
+
+/// The processor for `pipeline`, its stages and watermark restored from `cp`.
+fn processor(
+    pipeline: Pipeline,
+    cp: Option<&Checkpoint>,
+    source: &dyn Source,
     sinks: &SinkSet,
-    checkpointed: &watch::Receiver<u64>,
-    commits: &mut Commits,
-) -> Result<(), RunError> {
-    let upto = commits.ready(sinks.acked().min(*checkpointed.borrow()));
-    if !upto.is_empty() {
-        source.commit(upto).await?;
+) -> Result<Processor, RunError> {
+    let mut stages = pipeline.stages;
+    let mut watermark = Watermark::new(pipeline.delay_ms, pipeline.idle);
+    watermark.expect(&source.partitions(), Instant::now());
+    if let (Some(cp), Some(p)) = (cp, &pipeline.checkpoint) {
+        restore(&mut stages, cp, &p.file)?;
+        watermark.restore(cp.watermark, &cp.partition_times, Instant::now());
     }
-    Ok(())
+    let mut processor = Processor::new(
+        pipeline.decoder,
+        watermark,
+        stages,
+        sinks.senders(),
+        pipeline.dead_letter,
+        source.name().to_string(),
+    );
+    processor.health = source.health();
+    if let Some(cp) = cp {
+        processor.next = cp.positions.iter().copied().collect();
+    }
+    Ok(processor)
+}
+
+/// Starts the processor's thread; returns its feed and where its result comes.
+fn spawn_processor(
+    name: &str,
+    processor: Processor,
+) -> (
+    mpsc::Sender<Feed>,
+    oneshot::Receiver<Result<PipelineStats, RunError>>,
+) {
+    let (feed, rx) = mpsc::channel::<Feed>(FEED_QUEUE);
+    let (done_tx, done) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("pipeline-{name}"))
+        .spawn(move || {
+            let _ = done_tx.send(processor.run(rx));
+        })
+        .expect("spawning the processor thread");
+    (feed, done)
 }
 
 /// Opens the source and sinks and starts the pipeline; `stats` is updated as batches go by.
@@ -70,52 +123,49 @@ pub async fn start(
     stats: Arc<Mutex<PipelineStats>>,
 ) -> Result<RunningPipeline, RunError> {
     let began = Instant::now();
-    let source = crate::sources::open(&pipeline.source).await?;
+    let policy = pipeline.checkpoint.clone();
+    let (cp, resume) = resume(policy.as_ref())?;
+    let source = crate::sources::open(&pipeline.source, &resume).await?;
     let source_name = source.name().to_string();
+    let marks = cp.as_ref().map_or(&[][..], |c| &c.sinks[..]);
     let (sinks, dead_letters) = sinkset::open_all(
         &pipeline.sinks,
         &pipeline.sink_fields,
         pipeline.dead_letter,
         &source_name,
+        marks,
     )
     .await?;
-    let mut stages = pipeline.stages;
-    if let Some(policy) = &pipeline.checkpoint {
-        restore(&mut stages, &policy.file)?;
-    }
-    let views = stages.iter().map(StageView::of).collect();
-    let mut watermark = Watermark::new(pipeline.delay_ms, pipeline.idle);
-    watermark.expect(&source.partitions(), Instant::now());
-    let mut processor = Processor::new(
-        pipeline.decoder,
-        watermark,
-        stages,
-        sinks.senders(),
-        pipeline.dead_letter,
-        source_name.clone(),
-    );
+    let name = pipeline.name.clone();
+    let mut processor = processor(pipeline, cp.as_ref(), source.as_ref(), &sinks)?;
     processor.stats = stats.clone();
-    processor.checkpoint = pipeline.checkpoint.clone();
-    let checkpointed = processor.checkpointed.subscribe();
-    let (feed, rx) = mpsc::channel::<Feed>(FEED_QUEUE);
-    let (done_tx, done_rx) = oneshot::channel();
-    std::thread::Builder::new()
-        .name(format!("pipeline-{}", pipeline.name))
-        .spawn(move || {
-            let _ = done_tx.send(processor.run(rx));
-        })
-        .expect("spawning the processor thread");
+    let views = processor.stages.iter().map(StageView::of).collect();
+    let (commit, commits) = watch::channel(None);
+    let writer = policy.map(|policy| {
+        let w = Writer {
+            file: policy.file.clone(),
+            sinks: sinks.clone(),
+            stats: stats.clone(),
+            commit,
+        };
+        let (cut, task) = checkpointer::start(policy, w);
+        processor.cut = Some(cut);
+        task
+    });
+    let (feed, done) = spawn_processor(&name, processor);
     let (stop, stopped) = watch::channel(false);
+    let sinks2 = sinks.clone();
     let ended = Ended {
-        sinks: sinks.clone(),
-        checkpointed,
-        done: done_rx,
-        name: pipeline.name.clone(),
+        sinks: sinks2,
+        commits,
+        writer,
+        done,
+        name: name.clone(),
         began,
     };
     let task = tokio::spawn(feed_loop(source, feed.clone(), stopped, ended));
     Ok(RunningPipeline {
-        name: pipeline.name,
+        name,
         source_name,
         feed,
         stats,
@@ -130,21 +180,36 @@ pub async fn start(
 /// What the source loop needs to finish the run.
 struct Ended {
     sinks: SinkSet,
-    checkpointed: watch::Receiver<u64>,
+    /// Positions of the newest checkpoint written, to mirror to the source.
+    commits: watch::Receiver<Option<Vec<Position>>>,
+    writer: Option<JoinHandle<()>>,
     done: oneshot::Receiver<Result<PipelineStats, RunError>>,
     name: String,
     began: Instant,
 }
 
-/// Reads the source until it ends or `stop` turns true, feeding the processor and
-/// committing what is ready; then finishes the run.
+/// Mirrors the newest checkpoint's positions to the source (Kafka's committed offsets,
+/// for lag tools). The checkpoint is the truth: a failed mirror is only worth a warning.
+async fn mirror(source: &mut dyn Source, commits: &mut watch::Receiver<Option<Vec<Position>>>) {
+    if !commits.has_changed().unwrap_or(false) {
+        return;
+    }
+    let next = commits.borrow_and_update().clone();
+    if let Some(next) = next
+        && let Err(e) = source.commit(next).await
+    {
+        tracing::warn!("{e}");
+    }
+}
+
+/// Reads the source until it ends or `stop` turns true, feeding the processor; then
+/// finishes the run.
 async fn feed_loop(
     mut source: Box<dyn Source>,
     feed: mpsc::Sender<Feed>,
     mut stopped: watch::Receiver<bool>,
-    ended: Ended,
+    mut ended: Ended,
 ) -> Result<RunSummary, RunError> {
-    let mut commits = Commits::default();
     let mut seq = 0;
     let source_result = async {
         loop {
@@ -159,34 +224,29 @@ async fn feed_loop(
             };
             let Some(raw) = next else { break };
             seq += 1;
-            commits.delivered(seq, &raw);
             if feed.send(Feed::Batch(seq, raw)).await.is_err() {
                 break; // the processor stopped; its result says why
             }
-            commit_ready(
-                source.as_mut(),
-                &ended.sinks,
-                &ended.checkpointed,
-                &mut commits,
-            )
-            .await?;
+            mirror(source.as_mut(), &mut ended.commits).await;
         }
         Ok::<(), RunError>(())
     }
     .await;
     let _ = feed.send(Feed::End).await;
     drop(feed);
-    finish(source, commits, source_result, ended).await
+    finish(source, source_result, ended).await
 }
 
-/// Waits for the processor and every sink, then makes the last commit.
+/// Waits for the processor, the last checkpoint and every sink, then mirrors it.
 async fn finish(
     mut source: Box<dyn Source>,
-    mut commits: Commits,
     source_result: Result<(), RunError>,
-    ended: Ended,
+    mut ended: Ended,
 ) -> Result<RunSummary, RunError> {
     let processed = ended.done.await.unwrap_or(Err(RunError::Panicked));
+    if let Some(writer) = ended.writer.take() {
+        let _ = writer.await;
+    }
     let mut sink_error = None;
     for task in ended.sinks.close_all() {
         if let Ok(Err(e)) = task.await {
@@ -200,13 +260,7 @@ async fn finish(
         (Ok(stats), None) => stats,
     };
     source_result?;
-    commit_ready(
-        source.as_mut(),
-        &ended.sinks,
-        &ended.checkpointed,
-        &mut commits,
-    )
-    .await?;
+    mirror(source.as_mut(), &mut ended.commits).await;
     Ok(RunSummary {
         pipeline: ended.name,
         elapsed: ended.began.elapsed(),
@@ -215,19 +269,18 @@ async fn finish(
 }
 
 /// Runs `pipeline` until its source ends or `stop` turns true; then flushes open windows
-/// and every sink.
+/// (or, with checkpoints, saves them) and every sink.
 pub async fn run(
     pipeline: Pipeline,
     mut stop: watch::Receiver<bool>,
     stats: Option<Arc<Mutex<PipelineStats>>>,
 ) -> Result<RunSummary, RunError> {
-    let running = start(pipeline, stats.unwrap_or_default()).await?;
+    let mut running = start(pipeline, stats.unwrap_or_default()).await?;
     let stop_requested = async {
         if stop.wait_for(|s| *s).await.is_err() {
             std::future::pending::<()>().await;
         }
     };
-    let mut running = running;
     tokio::select! {
         r = running.finished() => return r,
         _ = stop_requested => {}

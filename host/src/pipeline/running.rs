@@ -177,6 +177,7 @@ impl RunningPipeline {
             let ctx = SinkContext {
                 fields: new.fields[k].clone(),
                 dead_letters: Some(dead_letters.clone()),
+                resume: None,
             };
             let entry = sinkset::open(name, cfg, ctx).await?;
             senders.push((name.clone(), entry.tx.clone().expect("just opened")));

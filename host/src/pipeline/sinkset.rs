@@ -8,7 +8,7 @@ use crate::sinks::{DeadLetterTx, SinkContext, SinkError};
 use adstream_sdk::Field;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// A running sink task.
@@ -19,7 +19,6 @@ pub(super) struct SinkEntry {
     pub config: SinkConfig,
     /// Dropped at the end, so that the task sees its channel close.
     pub tx: Option<mpsc::Sender<SinkMsg>>,
-    pub acked: watch::Receiver<u64>,
     pub task: Option<JoinHandle<Result<(), SinkError>>>,
 }
 
@@ -41,21 +40,27 @@ pub(super) async fn open(
         name: name.to_string(),
         config: config.clone(),
         tx: Some(handle.tx),
-        acked: handle.acked,
         task: Some(handle.task),
     })
 }
 
 /// Opens every sink, the dead-letter sink first so that the others can send it the rows
-/// they fail to deliver. Returns the set and the way to the dead letters.
+/// they fail to deliver; a sink with a mark in `resume` (a checkpoint's) continues from
+/// it. Returns the set and the way to the dead letters.
 pub(super) async fn open_all(
     sinks: &[(String, SinkConfig)],
     fields: &[Option<Vec<Field>>],
     dl: usize,
     source: &str,
+    resume: &[(String, u64)],
 ) -> Result<(SinkSet, DeadLetterTx), SinkError> {
+    let mark = |name: &str| resume.iter().find(|(n, _)| n == name).map(|(_, m)| *m);
     let (dl_name, dl_cfg) = &sinks[dl];
-    let dl_entry = open(dl_name, dl_cfg, SinkContext::default()).await?;
+    let dl_ctx = SinkContext {
+        resume: mark(dl_name),
+        ..Default::default()
+    };
+    let dl_entry = open(dl_name, dl_cfg, dl_ctx).await?;
     let dead_letters = DeadLetterTx {
         tx: dl_entry.tx.clone().expect("just opened"),
         source: source.to_string(),
@@ -70,6 +75,7 @@ pub(super) async fn open_all(
         let ctx = SinkContext {
             fields: fields[i].clone(),
             dead_letters: Some(dead_letters.clone()),
+            resume: mark(name),
         };
         entries.push(open(name, cfg, ctx).await?);
     }
@@ -89,13 +95,12 @@ impl SinkSet {
             .collect()
     }
 
-    /// Every sink (retiring ones included) has made everything up to this batch durable.
-    pub fn acked(&self) -> u64 {
-        self.lock()
-            .iter()
-            .map(|s| *s.acked.borrow())
-            .min()
-            .unwrap_or(u64::MAX)
+    /// Waits until every retired sink has delivered what it held (a checkpoint must not
+    /// count rows as emitted while a sink being replaced still buffers them).
+    pub async fn retired(&self) {
+        while self.lock().iter().any(|e| e.tx.is_none()) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// The running sink of that name and config, if it is not yet taken.

@@ -31,6 +31,13 @@ pub struct PipelineStats {
     pub decode_errors: u64,
     pub dead_letters: u64,
     pub watermark: Option<i64>,
+    /// Checkpoints written, and failed (not written).
+    pub checkpoints: u64,
+    pub checkpoint_failures: u64,
+    /// When the newest checkpoint was written, ms since the epoch.
+    pub last_checkpoint_ms: Option<i64>,
+    /// Why the source delivers nothing, while it is stalled.
+    pub source_stalled: Option<String>,
     pub stages: Vec<(String, StageStats)>,
 }
 

@@ -59,6 +59,27 @@ impl Watermark {
         self.current
     }
 
+    /// The watermark and each partition's latest event time, for checkpoints.
+    pub fn state(&self) -> (i64, Vec<(i32, i64)>) {
+        let mut times: Vec<(i32, i64)> = self
+            .partitions
+            .iter()
+            .filter(|(_, (t, _))| *t != i64::MIN)
+            .map(|(&p, &(t, _))| (p, t))
+            .collect();
+        times.sort_unstable();
+        (self.current, times)
+    }
+
+    /// Continues from a checkpoint's watermark and partition times.
+    pub fn restore(&mut self, current: i64, times: &[(i32, i64)], now: Instant) {
+        self.current = self.current.max(current);
+        for &(p, t) in times {
+            let slot = self.partitions.entry(p).or_insert((t, now));
+            slot.0 = slot.0.max(t);
+        }
+    }
+
     pub fn is_set(&self) -> bool {
         self.current != i64::MIN
     }

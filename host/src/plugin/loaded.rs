@@ -75,13 +75,17 @@ impl Compiled {
             role: role.name(),
             reason: chain(&e),
         };
+        let exports_state = ["snapshot", "restore"]
+            .iter()
+            .all(|f| ty.get_export(&runtime.engine, f).is_some());
+        let stateful = role::is_stateful(role, exports_state);
         let pre = runtime.linker.instantiate_pre(&component).map_err(wrong)?;
         Ok(Compiled {
             role,
             hash,
             size: bytes.len(),
-            stateful: role::is_stateful(role),
-            pre: role::prelink(role, pre).map_err(wrong)?,
+            stateful,
+            pre: role::prelink(role, pre, stateful).map_err(wrong)?,
             runtime: runtime.clone(),
         })
     }

@@ -59,7 +59,6 @@ impl DeadLetterTx {
         };
         self.tx
             .send(SinkMsg::Rows {
-                seq: 0,
                 batch: Arc::new(dl.finish()),
                 done: Some(done),
             })
@@ -76,6 +75,9 @@ pub struct SinkContext {
     pub fields: Option<Vec<Field>>,
     /// Where undeliverable rows go (none for the dead-letter sink itself).
     pub dead_letters: Option<DeadLetterTx>,
+    /// The sink's mark in the checkpoint being restored: a file sink cuts its file back to
+    /// this length, dropping what was written after the checkpoint (it is written again).
+    pub resume: Option<u64>,
 }
 
 /// A destination for rows.
@@ -95,6 +97,14 @@ pub trait Sink: Send {
     fn max_delay(&self) -> Duration {
         Duration::ZERO
     }
+
+    /// Called after a flush at a checkpoint: makes the output durable beyond this process
+    /// where that takes more than a flush (a file's fsync), and says how far a sink that can
+    /// be rewound has written (a file's length), which the checkpoint records; `None` for
+    /// sinks whose writes are idempotent instead.
+    fn checkpoint(&mut self) -> BoxFut<'_, Result<Option<u64>, SinkError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// Opens the sink `cfg` describes.
@@ -105,7 +115,7 @@ pub async fn open(
 ) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match cfg {
         SinkConfig::Stdout(c) => Box::new(stdout::StdoutSink::new(c)),
-        SinkConfig::File(c) => Box::new(file::FileSink::open(name, c).await?),
+        SinkConfig::File(c) => Box::new(file::FileSink::open(name, c, ctx.resume).await?),
         SinkConfig::Kafka(c) => Box::new(kafka::KafkaSink::open(name, c).await?),
         SinkConfig::ClickHouse(c) => {
             let fields = ctx.fields.ok_or_else(|| SinkError::Config {

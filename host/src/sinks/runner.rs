@@ -1,33 +1,36 @@
-//! Runs one sink as a task: rows arrive tagged with the sequence number of the source batch
-//! they came from, and the task publishes the highest sequence number up to which every row
-//! it was given is durable. The pipeline commits source offsets only below the lowest such
-//! number across sinks.
+//! Runs one sink as a task: rows arrive in the order the pipeline produced them, and a
+//! barrier asks the sink to make everything before it durable and to say how far it has
+//! written (for sinks that can be rewound, a file's length). A checkpoint is written only
+//! once every sink has answered its barrier, so the rows a checkpoint counts as emitted are
+//! durable in every sink.
 
 use super::{Sink, SinkError};
 use adstream_sdk::Batch;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+/// A sink's answer to a barrier: its mark (see `Sink::checkpoint`), or why it failed.
+pub type BarrierAnswer = Result<Option<u64>, String>;
+
 /// A message to a sink task.
 pub enum SinkMsg {
-    /// Rows derived from source batch `seq`; `done` is told once they are durable.
+    /// Rows to write; `done` is told once they are durable.
     Rows {
-        seq: u64,
         batch: Arc<Batch>,
         done: Option<oneshot::Sender<()>>,
     },
-    /// Source batch `seq` produced nothing for this sink.
-    Mark { seq: u64 },
+    /// Make every row sent before this durable, then answer with the sink's mark.
+    Barrier {
+        reply: oneshot::Sender<BarrierAnswer>,
+    },
 }
 
 /// The pipeline's end of a sink task.
 pub struct SinkHandle {
     pub name: String,
     pub tx: mpsc::Sender<SinkMsg>,
-    /// Every row of source batches up to this sequence number is durable.
-    pub acked: watch::Receiver<u64>,
     pub task: JoinHandle<Result<(), SinkError>>,
 }
 
@@ -37,23 +40,27 @@ const QUEUE: usize = 64;
 /// Starts the task for `sink`.
 pub fn spawn(name: &str, sink: Box<dyn Sink>) -> SinkHandle {
     let (tx, rx) = mpsc::channel(QUEUE);
-    let (ack_tx, acked) = watch::channel(0);
-    let task = tokio::spawn(run(sink, rx, ack_tx));
+    let task = tokio::spawn(run(sink, rx));
     SinkHandle {
         name: name.to_string(),
         tx,
-        acked,
         task,
     }
 }
 
-async fn run(
-    mut sink: Box<dyn Sink>,
-    mut rx: mpsc::Receiver<SinkMsg>,
-    acked: watch::Sender<u64>,
+/// Flushes and tells everyone waiting for durability.
+async fn flush(
+    sink: &mut Box<dyn Sink>,
+    waiting: &mut Vec<oneshot::Sender<()>>,
 ) -> Result<(), SinkError> {
-    // The last sequence number seen, and whether rows since the last flush are pending.
-    let mut last = 0;
+    sink.flush().await?;
+    waiting.drain(..).for_each(|w| {
+        let _ = w.send(());
+    });
+    Ok(())
+}
+
+async fn run(mut sink: Box<dyn Sink>, mut rx: mpsc::Receiver<SinkMsg>) -> Result<(), SinkError> {
     let mut deadline: Option<Instant> = None;
     // Senders waiting to hear that their rows are durable (dead letters from other sinks).
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
@@ -61,44 +68,32 @@ async fn run(
         let msg = tokio::select! {
             msg = rx.recv() => msg,
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                sink.flush().await?;
+                flush(&mut sink, &mut waiting).await?;
                 deadline = None;
-                let _ = acked.send(last);
-                waiting.drain(..).for_each(|w| { let _ = w.send(()); });
                 continue;
             }
         };
         match msg {
-            Some(SinkMsg::Rows { seq, batch, done }) => {
+            Some(SinkMsg::Rows { batch, done }) => {
                 sink.write(batch).await?;
-                // Sequence numbers only grow here; rows sent by another sink carry 0.
-                last = last.max(seq);
                 waiting.extend(done);
                 if sink.wants_flush() {
-                    sink.flush().await?;
+                    flush(&mut sink, &mut waiting).await?;
                     deadline = None;
-                    let _ = acked.send(last);
-                    waiting.drain(..).for_each(|w| {
-                        let _ = w.send(());
-                    });
                 } else if deadline.is_none() {
                     deadline = Some(Instant::now() + sink.max_delay());
                 }
             }
-            Some(SinkMsg::Mark { seq }) => {
-                last = last.max(seq);
-                if deadline.is_none() {
-                    let _ = acked.send(last);
-                }
+            Some(SinkMsg::Barrier { reply }) => {
+                deadline = None;
+                let marked = match flush(&mut sink, &mut waiting).await {
+                    Ok(()) => sink.checkpoint().await,
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(marked.as_ref().map(|m| *m).map_err(|e| e.to_string()));
+                marked?;
             }
-            None => {
-                sink.flush().await?;
-                let _ = acked.send(last);
-                waiting.drain(..).for_each(|w| {
-                    let _ = w.send(());
-                });
-                return Ok(());
-            }
+            None => return flush(&mut sink, &mut waiting).await,
         }
     }
 }
@@ -130,6 +125,16 @@ mod tests {
                 Ok(())
             })
         }
+        fn wants_flush(&self) -> bool {
+            false
+        }
+        fn max_delay(&self) -> Duration {
+            Duration::from_secs(3600)
+        }
+        fn checkpoint(&mut self) -> BoxFut<'_, Result<Option<u64>, SinkError>> {
+            let mark = *self.durable.lock().unwrap() as u64;
+            Box::pin(async move { Ok(Some(mark)) })
+        }
     }
 
     fn rows(n: usize) -> Arc<Batch> {
@@ -139,7 +144,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_is_acknowledged_only_once_its_rows_are_durable() {
+    async fn a_barrier_is_answered_only_once_the_rows_before_it_are_durable() {
         let permits = Arc::new(Semaphore::new(0));
         let durable = Arc::new(Mutex::new(0));
         let sink = Gate {
@@ -147,23 +152,30 @@ mod tests {
             buffered: 0,
             durable: durable.clone(),
         };
-        let mut h = spawn("gate", Box::new(sink));
-        let send = |seq| SinkMsg::Rows {
-            seq,
-            batch: rows(5),
+        let h = spawn("gate", Box::new(sink));
+        let rows = |n| SinkMsg::Rows {
+            batch: rows(n),
             done: None,
         };
-        h.tx.send(send(1)).await.unwrap();
-        h.tx.send(SinkMsg::Mark { seq: 2 }).await.unwrap();
+        // Buffered rows (this sink wants no flush of its own until the barrier).
+        h.tx.send(rows(5)).await.unwrap();
+        let (reply, mut answer) = oneshot::channel();
+        h.tx.send(SinkMsg::Barrier { reply }).await.unwrap();
+        h.tx.send(rows(2)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(*h.acked.borrow(), 0, "rows of batch 1 are not durable yet");
+        assert!(
+            answer.try_recv().is_err(),
+            "rows before the barrier are not durable yet"
+        );
         permits.add_permits(1);
-        h.acked.wait_for(|&a| a >= 1).await.unwrap();
-        assert_eq!(*durable.lock().unwrap(), 5);
-        h.tx.send(SinkMsg::Mark { seq: 3 }).await.unwrap();
-        h.acked.wait_for(|&a| a >= 3).await.unwrap();
+        assert_eq!(
+            answer.await.unwrap(),
+            Ok(Some(5)),
+            "the mark covers exactly the rows before it"
+        );
         drop(h.tx);
         permits.add_permits(1);
         h.task.await.unwrap().unwrap();
+        assert_eq!(*durable.lock().unwrap(), 7, "closing flushes the rest");
     }
 }

@@ -1,26 +1,40 @@
-//! The `kafka` source: a consumer-group member that batches messages by count and by time,
-//! and commits offsets only when the pipeline says everything before them is durable.
+//! The `kafka` source: assigns itself every partition of the topic (no group rebalancing,
+//! so a restarted host has its partitions at once, whatever the broker thinks of the
+//! member that died) and starts each at the checkpoint's position, batches messages by
+//! count and by time, and mirrors checkpointed positions into the group's committed offsets
+//! for lag tools. A partition that has records waiting but delivers nothing for a while is
+//! reported as stalled.
 
-use super::{Source, SourceError};
+use super::{Health, Resume, Source, SourceError};
 use crate::batch::{Position, RawBatch};
-use crate::config::source::KafkaSourceConfig;
+use crate::config::OnMissing;
+use crate::config::source::{KafkaSourceConfig, Start};
 use crate::connect::BoxFut;
 use crate::connect::kafka::{client_config, ensure_topic};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Silence after which a source with records waiting says it is stalled.
+const STALL: Duration = Duration::from_secs(30);
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct KafkaSource {
     topic: String,
+    group: String,
     partitions: i32,
     consumer: StreamConsumer,
     batch_size: usize,
     flush_interval: Duration,
+    /// Per partition, the offset after the last record delivered.
+    next: BTreeMap<i32, i64>,
+    health: Health,
 }
 
 impl KafkaSource {
-    pub async fn open(cfg: &KafkaSourceConfig) -> Result<Self, SourceError> {
+    pub async fn open(cfg: &KafkaSourceConfig, resume: &Resume) -> Result<Self, SourceError> {
         let partitions = ensure_topic(
             &cfg.brokers,
             &cfg.topic,
@@ -39,24 +53,136 @@ impl KafkaSource {
         let consumer: StreamConsumer = config
             .create()
             .map_err(|e| SourceError::Consumer(e.to_string()))?;
-        consumer
-            .subscribe(&[&cfg.topic])
-            .map_err(|e| SourceError::Consumer(format!("subscribe to `{}`: {e}", cfg.topic)))?;
-        Ok(KafkaSource {
+        let mut source = KafkaSource {
             topic: cfg.topic.clone(),
+            group: cfg.group.clone(),
             partitions,
             consumer,
             batch_size: cfg.batch_size.get(),
             flush_interval: cfg.flush_interval.get().max(Duration::from_millis(1)),
-        })
+            next: BTreeMap::new(),
+            health: Health::default(),
+        };
+        let starts = source.starts(cfg.start, resume)?;
+        source.assign(&starts)?;
+        Ok(source)
     }
-}
 
-impl KafkaSource {
+    /// Where each partition starts: the checkpoint's position, else (with no checkpoint)
+    /// the start policy — unless the group has committed offsets, whose state is gone.
+    fn starts(&self, start: Start, resume: &Resume) -> Result<Vec<(i32, Offset)>, SourceError> {
+        let policy = match start {
+            Start::Earliest => Offset::Beginning,
+            Start::Latest => Offset::End,
+        };
+        let at: BTreeMap<i32, i64> = match resume {
+            Resume::At(positions) => positions.iter().map(|p| (p.partition, p.offset)).collect(),
+            Resume::Fresh(on_missing) => {
+                let committed = self.committed()?;
+                match (committed.is_empty(), on_missing) {
+                    (true, _) | (false, OnMissing::Earliest) => BTreeMap::new(),
+                    (false, OnMissing::Committed) => committed,
+                    (false, OnMissing::Fail) => {
+                        return Err(SourceError::StateMissing {
+                            topic: self.topic.clone(),
+                            group: self.group.clone(),
+                        });
+                    }
+                }
+            }
+        };
+        Ok((0..self.partitions)
+            .map(|p| (p, at.get(&p).map_or(policy, |&o| Offset::Offset(o))))
+            .collect())
+    }
+
+    /// The group's committed offsets, by partition.
+    fn committed(&self) -> Result<BTreeMap<i32, i64>, SourceError> {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..self.partitions {
+            tpl.add_partition(&self.topic, p);
+        }
+        let consumer = &self.consumer;
+        let got = tokio::task::block_in_place(|| consumer.committed_offsets(tpl, BROKER_TIMEOUT))
+            .map_err(|e| SourceError::Consumer(format!("reading committed offsets: {e}")))?;
+        Ok(got
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn assign(&mut self, starts: &[(i32, Offset)]) -> Result<(), SourceError> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, offset) in starts {
+            tpl.add_partition_offset(&self.topic, *p, *offset)
+                .map_err(|e| SourceError::Consumer(e.to_string()))?;
+            if let Offset::Offset(o) = offset {
+                self.next.insert(*p, *o);
+            }
+        }
+        self.consumer
+            .assign(&tpl)
+            .map_err(|e| SourceError::Consumer(format!("assigning `{}`: {e}", self.topic)))
+    }
+
     fn commit_error(&self, e: rdkafka::error::KafkaError) -> SourceError {
         SourceError::Commit {
             topic: self.topic.clone(),
             reason: e.to_string(),
+        }
+    }
+
+    /// Records waiting per partition beyond what was delivered (known positions only).
+    fn waiting(&self) -> Vec<(i32, i64)> {
+        let consumer = &self.consumer;
+        self.next
+            .iter()
+            .filter_map(|(&p, &next)| {
+                let (_, high) = tokio::task::block_in_place(|| {
+                    consumer.fetch_watermarks(&self.topic, p, BROKER_TIMEOUT)
+                })
+                .ok()?;
+                (high > next).then_some((p, high - next))
+            })
+            .collect()
+    }
+
+    /// After a silence: stalled if records are waiting, idle otherwise.
+    fn check_stall(&self) {
+        let waiting = self.waiting();
+        let mut health = self.health.lock().expect("health");
+        if waiting.is_empty() {
+            *health = None;
+            return;
+        }
+        let what = format!(
+            "no record from `{}` for {} s while records wait on partitions {:?} (partition, count)",
+            self.topic,
+            STALL.as_secs(),
+            waiting
+        );
+        if health.is_none() {
+            tracing::error!(topic = %self.topic, "source stalled: {what}");
+        }
+        *health = Some(what);
+    }
+
+    /// Notes that a record of `partition` at `offset` was delivered.
+    fn delivered(
+        next: &mut BTreeMap<i32, i64>,
+        health: &Health,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) {
+        next.insert(partition, offset + 1);
+        let mut health = health.lock().expect("health");
+        if health.take().is_some() {
+            tracing::info!(topic, "source recovered: records arrive again");
         }
     }
 }
@@ -70,20 +196,25 @@ impl Source for KafkaSource {
         (0..self.partitions).collect()
     }
 
+    fn health(&self) -> Health {
+        self.health.clone()
+    }
+
     fn next_batch(&mut self) -> BoxFut<'_, Result<Option<RawBatch>, SourceError>> {
         Box::pin(async move {
             let mut batch = RawBatch::with_capacity(self.batch_size, self.batch_size * 300);
             let mut deadline: Option<Instant> = None;
             while batch.len() < self.batch_size {
-                let recv = self.consumer.recv();
-                let msg = match deadline {
-                    // Wait as long as it takes for the first message, then fill the batch
-                    // for at most the flush interval.
-                    None => recv.await,
-                    Some(d) => match tokio::time::timeout_at(d, recv).await {
-                        Ok(m) => m,
-                        Err(_) => break,
-                    },
+                // Wait for the first message (saying so when records wait but none come),
+                // then fill the batch for at most the flush interval.
+                let until = deadline.unwrap_or_else(|| Instant::now() + STALL);
+                let msg = match tokio::time::timeout_at(until, self.consumer.recv()).await {
+                    Ok(m) => m,
+                    Err(_) if deadline.is_some() => break,
+                    Err(_) => {
+                        self.check_stall();
+                        continue;
+                    }
                 };
                 match msg {
                     Ok(m) => {
@@ -91,6 +222,13 @@ impl Source for KafkaSource {
                             partition: m.partition(),
                             offset: m.offset(),
                         };
+                        Self::delivered(
+                            &mut self.next,
+                            &self.health,
+                            &self.topic,
+                            at.partition,
+                            at.offset,
+                        );
                         batch.push(m.payload().unwrap_or_default(), at);
                         deadline.get_or_insert_with(|| Instant::now() + self.flush_interval);
                     }
@@ -101,12 +239,11 @@ impl Source for KafkaSource {
         })
     }
 
-    fn commit(&mut self, upto: Vec<Position>) -> BoxFut<'_, Result<(), SourceError>> {
+    fn commit(&mut self, next: Vec<Position>) -> BoxFut<'_, Result<(), SourceError>> {
         Box::pin(async move {
             let mut list = TopicPartitionList::new();
-            for p in &upto {
-                // Kafka's committed offset is the next one to read.
-                list.add_partition_offset(&self.topic, p.partition, Offset::Offset(p.offset + 1))
+            for p in &next {
+                list.add_partition_offset(&self.topic, p.partition, Offset::Offset(p.offset))
                     .map_err(|e| self.commit_error(e))?;
             }
             let consumer = &self.consumer;

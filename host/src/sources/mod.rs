@@ -6,9 +6,10 @@ pub mod generator;
 pub mod kafka;
 
 use crate::batch::{Position, RawBatch};
-use crate::config::SourceConfig;
+use crate::config::{OnMissing, SourceConfig};
 use crate::connect::BoxFut;
 use crate::connect::kafka::KafkaError;
+use std::sync::{Arc, Mutex};
 
 /// Errors of sources.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +27,28 @@ pub enum SourceError {
     Consumer(String),
     #[error("committing offsets of `{topic}`: {reason}")]
     Commit { topic: String, reason: String },
+    #[error(
+        "there is no checkpoint, but consumer group `{group}` has committed offsets on \
+         `{topic}`: the state that goes with them is gone. Put the checkpoint file back; or \
+         set [checkpoint] on_missing = \"earliest\" to replay the topic from its start, or \
+         \"committed\" to resume from the offsets with empty state (the windows open then \
+         come out short); or use a new group"
+    )]
+    StateMissing { topic: String, group: String },
 }
+
+/// Where a source starts reading.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resume {
+    /// At these positions (per partition, the next offset to read): a checkpoint's.
+    At(Vec<Position>),
+    /// With no checkpoint; what to do if the source has positions of its own (a consumer
+    /// group's committed offsets).
+    Fresh(OnMissing),
+}
+
+/// Why a source is not delivering, when it knows: `None` while it is healthy.
+pub type Health = Arc<Mutex<Option<String>>>;
 
 /// A stream of raw records.
 pub trait Source: Send {
@@ -39,23 +61,29 @@ pub trait Source: Send {
         vec![0]
     }
 
+    /// Shared word on whether the source is stalled.
+    fn health(&self) -> Health {
+        Health::default()
+    }
+
     /// The next batch, or `None` at the end of a finite input.
     fn next_batch(&mut self) -> BoxFut<'_, Result<Option<RawBatch>, SourceError>>;
 
-    /// Every record up to and including `upto` (per partition) has reached every sink;
-    /// a source with offsets stores them now.
-    fn commit(&mut self, upto: Vec<Position>) -> BoxFut<'_, Result<(), SourceError>> {
-        let _ = upto;
+    /// A checkpoint holds everything before `next` (per partition, the next offset to
+    /// read); a source with offsets of its own mirrors them now (for lag tools).
+    fn commit(&mut self, next: Vec<Position>) -> BoxFut<'_, Result<(), SourceError>> {
+        let _ = next;
         Box::pin(async { Ok(()) })
     }
 }
 
-/// Opens the source `cfg` describes.
-pub async fn open(cfg: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
+/// Opens the source `cfg` describes, to start where `resume` says (sources without
+/// positions of their own always start from their beginning).
+pub async fn open(cfg: &SourceConfig, resume: &Resume) -> Result<Box<dyn Source>, SourceError> {
     match cfg {
         SourceConfig::Generator(c) => Ok(Box::new(generator::GeneratorSource::new(c)?)),
         SourceConfig::File(c) => Ok(Box::new(file::FileSource::open(c)?)),
-        SourceConfig::Kafka(c) => Ok(Box::new(kafka::KafkaSource::open(c).await?)),
+        SourceConfig::Kafka(c) => Ok(Box::new(kafka::KafkaSource::open(c, resume).await?)),
     }
 }
 

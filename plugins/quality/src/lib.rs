@@ -17,7 +17,8 @@ mod rules;
 mod unique;
 
 use adstream_sdk::{
-    Batch, ConfigExt, PluginError, Rejection, Setup, Validate, count, export_validate,
+    Batch, ConfigExt, PluginError, Rejection, Setup, StatefulValidate, Validate, count,
+    export_stateful_validate,
 };
 use rules::{Rule, RuleConfig};
 use serde::Deserialize;
@@ -109,7 +110,38 @@ impl Validate for Quality {
     }
 }
 
-export_validate!(Quality);
+/// The snapshot: each `unique` rule's state, by the rule's place in the list.
+#[derive(serde::Serialize, Deserialize)]
+struct State {
+    unique: Vec<(usize, unique::UniqueState)>,
+}
+
+impl StatefulValidate for Quality {
+    fn snapshot(&self) -> Result<Vec<u8>, PluginError> {
+        let mut rules = Vec::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            if let Some(u) = r.unique_ref() {
+                rules.push((i, u.state()));
+            }
+        }
+        serde_json::to_vec(&State { unique: rules })
+            .map_err(|e| PluginError::Other(format!("snapshot: {e}")))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        let state: State = serde_json::from_slice(state)
+            .map_err(|e| PluginError::InvalidState(format!("not a quality snapshot: {e}")))?;
+        for (i, s) in state.unique {
+            // A rule list that changed since the snapshot keeps what still lines up.
+            if let Some(u) = self.rules.get_mut(i).and_then(Rule::unique) {
+                u.set_state(s);
+            }
+        }
+        Ok(())
+    }
+}
+
+export_stateful_validate!(Quality);
 
 #[cfg(test)]
 mod tests;

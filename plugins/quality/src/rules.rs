@@ -127,6 +127,22 @@ impl Rule {
         &self.name
     }
 
+    /// The rule's state, if it keeps any (only `unique` does).
+    pub fn unique_ref(&self) -> Option<&Unique> {
+        match &self.check {
+            Check::Unique(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// The same, to change.
+    pub fn unique(&mut self) -> Option<&mut Unique> {
+        match &mut self.check {
+            Check::Unique(u) => Some(u),
+            _ => None,
+        }
+    }
+
     /// Records every row of `input` that breaks this rule.
     pub fn check(
         &mut self,

@@ -151,3 +151,32 @@ fn config_mistakes_name_the_rule() {
         assert!(err.contains(want), "{rules}: {err}");
     }
 }
+
+#[test]
+fn unique_state_survives_snapshot_and_restore_into_a_new_instance() {
+    use adstream_sdk::StatefulValidate;
+    let setup = setup(r#"[{"rule": "unique", "column": "event_id", "window": "10s"}]"#);
+    let ids = |ids: &[&str]| {
+        batch(
+            &ids.iter()
+                .map(|id| Row(id, None, None, None, 0))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut a = Quality::configure(&setup).unwrap();
+    assert!(rejected(&mut a, &ids(&["e1", "e2"]), 1_000).is_empty());
+    let state = a.snapshot().unwrap();
+    let mut b = Quality::configure(&setup).unwrap();
+    b.restore(&state).unwrap();
+    assert_eq!(
+        rejected(&mut b, &ids(&["e2", "e3"]), 2_000),
+        vec![(0, "unique:event_id".to_string())]
+    );
+    rejected(&mut a, &ids(&["e2", "e3"]), 2_000);
+    assert_eq!(
+        b.snapshot().unwrap(),
+        a.snapshot().unwrap(),
+        "same state, same bytes"
+    );
+    assert!(b.restore(b"not json").is_err());
+}

@@ -14,7 +14,29 @@ pub struct Unique {
     buckets: VecDeque<(i64, FastMap<String, ()>)>,
 }
 
+/// What [`Unique`] remembers, as its snapshot holds it: buckets oldest first, each with
+/// its values sorted (so that the same state always gives the same bytes).
+pub type UniqueState = Vec<(i64, Vec<String>)>;
+
 impl Unique {
+    pub fn state(&self) -> UniqueState {
+        self.buckets
+            .iter()
+            .map(|(start, set)| {
+                let mut values: Vec<String> = set.keys().cloned().collect();
+                values.sort_unstable();
+                (*start, values)
+            })
+            .collect()
+    }
+
+    pub fn set_state(&mut self, state: UniqueState) {
+        self.buckets = state
+            .into_iter()
+            .map(|(start, values)| (start, values.into_iter().map(|v| (v, ())).collect()))
+            .collect();
+    }
+
     pub fn new(window_ms: i64) -> Self {
         Unique {
             window_ms: window_ms.max(1),

@@ -52,6 +52,12 @@ world!(
     "adstream_sdk::bindings::validate"
 );
 world!(
+    stateful_validate,
+    "stateful-validate",
+    "export_stateful_validate_world",
+    "adstream_sdk::bindings::stateful_validate"
+);
+world!(
     aggregate,
     "aggregate",
     "export_aggregate_world",

@@ -133,6 +133,29 @@ macro_rules! export_validate {
     };
 }
 
+/// Exports a [`StatefulValidate`](crate::StatefulValidate) implementation as the
+/// `stateful-validate` world: a validate stage whose state is checkpointed.
+#[macro_export]
+macro_rules! export_stateful_validate {
+    ($plugin:ty) => {
+        $crate::__export_role!(
+            $plugin,
+            stateful_validate,
+            __export_stateful_validate_impl,
+            |setup| (
+                <$plugin as $crate::Validate>::configure(&setup)?,
+                setup.input
+            ),
+            {
+                fn validate(input: Batch, watermark: i64) -> Result<Vec<Rejection>, PluginError> {
+                    STATE.with(|p| <$plugin as $crate::Validate>::validate(p, &input, watermark))
+                }
+                $crate::__export_state!($plugin, $crate::StatefulValidate);
+            }
+        );
+    };
+}
+
 /// Exports an [`Aggregate`](crate::Aggregate) implementation as the `aggregate` world.
 #[macro_export]
 macro_rules! export_aggregate {

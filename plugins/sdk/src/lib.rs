@@ -1,8 +1,8 @@
 //! Guest SDK for adstream plugins.
 //!
 //! A plugin implements one role trait ([`Transform`], [`Validate`], [`Aggregate`],
-//! [`Detect`] or [`Format`]) in plain Rust and exports it with the matching macro
-//! ([`export_transform!`] and friends). This crate hides the columnar batch layout of the
+//! [`Detect`] or [`Format`]; a validate with state also [`StatefulValidate`]) in plain
+//! Rust and exports it with the matching macro ([`export_transform!`] and friends). This crate hides the columnar batch layout of the
 //! WIT interface behind typed column readers ([`Batch::text`], [`Batch::i64s`], ...) and
 //! output builders ([`BatchBuilder`]).
 //!
@@ -34,7 +34,7 @@ pub use config::ConfigExt;
 pub use hash::{FastMap, FxHasher};
 pub use log::{count, log_debug, log_error, log_info, log_warn};
 pub use read::{BoolCol, F64Col, I64Col, StrCol};
-pub use roles::{Aggregate, Detect, Format, Transform, Validate};
+pub use roles::{Aggregate, Detect, Format, StatefulValidate, Transform, Validate};
 pub use schema::{FieldsExt, INT_KINDS, STRING_KINDS, field, kind_name, kind_of};
 
 /// Re-exported so the export macros can name it from a plugin crate.

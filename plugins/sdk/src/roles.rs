@@ -23,6 +23,15 @@ pub trait Validate: Sized + 'static {
     fn validate(&mut self, input: &Batch, watermark: i64) -> Result<Vec<Rejection>, PluginError>;
 }
 
+/// A [`Validate`] whose rules remember earlier batches (a uniqueness rule): its state is
+/// checkpointed and handed over on swaps. Exported with [`export_stateful_validate!`].
+pub trait StatefulValidate: Validate {
+    /// Saves the whole state.
+    fn snapshot(&self) -> Result<Vec<u8>, PluginError>;
+    /// Loads a state `snapshot` saved (possibly by an older version of the plugin).
+    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError>;
+}
+
 /// Folds events into windows and emits those the watermark closes.
 pub trait Aggregate: Sized + 'static {
     /// Reads the configuration and input columns; returns the plugin and the window columns.

@@ -4,8 +4,8 @@
 //! A failed batch is split in halves and each half retried, so that one poisoned row sends
 //! only itself to the dead letters (see `bisect` for how the retries stay bounded).
 //!
-//! Stateful plugins are snapshotted after every successful call, so a restart continues
-//! from the state just before the failed call and every row that succeeds is counted once.
+//! After a failed call the instance is rebuilt in the state before that call (`state.rs`),
+//! so every row that succeeds is counted once.
 
 use super::{Envelope, Stage, StageFatal};
 use crate::batch::{DeadLetters, Reason};
@@ -46,8 +46,9 @@ impl Stage {
         let (env, result) = self.call(env, watermark);
         match result {
             Ok(out) => {
-                outputs.extend(self.accept(out, env, dl));
-                self.after_success()?;
+                let (output, input) = self.accept(out, env, dl);
+                outputs.extend(output);
+                self.after_success(input, watermark)?;
                 Ok(None)
             }
             Err(e) => {
@@ -103,7 +104,9 @@ impl Stage {
         Ok(())
     }
 
-    /// Records a failure and, after a trap, restarts the plugin. Returns the message.
+    /// Records a failure and rebuilds the instance where its state may have changed: after
+    /// a trap, and after an error a stateful plugin returned (it may have changed its state
+    /// before returning it). Returns the message.
     pub(super) fn note_failure(&mut self, e: &CallError) -> Result<String, StageFatal> {
         let message = e.describe();
         match e {
@@ -112,7 +115,7 @@ impl Stage {
         }
         tracing::warn!(stage = &*self.spec.name, "plugin call failed: {message}");
         self.stats.last_error = Some(message.clone());
-        if matches!(e, CallError::Trap(_)) {
+        if matches!(e, CallError::Trap(_)) || self.spec.plugin.stateful() {
             self.restart()?;
         }
         Ok(message)
@@ -152,33 +155,5 @@ impl Stage {
                 self.spec.on_error
             );
         }
-    }
-
-    /// Keeps the state of a stateful plugin after each good call, to restart from.
-    pub(super) fn after_success(&mut self) -> Result<(), StageFatal> {
-        if !self.spec.plugin.stateful() {
-            return Ok(());
-        }
-        match self.instance.snapshot() {
-            Ok(state) => {
-                self.last_snapshot = state;
-                Ok(())
-            }
-            Err(e) => self.note_failure(&e).map(|_| ()),
-        }
-    }
-
-    /// Replaces a trapped instance with a fresh one restored from the last snapshot.
-    pub(super) fn restart(&mut self) -> Result<(), StageFatal> {
-        let (mut inst, _) = super::instantiate(&self.spec)
-            .map_err(|e| self.fatal(format!("restart failed: {}", e.describe())))?;
-        if let Some(state) = &self.last_snapshot {
-            inst.restore(state).map_err(|e| {
-                self.fatal(format!("restore after restart failed: {}", e.describe()))
-            })?;
-        }
-        self.instance = inst;
-        self.stats.restarts += 1;
-        Ok(())
     }
 }

@@ -2,7 +2,9 @@
 //! happens when the plugin fails. The instance can be replaced between batches: after a
 //! trap, or by hot reload.
 
+mod accept;
 mod failure;
+mod state;
 mod swap;
 #[cfg(test)]
 mod tests;
@@ -66,7 +68,7 @@ pub struct Stage {
     instance: Box<dyn Instance>,
     pub info: PluginInfo,
     pub output: Vec<Field>,
-    last_snapshot: Option<Vec<u8>>,
+    recovery: state::Recovery,
     pub stats: StageStats,
     /// The instance a swap replaced, kept until the new one has processed a batch.
     probation: Option<swap::Probation>,
@@ -88,7 +90,7 @@ impl Stage {
             instance,
             info,
             output,
-            last_snapshot: None,
+            recovery: state::Recovery::default(),
             stats: StageStats::default(),
             probation: None,
         })
@@ -161,53 +163,6 @@ impl Stage {
         }
     }
 
-    fn accept(&mut self, out: Output, env: Envelope, dl: &mut DeadLetters) -> Option<Envelope> {
-        match out {
-            Output::Batch(batch) => {
-                let positions = env.positions.filter(|p| p.len() == batch.len());
-                Some(Envelope { batch, positions })
-            }
-            Output::Rejections(mut rejected) => {
-                rejected.sort_by_key(|r| r.row);
-                rejected.dedup_by_key(|r| r.row);
-                for r in &rejected {
-                    let error = format!("{}: {}", r.rule, r.message);
-                    dl.row(
-                        Reason::Rejected,
-                        &self.culprit(),
-                        &error,
-                        &env,
-                        r.row as usize,
-                    );
-                }
-                self.stats.dead_letters += rejected.len() as u64;
-                let drop: Vec<u32> = rejected.iter().map(|r| r.row).collect();
-                let keep: Vec<u32> = (0..env.rows() as u32)
-                    .filter(|r| drop.binary_search(r).is_err())
-                    .collect();
-                Some(env.take(&keep))
-            }
-            Output::Windows { windows, mut late } => {
-                late.sort_unstable();
-                late.dedup();
-                for &row in &late {
-                    dl.row(
-                        Reason::Late,
-                        &self.culprit(),
-                        "arrived after its window closed",
-                        &env,
-                        row as usize,
-                    );
-                }
-                self.stats.dead_letters += late.len() as u64;
-                Some(Envelope {
-                    batch: windows,
-                    positions: None,
-                })
-            }
-        }
-    }
-
     /// Closes open windows (aggregate stages).
     pub fn flush(&mut self, dl: &mut DeadLetters) -> Result<Vec<Envelope>, StageFatal> {
         // A version still on probation at the end has not failed: keep it.
@@ -231,31 +186,5 @@ impl Stage {
                 Ok(Vec::new())
             }
         }
-    }
-
-    /// Saves the plugin's state, for restarts, and returns it for checkpoints.
-    pub fn checkpoint(&mut self) -> Option<Vec<u8>> {
-        match self.instance.snapshot() {
-            Ok(Some(state)) => {
-                self.last_snapshot = Some(state.clone());
-                Some(state)
-            }
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(
-                    stage = &*self.spec.name,
-                    "snapshot failed: {}",
-                    e.describe()
-                );
-                None
-            }
-        }
-    }
-
-    /// Loads a saved state (from a checkpoint) into the plugin.
-    pub fn restore(&mut self, state: &[u8]) -> Result<(), CallError> {
-        self.instance.restore(state)?;
-        self.last_snapshot = Some(state.to_vec());
-        Ok(())
     }
 }

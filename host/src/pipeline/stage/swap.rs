@@ -61,7 +61,7 @@ pub(super) struct Probation {
     instance: Box<dyn Instance>,
     info: PluginInfo,
     spec: StageSpec,
-    snapshot: Option<Vec<u8>>,
+    recovery: super::state::Recovery,
     pause: Duration,
     reply: oneshot::Sender<SwapOutcome>,
 }
@@ -96,10 +96,11 @@ impl Stage {
         let snapshot = match self.instance.snapshot() {
             Ok(s) => s,
             Err(e) => {
-                let _ = reply.send(SwapOutcome::Rejected(format!(
-                    "the running version's snapshot failed: {}",
-                    e.describe()
-                )));
+                let mut why = format!("the running version's snapshot failed: {}", e.describe());
+                if let Err(fatal) = self.restart() {
+                    why = format!("{why}; rebuilding it failed too: {fatal}");
+                }
+                let _ = reply.send(SwapOutcome::Rejected(why));
                 return;
             }
         };
@@ -116,12 +117,14 @@ impl Stage {
         let old = std::mem::replace(&mut self.instance, instance);
         let old_info = std::mem::replace(&mut self.info, info);
         let old_spec = std::mem::replace(&mut self.spec, spec);
-        let old_snapshot = std::mem::replace(&mut self.last_snapshot, snapshot.clone());
+        let mut fresh = super::state::Recovery::default();
+        fresh.rebase(snapshot);
+        let old_recovery = std::mem::replace(&mut self.recovery, fresh);
         self.probation = Some(Probation {
             instance: old,
             info: old_info,
             spec: old_spec,
-            snapshot: old_snapshot,
+            recovery: old_recovery,
             pause,
             reply,
         });
@@ -151,7 +154,7 @@ impl Stage {
         // Routes may have been rewired since; they belong to the pipeline, not the version.
         let to = std::mem::take(&mut self.spec.to);
         self.spec = StageSpec { to, ..p.spec };
-        self.last_snapshot = p.snapshot;
+        self.recovery = p.recovery;
         let _ = p.reply.send(SwapOutcome::Rejected(why));
     }
 
@@ -169,9 +172,10 @@ impl Stage {
         let took = began.elapsed();
         match result {
             Ok(out) => {
-                outputs.extend(self.accept(out, env, dl));
+                let (output, input) = self.accept(out, env, dl);
+                outputs.extend(output);
                 self.end_probation(Ok(Some(took)));
-                self.after_success()?;
+                self.after_success(input, watermark)?;
                 Ok(None)
             }
             Err(e) => {

@@ -107,3 +107,23 @@ fn a_new_version_that_fails_its_first_batch_is_dropped_and_the_old_one_takes_it(
     );
     assert_eq!(s.info.version, "1");
 }
+
+#[test]
+fn a_failed_call_leaves_the_state_as_it_was_before_it() {
+    let plugin = FakePlugin::new("1");
+    let mut s = stage(&plugin, 5);
+    let mut dl = DeadLetters::new("test");
+    s.process(vec![env(&ids(10, None))], 0, &mut dl).unwrap();
+    // The fake counts this batch, then fails: the stage must not keep that count.
+    let mut bad = ids(4, None);
+    bad[2] = "error".into();
+    s.process(vec![env(&bad)], 0, &mut dl).unwrap();
+    assert_eq!(dl.len(), 1, "only the failing row is a dead letter");
+    s.process(vec![env(&ids(5, None))], 0, &mut dl).unwrap();
+    assert_eq!(plugin.count(), 10 + 3 + 5);
+    // A checkpoint's snapshot becomes the base: a later failure replays from there.
+    let state = s.snapshot().unwrap().unwrap();
+    assert_eq!(u64::from_le_bytes(state.try_into().unwrap()), 18);
+    s.process(vec![env(&ids(6, Some(1)))], 0, &mut dl).unwrap();
+    assert_eq!(plugin.count(), 18 + 5);
+}

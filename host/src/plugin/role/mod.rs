@@ -88,18 +88,29 @@ pub(super) trait Pre: Send + Sync {
     fn instantiate(&self, s: &mut Store<StoreState>) -> Wasm<Box<dyn Calls>>;
 }
 
-/// Checks that `pre` fits `role`'s world and wraps it for instantiation.
-pub(super) fn prelink(role: Role, pre: InstancePre<StoreState>) -> Wasm<Box<dyn Pre>> {
+/// Checks that `pre` fits `role`'s world and wraps it for instantiation; `stateful` says
+/// whether the component exports `snapshot` and `restore` (see [`is_stateful`]).
+pub(super) fn prelink(
+    role: Role,
+    pre: InstancePre<StoreState>,
+    stateful: bool,
+) -> Wasm<Box<dyn Pre>> {
     Ok(match role {
         Role::Transform => Box::new(transform::pre(pre)?),
-        Role::Validate => Box::new(validate::pre(pre)?),
+        Role::Validate => Box::new(validate::pre(pre, stateful)?),
         Role::Aggregate => Box::new(aggregate::pre(pre)?),
         Role::Detect => Box::new(detect::pre(pre)?),
         Role::Format => Box::new(format::pre(pre)?),
     })
 }
 
-/// Whether plugins of `role` keep state that `snapshot`/`restore` carry.
-pub(super) fn is_stateful(role: Role) -> bool {
-    matches!(role, Role::Aggregate | Role::Detect)
+/// Whether a component of `role` keeps state that `snapshot`/`restore` carry: aggregate
+/// and detect always do; a validate does when it is of the `stateful-validate` world
+/// (`exports_state`: it exports both functions).
+pub(super) fn is_stateful(role: Role, exports_state: bool) -> bool {
+    match role {
+        Role::Aggregate | Role::Detect => true,
+        Role::Validate => exports_state,
+        Role::Transform | Role::Format => false,
+    }
 }

@@ -1,0 +1,123 @@
+//! A stateful stage's state between checkpoints: the last snapshot (the base) and the
+//! batches its plugin has taken since (the redo log). After a failed call — a trap, or an
+//! error the plugin returned — the stage is rebuilt from them: a fresh instance, the base
+//! restored, the logged batches run again (their output dropped, it was emitted the first
+//! time). So the state is exactly what it was before the call that failed, and no
+//! snapshot is taken per call: snapshots happen at checkpoints, or when the log reaches
+//! [`REDO_LIMIT`] bytes.
+
+use super::{Stage, StageFatal, instantiate};
+use crate::plugin::CallError;
+use adstream_sdk::{Batch, Values};
+
+/// Bytes of input kept for replay before the stage takes a snapshot to start afresh.
+pub const REDO_LIMIT: usize = 64 << 20;
+
+/// The base state and what came after it.
+#[derive(Default)]
+pub(super) struct Recovery {
+    pub base: Option<Vec<u8>>,
+    log: Vec<(Batch, i64)>,
+    bytes: usize,
+}
+
+/// The bytes a batch's columns hold.
+fn size(b: &Batch) -> usize {
+    b.columns
+        .iter()
+        .map(|c| {
+            let values = match &c.values {
+                Values::Int64(v) | Values::TimestampMs(v) => v.len() * 8,
+                Values::Float64(v) => v.len() * 8,
+                Values::Boolean(v) => v.len(),
+                Values::Text(s) => s.bytes.len() + s.offsets.len() * 4,
+                Values::Dictionary(d) => d.keys.len() * 4 + d.values.bytes.len(),
+            };
+            values + c.valid.as_ref().map_or(0, Vec::len)
+        })
+        .sum()
+}
+
+impl Recovery {
+    /// A fresh start from `base`.
+    pub fn rebase(&mut self, base: Option<Vec<u8>>) {
+        self.base = base;
+        self.log.clear();
+        self.bytes = 0;
+    }
+
+    pub fn full(&self) -> bool {
+        self.bytes >= REDO_LIMIT
+    }
+}
+
+impl Stage {
+    /// Notes a batch the plugin took, for replay after a failure (stateful stages only).
+    pub(super) fn after_success(&mut self, input: Batch, watermark: i64) -> Result<(), StageFatal> {
+        if !self.spec.plugin.stateful() {
+            return Ok(());
+        }
+        self.recovery.bytes += size(&input);
+        self.recovery.log.push((input, watermark));
+        if self.recovery.full() {
+            self.snapshot().map_err(|reason| self.fatal(reason))?;
+        }
+        Ok(())
+    }
+
+    /// The plugin's state, which becomes the base to recover from; `None` for stateless
+    /// plugins. A snapshot that fails rebuilds the instance and is an error: a checkpoint
+    /// is then not taken at all.
+    pub fn snapshot(&mut self) -> Result<Option<Vec<u8>>, String> {
+        match self.instance.snapshot() {
+            Ok(state) => {
+                self.recovery.rebase(state.clone());
+                Ok(state)
+            }
+            Err(e) => {
+                let why = format!(
+                    "snapshot of stage `{}` failed: {}",
+                    self.spec.name,
+                    e.describe()
+                );
+                self.restart().map_err(|f| f.to_string())?;
+                Err(why)
+            }
+        }
+    }
+
+    /// Loads a saved state (from a checkpoint) into the plugin.
+    pub fn restore(&mut self, state: &[u8]) -> Result<(), CallError> {
+        self.instance.restore(state)?;
+        self.recovery.rebase(Some(state.to_vec()));
+        Ok(())
+    }
+
+    /// Replaces the instance with a fresh one in the state before the failed call: the
+    /// base restored and the logged batches replayed.
+    pub(super) fn restart(&mut self) -> Result<(), StageFatal> {
+        let (mut inst, _) = instantiate(&self.spec)
+            .map_err(|e| self.fatal(format!("restart failed: {}", e.describe())))?;
+        if let Some(state) = &self.recovery.base {
+            inst.restore(state).map_err(|e| {
+                self.fatal(format!("restore after restart failed: {}", e.describe()))
+            })?;
+        }
+        let log = std::mem::take(&mut self.recovery.log);
+        for (input, watermark) in &log {
+            let (_, result) = inst.process(input.clone(), *watermark);
+            if let Err(e) = result {
+                return Err(self.fatal(format!(
+                    "replaying the batches since the last snapshot failed ({}); the plugin \
+                     does not give the same result for the same input",
+                    e.describe()
+                )));
+            }
+        }
+        self.recovery.log = log;
+        inst.take_counters();
+        self.instance = inst;
+        self.stats.restarts += 1;
+        Ok(())
+    }
+}
