@@ -10,7 +10,22 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Turns `stop` on at Ctrl-C or after `duration`; a second Ctrl-C exits at once.
+/// Longest a stop may take (the batch in flight, sink flushes, the last checkpoint) before
+/// the host exits anyway.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Ctrl-C (SIGINT) or SIGTERM, whichever comes first.
+async fn interrupted() -> &'static str {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupt",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+/// Turns `stop` on at Ctrl-C, SIGTERM or after `duration`. A second signal exits at once,
+/// and so does a stop that takes longer than [`STOP_TIMEOUT`].
 pub fn stop_signal(duration: Option<u64>) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -21,19 +36,32 @@ pub fn stop_signal(duration: Option<u64>) -> watch::Receiver<bool> {
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("stopping: flushing open windows (Ctrl-C again to quit at once)");
+            why = interrupted() => {
+                eprintln!("stopping ({why}): finishing the batch in flight, flushing sinks, saving a checkpoint (again to quit at once)");
                 let _ = tx.send(true);
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
+                watchdog();
+                interrupted().await;
+                std::process::exit(130);
             }
-            _ = timer => { let _ = tx.send(true); }
+            _ = timer => {
+                let _ = tx.send(true);
+                watchdog();
+            }
         }
         // Keep the sender alive so that receivers never see it closed.
         std::future::pending::<()>().await;
     });
     rx
+}
+
+/// Exits the process if a stop has not finished within [`STOP_TIMEOUT`] (a thread, so that
+/// a stuck runtime cannot hold it up).
+fn watchdog() {
+    std::thread::spawn(|| {
+        std::thread::sleep(STOP_TIMEOUT);
+        eprintln!("error: the stop did not finish within {STOP_TIMEOUT:?}; exiting without it");
+        std::process::exit(124);
+    });
 }
 
 pub fn print_summary(s: &RunSummary) {
@@ -135,6 +163,9 @@ async fn serve_status(addr: &str, board: Arc<Board>) {
 }
 
 pub async fn run(paths: &[PathBuf], opts: RunOptions) -> ExitCode {
+    // First of all, so that a signal during start-up (compiling plugins, reaching the
+    // services) is a graceful stop too.
+    let mut stop = stop_signal(opts.duration);
     let engine = match PluginEngine::new() {
         Ok(e) => e,
         Err(e) => {
@@ -144,15 +175,13 @@ pub async fn run(paths: &[PathBuf], opts: RunOptions) -> ExitCode {
     };
     let (files, dirs) = expand(paths);
     let mut sup = Supervisor::new(engine);
-    let mut failed = false;
-    for file in &files {
+    for file in files.iter().take_while(|_| !*stop.borrow()) {
         if let Err(diags) = sup.start_file(file).await {
-            failed = true;
             diags.iter().for_each(|d| eprintln!("{d}"));
+            // Those already started stop gracefully (a checkpoint each).
+            report(sup.spawn().stop().await);
+            return ExitCode::from(2);
         }
-    }
-    if failed {
-        return ExitCode::from(2);
     }
     for dir in &dirs {
         sup.adopt_dir(dir);
@@ -165,10 +194,8 @@ pub async fn run(paths: &[PathBuf], opts: RunOptions) -> ExitCode {
     if let Some(addr) = &opts.status_addr {
         serve_status(addr, sup.board()).await;
     }
-    let board = sup.board();
-    let progress = tokio::spawn(report_progress(board));
+    let progress = tokio::spawn(report_progress(sup.board()));
     let handle = sup.spawn();
-    let mut stop = stop_signal(opts.duration);
     let events = handle.events.clone();
     tokio::spawn(async move {
         if stop.wait_for(|s| *s).await.is_ok() {
@@ -177,6 +204,15 @@ pub async fn run(paths: &[PathBuf], opts: RunOptions) -> ExitCode {
     });
     let outcomes = handle.wait().await;
     progress.abort();
+    if report(outcomes) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Prints how each pipeline ended; whether all ended well.
+fn report(outcomes: Vec<supervisor::Outcome>) -> bool {
     let mut ok = true;
     for (name, result) in outcomes {
         match result {
@@ -187,9 +223,5 @@ pub async fn run(paths: &[PathBuf], opts: RunOptions) -> ExitCode {
             }
         }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    ok
 }

@@ -113,7 +113,7 @@ pub fn render(s: &Value) -> String {
     let mut out = format!("host up since {}\n", text(&s["started_at"]));
     for p in s["pipelines"].as_array().into_iter().flatten() {
         out += &format!(
-            "\npipeline {} ({}) from {}: {}\n  {} records, {} decode errors, {} dead letters, watermark {}\n",
+            "\npipeline {} ({}) from {}: {}\n  {} records, {} decode errors, {} dead letters, watermark {}, {} checkpoints (last {}){}\n",
             text(&p["name"]),
             text(&p["file"]),
             text(&p["source"]),
@@ -122,6 +122,12 @@ pub fn render(s: &Value) -> String {
             text(&p["decode_errors"]),
             text(&p["dead_letters"]),
             text(&p["watermark"]),
+            text(&p["checkpoints"]),
+            text(&p["last_checkpoint"]),
+            p["source_stalled"]
+                .as_str()
+                .map(|w| format!("\n  SOURCE STALLED: {w}"))
+                .unwrap_or_default(),
         );
         for st in p["stages"].as_array().into_iter().flatten() {
             out += &stage_line(st);

@@ -1,4 +1,4 @@
-//! `retry = { initial = "200ms", max = "30s", attempts = 10 }`: the one vocabulary every
+//! `retry = { initial = "200ms", max = "5s", attempts = 10 }`: the one vocabulary every
 //! sink uses for how it retries a failed write. `attempts` unset retries until the write
 //! succeeds, which holds the pipeline back (nothing is lost, and the source stops reading)
 //! while a service is down.
@@ -22,8 +22,10 @@ fn initial() -> Duration {
     Duration::from_millis(200)
 }
 
+/// Short enough that a service that comes back is used again within seconds (and a
+/// stop waiting on a retry ends well inside its bound).
 fn max() -> Duration {
-    Duration::from_secs(30)
+    Duration::from_secs(5)
 }
 
 impl Default for RetryConfig {

@@ -92,20 +92,26 @@ impl Processor {
         let _ = r.done.send(());
     }
 
-    /// Follows event time per source partition, and the next offset to read.
+    /// Follows event time per source partition (once per partition and batch), and the
+    /// next offset to read.
     fn observe(&mut self, batch: &Batch, positions: &[Position], raw: &RawBatch) {
-        let now = Instant::now();
+        self.watermark.tick(Instant::now());
+        let mut latest: Vec<(i32, i64)> = Vec::new();
         if let Some(times) = batch
             .column(self.decoder.time_column())
             .and_then(|c| c.as_i64s().ok())
         {
-            for (row, p) in positions.iter().enumerate() {
-                if let Some(t) = times.get(row) {
-                    self.watermark.observe(p.partition, t, now);
+            for (p, &t) in positions.iter().zip(times.values()) {
+                match latest.iter_mut().find(|(q, _)| *q == p.partition) {
+                    Some((_, m)) => *m = (*m).max(t),
+                    None => latest.push((p.partition, t)),
                 }
             }
         }
-        self.watermark.advance(now);
+        for (p, t) in latest {
+            self.watermark.observe(p, t);
+        }
+        self.watermark.advance();
         for p in raw.positions() {
             let next = self.next.entry(p.partition).or_insert(p.offset + 1);
             *next = (*next).max(p.offset + 1);

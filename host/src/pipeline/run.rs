@@ -78,10 +78,10 @@ fn processor(
 ) -> Result<Processor, RunError> {
     let mut stages = pipeline.stages;
     let mut watermark = Watermark::new(pipeline.delay_ms, pipeline.idle);
-    watermark.expect(&source.partitions(), Instant::now());
+    watermark.expect(&source.partitions());
     if let (Some(cp), Some(p)) = (cp, &pipeline.checkpoint) {
         restore(&mut stages, cp, &p.file)?;
-        watermark.restore(cp.watermark, &cp.partition_times, Instant::now());
+        watermark.restore(cp.watermark, &cp.partition_times);
     }
     let mut processor = Processor::new(
         pipeline.decoder,

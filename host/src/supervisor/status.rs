@@ -43,6 +43,14 @@ pub struct PipelineStatus {
     pub decode_errors: u64,
     pub dead_letters: u64,
     pub watermark: Option<String>,
+    pub checkpoints: u64,
+    pub checkpoint_failures: u64,
+    /// When the newest checkpoint was written.
+    pub last_checkpoint: Option<String>,
+    /// Seconds since then.
+    pub checkpoint_age_s: Option<f64>,
+    /// Why the source delivers nothing, while it is stalled.
+    pub source_stalled: Option<String>,
     pub stages: Vec<StageStatus>,
 }
 
@@ -236,14 +244,29 @@ fn entry_status(e: &BoardEntry) -> PipelineStatus {
         decode_errors: stats.decode_errors,
         dead_letters: stats.dead_letters,
         watermark: stats.watermark.map(iso8601),
+        checkpoints: stats.checkpoints,
+        checkpoint_failures: stats.checkpoint_failures,
+        last_checkpoint: stats.last_checkpoint_ms.map(iso8601),
+        checkpoint_age_s: stats
+            .last_checkpoint_ms
+            .map(|t| (system_ms(SystemTime::now()) - t).max(0) as f64 / 1e3),
+        source_stalled: stats.source_stalled.clone(),
         stages,
     }
 }
 
 /// Per-pipeline counters: name, help, value.
 type PipelineMetric = (&'static str, &'static str, fn(&PipelineStatus) -> u64);
-const PIPELINE_COUNTERS: [PipelineMetric; 3] = [
+const PIPELINE_COUNTERS: [PipelineMetric; 5] = [
     ("records_total", "Source records read.", |p| p.records),
+    ("checkpoints_total", "Checkpoints written.", |p| {
+        p.checkpoints
+    }),
+    (
+        "checkpoint_failures_total",
+        "Checkpoints not written (a snapshot or a sink failed).",
+        |p| p.checkpoint_failures,
+    ),
     (
         "decode_errors_total",
         "Records that could not be decoded.",
@@ -322,6 +345,19 @@ fn prometheus(s: &Status, totals: &Totals) -> String {
     for (name, help, f) in PIPELINE_COUNTERS {
         metric(name, help, "counter", per_pipeline(f));
     }
+    let gauge = |f: fn(&PipelineStatus) -> Option<f64>| gauge_rows(s, f);
+    metric(
+        "checkpoint_age_seconds",
+        "Seconds since the newest checkpoint was written.",
+        "gauge",
+        gauge(|p| p.checkpoint_age_s),
+    );
+    metric(
+        "source_stalled",
+        "1 while the source has records waiting but delivers none.",
+        "gauge",
+        gauge(|p| Some(f64::from(u8::from(p.source_stalled.is_some())))),
+    );
     let per_stage = |f: fn(&StageStats) -> f64| {
         s.pipelines
             .iter()
@@ -339,19 +375,29 @@ fn prometheus(s: &Status, totals: &Totals) -> String {
     for (name, help, kind, f) in STAGE_METRICS {
         metric(name, help, kind, per_stage(f));
     }
-    let changes = totals
+    metric(
+        "changes_total",
+        "Plugin swaps and pipeline edits tried, by outcome.",
+        "counter",
+        change_rows(totals),
+    );
+    out
+}
+
+fn gauge_rows(s: &Status, f: fn(&PipelineStatus) -> Option<f64>) -> Vec<(String, f64)> {
+    s.pipelines
+        .iter()
+        .filter_map(|p| Some((format!("pipeline=\"{}\"", p.name), f(p)?)))
+        .collect()
+}
+
+fn change_rows(totals: &Totals) -> Vec<(String, f64)> {
+    totals
         .iter()
         .map(|((pipeline, kind, accepted), n)| {
             let outcome = if *accepted { "applied" } else { "rejected" };
             let labels = format!("pipeline=\"{pipeline}\",kind=\"{kind}\",outcome=\"{outcome}\"");
             (labels, *n as f64)
         })
-        .collect();
-    metric(
-        "changes_total",
-        "Plugin swaps and pipeline edits tried, by outcome.",
-        "counter",
-        changes,
-    );
-    out
+        .collect()
 }

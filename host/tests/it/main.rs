@@ -4,6 +4,8 @@
 
 mod architecture;
 mod bad_input;
+mod chaos;
+mod chaos_support;
 mod check;
 mod cli;
 mod fuzz;

@@ -8,7 +8,6 @@ use adstream::batch::RawBatch;
 use adstream::config::source::GeneratorConfig;
 use adstream::pipeline::PipelineStats;
 use adstream::sources::generator::GeneratorSource;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -175,51 +174,6 @@ fn records(stats: &Arc<Mutex<PipelineStats>>) -> u64 {
     stats.lock().unwrap().records
 }
 
-async fn produce(topic: &str, raw: &RawBatch) {
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", BROKERS)
-        .create()
-        .unwrap();
-    let mut deliveries = Vec::new();
-    for i in 0..raw.len() {
-        loop {
-            match producer.send_result(FutureRecord::<(), [u8]>::to(topic).payload(raw.record(i))) {
-                Ok(d) => break deliveries.push(d),
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
-    }
-    for d in deliveries {
-        d.await.unwrap().unwrap();
-    }
-}
-
-/// (window start, country, format) → [requests, fills, impressions, clicks, conversions].
-fn oracle(raw: &RawBatch) -> BTreeMap<(i64, String, String), [i64; 5]> {
-    let mut out: BTreeMap<_, [i64; 5]> = BTreeMap::new();
-    for i in 0..raw.len() {
-        let e: serde_json::Value = serde_json::from_slice(raw.record(i)).unwrap();
-        let t = e["event_time"].as_i64().unwrap();
-        let key = (
-            t - t % 60_000,
-            e["country"].as_str().unwrap().to_string(),
-            e["ad_format"].as_str().unwrap().to_string(),
-        );
-        let slot = out.entry(key).or_default();
-        let i = match e["event_type"].as_str().unwrap() {
-            "request" => 0,
-            "impression" => 2,
-            "click" => 3,
-            _ => 4,
-        };
-        slot[i] += 1;
-        if i == 0 && e["network"].is_string() {
-            slot[1] += 1;
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn production_pipelines_end_to_end_across_a_restart() {
     services();
@@ -239,7 +193,7 @@ async fn production_pipelines_end_to_end_across_a_restart() {
     for i in 0..second.len() {
         all.push(second.record(i), second.position(i));
     }
-    let mut want = oracle(&all);
+    let mut want = oracle(&all, 60_000);
 
     let metrics = ad_metrics(&id, dir.path());
     let events = format!("{id}-events");
@@ -290,33 +244,7 @@ async fn production_pipelines_end_to_end_across_a_restart() {
     stop(m2).await;
 
     // ClickHouse: the windows equal the counts computed from the events themselves.
-    let rows = clickhouse(&format!(
-        "SELECT toUnixTimestamp(window_start) * 1000 AS t, country, ad_format, requests, fills, impressions, clicks, conversions \
-         FROM adstream_{id}.metrics_1m FINAL ORDER BY t, country, ad_format"
-    ))
-    .await;
-    let mut got = BTreeMap::new();
-    for r in &rows {
-        let n = |k: &str| {
-            r[k].as_str()
-                .map_or_else(|| r[k].as_i64().unwrap(), |s| s.parse().unwrap())
-        };
-        let key = (
-            n("t"),
-            r["country"].as_str().unwrap().to_string(),
-            r["ad_format"].as_str().unwrap().to_string(),
-        );
-        got.insert(
-            key,
-            [
-                n("requests"),
-                n("fills"),
-                n("impressions"),
-                n("clicks"),
-                n("conversions"),
-            ],
-        );
-    }
+    let got = windows(&format!("adstream_{id}.metrics_1m")).await;
     // The last window is still open at the end: a stop keeps it in the checkpoint, for
     // the next run to complete, rather than writing it half-full.
     let last = want.last_key_value().unwrap().0.0;

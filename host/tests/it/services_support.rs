@@ -3,6 +3,9 @@
 //! the pipelines wrote.
 
 use super::support::root;
+use adstream::batch::RawBatch;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -211,4 +214,78 @@ pub fn consume_all(topic: &str, expect: usize, timeout: Duration) -> Vec<Consume
         }
     }
     out
+}
+
+/// Per window: (window start ms, country, ad format) → [requests, fills, impressions,
+/// clicks, conversions].
+pub type Windows = BTreeMap<(i64, String, String), [i64; 5]>;
+
+/// The windows of `window_ms`, counted straight from the generated events.
+pub fn oracle(raw: &RawBatch, window_ms: i64) -> Windows {
+    let mut out: Windows = BTreeMap::new();
+    for i in 0..raw.len() {
+        let e: serde_json::Value = serde_json::from_slice(raw.record(i)).unwrap();
+        let t = e["event_time"].as_i64().unwrap();
+        let key = (
+            t - t.rem_euclid(window_ms),
+            e["country"].as_str().unwrap().to_string(),
+            e["ad_format"].as_str().unwrap().to_string(),
+        );
+        let slot = out.entry(key).or_default();
+        let i = match e["event_type"].as_str().unwrap() {
+            "request" => 0,
+            "impression" => 2,
+            "click" => 3,
+            _ => 4,
+        };
+        slot[i] += 1;
+        if i == 0 && e["network"].is_string() {
+            slot[1] += 1;
+        }
+    }
+    out
+}
+
+/// The windows in a ClickHouse table (FINAL, so replayed rows count once).
+pub async fn windows(table: &str) -> Windows {
+    let rows = clickhouse(&format!(
+        "SELECT toUnixTimestamp(window_start) * 1000 AS t, country, ad_format, requests, \
+         fills, impressions, clicks, conversions FROM {table} FINAL"
+    ))
+    .await;
+    let mut got = BTreeMap::new();
+    for r in &rows {
+        let n = |k: &str| {
+            r[k].as_str()
+                .map_or_else(|| r[k].as_i64().unwrap(), |s| s.parse().unwrap())
+        };
+        let key = (
+            n("t"),
+            r["country"].as_str().unwrap().to_string(),
+            r["ad_format"].as_str().unwrap().to_string(),
+        );
+        let counts = ["requests", "fills", "impressions", "clicks", "conversions"].map(n);
+        got.insert(key, counts);
+    }
+    got
+}
+
+/// Produces every record of `raw` to `topic` and waits until the broker has them all.
+pub async fn produce(topic: &str, raw: &RawBatch) {
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", BROKERS)
+        .create()
+        .unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..raw.len() {
+        loop {
+            match producer.send_result(FutureRecord::<(), [u8]>::to(topic).payload(raw.record(i))) {
+                Ok(d) => break deliveries.push(d),
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+    for d in deliveries {
+        d.await.unwrap().unwrap();
+    }
 }
