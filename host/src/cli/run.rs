@@ -37,7 +37,7 @@ pub fn stop_signal(duration: Option<u64>) -> watch::Receiver<bool> {
         };
         tokio::select! {
             why = interrupted() => {
-                eprintln!("stopping ({why}): finishing the batch in flight, flushing sinks, saving a checkpoint (again to quit at once)");
+                eprintln!("stopping ({why}): finishing the batch in flight, then flushing open windows (or, with checkpoints, saving them) and every sink (again to quit at once)");
                 let _ = tx.send(true);
                 watchdog();
                 interrupted().await;

@@ -9,6 +9,7 @@
 
 mod edit;
 mod http;
+mod metrics;
 mod plugins;
 mod status;
 mod watch;

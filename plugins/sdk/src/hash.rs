@@ -1,68 +1,36 @@
-//! A small, fast, deterministic hash map for plugin state.
+//! A fast, deterministic hash map for plugin state.
 //!
 //! std's default hasher seeds itself from the system's randomness at every start, which
 //! makes iteration order (and so output order) differ between runs of the same input;
-//! plugins must give the same output for the same input, so they hash with this instead.
+//! plugins must give the same output for the same input, so they hash with foldhash and a
+//! fixed seed instead. (An FxHash used before collapsed ids that differ only in their last
+//! characters, `u0000001`, `u0000002`, ..., into a few dozen buckets: a million such keys
+//! made each lookup scan thousands of entries.)
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// FxHash (from rustc): one multiply and rotate per word. Not DoS-resistant, which is fine
-/// for keys such as country codes that come from a bounded set.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher {
-    hash: u64,
-}
+/// foldhash, seeded with a constant.
+pub type FixedHasher = foldhash::fast::FixedState;
 
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+/// A `HashMap` with [`FixedHasher`].
+pub type FastMap<K, V> = HashMap<K, V, FixedHasher>;
 
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn ids_that_differ_at_the_end_spread_over_the_buckets() {
+        let h = FixedHasher::default();
+        let buckets: std::collections::HashSet<u64> = (0..10_000)
+            .map(|i| h.hash_one(format!("u{i:07}")) & 0xffff)
+            .collect();
+        assert!(buckets.len() > 8_000, "{} of 65536 buckets", buckets.len());
+        assert_eq!(
+            h.hash_one("x"),
+            FixedHasher::default().hash_one("x"),
+            "deterministic"
+        );
     }
 }
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().unwrap_or_default()));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-/// A `HashMap` with [`FxHasher`].
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;

@@ -31,7 +31,7 @@ pub use bindings::types::{
 };
 pub use builder::{BoolBuilder, DictBuilder, F64Builder, I64Builder, TextBuilder};
 pub use config::ConfigExt;
-pub use hash::{FastMap, FxHasher};
+pub use hash::{FastMap, FixedHasher};
 pub use log::{count, log_debug, log_error, log_info, log_warn};
 pub use read::{BoolCol, F64Col, I64Col, StrCol};
 pub use roles::{Aggregate, Detect, Format, StatefulValidate, Transform, Validate};

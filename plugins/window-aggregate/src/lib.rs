@@ -10,7 +10,10 @@
 //! plus the allowed lateness; rows that arrive for a closed window are returned as late
 //! (the host dead-letters them), never dropped.
 
+mod groups;
+mod intern;
 mod output;
+mod snapshot;
 mod state;
 pub mod sums;
 
@@ -19,8 +22,9 @@ use adstream_sdk::{
     Aggregate, AggregateOutput, Batch, ConfigExt, Field, FieldsExt, INT_KINDS, PluginError,
     STRING_KINDS, Setup, count, export_aggregate,
 };
+use intern::DimReader;
 use serde::Deserialize;
-use state::{DimReader, Windows};
+use state::Windows;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,11 +187,12 @@ impl Aggregate for WindowAggregate {
         }
         Self::check_input(&cfg, &setup.input)?;
         let fields = output::fields(&cfg.group_by);
+        let dims = cfg.group_by.len();
         let plugin = WindowAggregate {
             label: cfg.label.unwrap_or_else(|| cfg.window.clone()),
             group_by: cfg.group_by,
             columns: cfg.columns,
-            windows: Windows::new(size_ms, lateness_ms),
+            windows: Windows::new(size_ms, lateness_ms, dims),
         };
         Ok((plugin, fields))
     }
@@ -195,10 +200,9 @@ impl Aggregate for WindowAggregate {
     fn aggregate(&mut self, input: &Batch, watermark: i64) -> Result<AggregateOutput, PluginError> {
         let late = self.fold(input)?;
         let closed = self.windows.close(watermark);
-        Ok(AggregateOutput {
-            windows: self.emit(closed)?,
-            late,
-        })
+        let windows = self.emit(closed)?;
+        self.windows.compact();
+        Ok(AggregateOutput { windows, late })
     }
 
     fn flush(&mut self) -> Result<Batch, PluginError> {

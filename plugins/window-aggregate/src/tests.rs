@@ -217,6 +217,55 @@ fn restore_refuses_a_snapshot_of_other_windows() {
 }
 
 #[test]
+fn a_version_1_snapshot_of_an_older_build_is_still_read() {
+    let v1 = br#"{"v":1,"size_ms":10000,"group_by":["country"],"closed_until":0,"windows":[
+        {"start":10000,"dims":["US"],"sums":{"requests":3,"fills":2,"impressions":2,"clicks":1,
+         "conversions":0,"revenue":0.5,"cost":0.25}}]}"#;
+    let mut p = plugin("10s", "0s");
+    p.restore(v1).unwrap();
+    let mut out = p.flush().unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out.i64s("requests").unwrap().value(0), 3);
+    assert_eq!(out.text("country").unwrap().value(0), "US");
+    // And what it writes now reads back the same.
+    p.restore(v1).unwrap();
+    let mut q = plugin("10s", "0s");
+    q.restore(&p.snapshot().unwrap()).unwrap();
+    assert_eq!(q.flush().unwrap(), {
+        out = p.flush().unwrap();
+        out
+    });
+}
+
+#[test]
+fn the_dimension_table_forgets_values_of_closed_windows() {
+    let mut p = plugin("10s", "0s");
+    for w in 0..3 {
+        let events: Vec<Ev> = (0..5000)
+            .map(|i| {
+                ev(
+                    w * 10_000 + 1,
+                    "click",
+                    Box::leak(format!("c{w}-{i}").into_boxed_str()),
+                )
+            })
+            .collect();
+        p.aggregate(&batch(&events, true), w * 10_000).unwrap();
+    }
+    let out = p.aggregate(&batch(&[], true), 100_000).unwrap();
+    assert_eq!(
+        out.windows.len(),
+        5000,
+        "the last window closed with its own values"
+    );
+    assert!(
+        p.windows.interner.len() < 5000,
+        "{} values kept",
+        p.windows.interner.len()
+    );
+}
+
+#[test]
 fn config_errors_are_clear() {
     let mut s = setup("10 minutes", "0s");
     assert!(

@@ -3,15 +3,20 @@
 //! error the plugin returned — the stage is rebuilt from them: a fresh instance, the base
 //! restored, the logged batches run again (their output dropped, it was emitted the first
 //! time). So the state is exactly what it was before the call that failed, and no
-//! snapshot is taken per call: snapshots happen at checkpoints, or when the log reaches
-//! [`REDO_LIMIT`] bytes.
+//! snapshot is taken per call: snapshots happen at checkpoints, or when the log outgrows
+//! [`REDO_LIMIT`] bytes and [`REDO_PER_STATE`] times the snapshot (a large state is not
+//! snapshotted more often than a few times its own size in input has gone by, which keeps
+//! the cost of snapshots a share of the work whatever the state's size, and the log's
+//! memory in proportion to the state's).
 
 use super::{Stage, StageFatal, instantiate};
 use crate::plugin::CallError;
 use adstream_sdk::{Batch, Values};
 
-/// Bytes of input kept for replay before the stage takes a snapshot to start afresh.
-pub const REDO_LIMIT: usize = 64 << 20;
+/// Bytes of input kept for replay before the stage takes a snapshot to start afresh, for
+/// a small state; a large one keeps [`REDO_PER_STATE`] times its snapshot's size.
+pub const REDO_LIMIT: usize = 4 << 20;
+pub const REDO_PER_STATE: usize = 4;
 
 /// The base state and what came after it.
 #[derive(Default)]
@@ -47,7 +52,8 @@ impl Recovery {
     }
 
     pub fn full(&self) -> bool {
-        self.bytes >= REDO_LIMIT
+        let base = self.base.as_ref().map_or(0, Vec::len);
+        self.bytes >= REDO_LIMIT.max(REDO_PER_STATE * base)
     }
 }
 
@@ -60,9 +66,29 @@ impl Stage {
         self.recovery.bytes += size(&input);
         self.recovery.log.push((input, watermark));
         if self.recovery.full() {
-            self.snapshot().map_err(|reason| self.fatal(reason))?;
+            self.take_snapshot().map_err(|reason| self.fatal(reason))?;
         }
         Ok(())
+    }
+
+    /// Makes the plugin's current state the base to recover from; a snapshot that fails
+    /// rebuilds the instance and is an error.
+    fn take_snapshot(&mut self) -> Result<(), String> {
+        match self.instance.snapshot() {
+            Ok(state) => {
+                self.recovery.rebase(state);
+                Ok(())
+            }
+            Err(e) => {
+                let why = format!(
+                    "snapshot of stage `{}` failed: {}",
+                    self.spec.name,
+                    e.describe()
+                );
+                self.restart().map_err(|f| f.to_string())?;
+                Err(why)
+            }
+        }
     }
 
     /// The plugin's state, which becomes the base to recover from; `None` for stateless
