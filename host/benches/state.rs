@@ -51,6 +51,7 @@ fn stage(engine: &PluginEngine) -> Stage {
         batch_size: usize::MAX,
         input: Input::Source,
         to: Vec::new(),
+        seed: 0,
     };
     Stage::start(spec).expect("the stage starts")
 }

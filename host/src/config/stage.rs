@@ -56,6 +56,18 @@ pub struct LimitsConfig {
     /// Fuel (about one unit per wasm instruction) one call may use: a deterministic limit,
     /// where the deadline depends on the machine. Metering slows the plugin down.
     pub fuel: Option<u64>,
+    /// Most bytes one call may return (all columns together), e.g. "64MiB".
+    pub output_bytes: Option<ByteSize>,
+    /// Most bytes of one text value the plugin returns, e.g. "1MiB".
+    pub value_bytes: Option<ByteSize>,
+    /// Longest error, rejection or log message kept; longer ones are cut, with a note.
+    pub message_bytes: Option<ByteSize>,
+    /// Log lines per second the plugin may write; the rest are dropped and counted.
+    pub log_lines_per_second: Option<u32>,
+    /// Distinct counter names the plugin may use; new ones beyond are dropped and counted.
+    pub counters: Option<u32>,
+    /// Most bytes of the plugin's snapshot.
+    pub snapshot_bytes: Option<ByteSize>,
 }
 
 /// What a stage does with a batch whose plugin call failed.

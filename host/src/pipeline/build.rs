@@ -263,7 +263,15 @@ fn spec(
         batch_size: sc.batch_size.map_or(usize::MAX, |b| b.get()),
         input,
         to,
+        seed: seed(&cfg.name, name),
     })
+}
+
+/// A stage's random seed, from the pipeline's and the stage's names.
+fn seed(pipeline: &str, stage: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{pipeline}/{stage}"));
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
 /// Instantiates and configures a stage, placing its errors in the file.

@@ -9,9 +9,8 @@
 
 use super::stage::{Input, Stage, StageSpec};
 use crate::config::OnError;
-use crate::plugin::{CallError, Instance, Limits, Output, Plugin, Role, TrapKind};
+use crate::plugin::{CallError, Instance, Limits, Output, Plugin, Reports, Role, TrapKind};
 use adstream_sdk::{Batch, Field, PluginInfo, Setup, TextBuilder};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,7 +72,7 @@ impl Plugin for Fake {
     fn metered(&self) -> bool {
         false
     }
-    fn instantiate(&self, _: Arc<str>, _: &Limits) -> Result<Box<dyn Instance>, CallError> {
+    fn instantiate(&self, _: Arc<str>, _: &Limits, _: u64) -> Result<Box<dyn Instance>, CallError> {
         Ok(Box::new(FakeInstance {
             plugin: self.0.clone(),
             info: PluginInfo {
@@ -121,8 +120,8 @@ impl Instance for FakeInstance {
         self.plugin.counts.lock().unwrap().push(self.rows);
         Ok(())
     }
-    fn take_counters(&mut self) -> BTreeMap<String, u64> {
-        BTreeMap::new()
+    fn take_reports(&mut self) -> Reports {
+        Reports::default()
     }
 }
 
@@ -150,6 +149,7 @@ pub fn spec(plugin: &Arc<FakePlugin>, max_failures: u32) -> StageSpec {
         batch_size: usize::MAX,
         input: Input::Source,
         to: Vec::new(),
+        seed: 0,
     }
 }
 

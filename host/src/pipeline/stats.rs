@@ -20,6 +20,9 @@ pub struct StageStats {
     pub busy_ns: u64,
     /// Counters the plugin itself keeps (`host.count`).
     pub plugin_counters: BTreeMap<String, u64>,
+    /// Log lines over the stage's rate, and counter additions beyond its names, dropped.
+    pub logs_dropped: u64,
+    pub counters_dropped: u64,
     pub last_error: Option<String>,
 }
 

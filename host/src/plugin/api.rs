@@ -6,8 +6,8 @@
 use super::error::CallError;
 use super::limits::Limits;
 use super::role::Role;
+pub use super::store::Reports;
 use adstream_sdk::{Batch, Field, PluginInfo, Rejection, Setup};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,9 +33,13 @@ pub trait Plugin: Send + Sync {
     fn hash(&self) -> &str;
     /// Whether it runs on the fuel-metered engine.
     fn metered(&self) -> bool;
-    /// A new, unconfigured instance for `stage`.
-    fn instantiate(&self, stage: Arc<str>, limits: &Limits)
-    -> Result<Box<dyn Instance>, CallError>;
+    /// A new, unconfigured instance for `stage`; `seed` seeds its randomness.
+    fn instantiate(
+        &self,
+        stage: Arc<str>,
+        limits: &Limits,
+        seed: u64,
+    ) -> Result<Box<dyn Instance>, CallError>;
 }
 
 /// A running plugin instance. After a call fails with [`CallError::Trap`] it must not be
@@ -53,6 +57,7 @@ pub trait Instance: Send {
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>, CallError>;
     /// Loads a state `snapshot` returned.
     fn restore(&mut self, state: &[u8]) -> Result<(), CallError>;
-    /// Counters the plugin added to since the last call of this, emptied.
-    fn take_counters(&mut self) -> BTreeMap<String, u64>;
+    /// Counters the plugin added to, and what its budgets dropped, since the last call of
+    /// this.
+    fn take_reports(&mut self) -> Reports;
 }

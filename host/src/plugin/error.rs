@@ -65,6 +65,21 @@ pub enum TrapKind {
     Wasm(wasmtime::Trap),
     #[error("returned a malformed result: {0}")]
     Malformed(#[from] Malformed),
+    #[error(
+        "went over its budget: {what} {got}, more than the stage's limit of {limit} (limits.{key})"
+    )]
+    Budget {
+        what: &'static str,
+        key: &'static str,
+        got: usize,
+        limit: usize,
+    },
+    /// Wasmtime stopped lifting a result (or a host call's arguments) at the byte limit the
+    /// call was given, before the host held more than that.
+    #[error(
+        "went over its budget: handed the host more than the stage's limit of {limit} bytes in one call (limits.{key})"
+    )]
+    Handover { key: &'static str, limit: usize },
     /// An error from the runtime that is not a trap (e.g. instantiation failed).
     #[error("failed: {0}")]
     Runtime(String),
@@ -110,4 +125,6 @@ pub enum Malformed {
     RejectedRow { row: u32, rows: u32 },
     #[error("named late row {row} of a {rows}-row batch")]
     LateRow { row: u32, rows: u32 },
+    #[error("column `{column}` row {row} is not UTF-8 text")]
+    NotUtf8 { column: String, row: usize },
 }

@@ -1,18 +1,19 @@
-//! One sandboxed plugin instance: its store (memory budget, deadline, captured stderr)
-//! and its calls, each taking and returning whole batches, each result checked.
+//! One sandboxed plugin instance: its store (memory budget, deadline, captured stderr,
+//! seeded randomness) and its calls, each taking and returning whole batches, each result
+//! checked against the contract and the stage's budgets before anything reads it.
 
 use super::api::{Instance, Output, Plugin};
 use super::bindings::types as w;
-use super::check::check_output;
+use super::check::{check_budget, check_output};
 use super::convert::Convert;
 use super::error::{CallError, Malformed, Trap, TrapKind};
 use super::limits::Limits;
 use super::loaded::LoadedPlugin;
 use super::role::{Calls, WireOutput};
 use super::runtime::TICK;
-use super::store::StoreState;
-use adstream_sdk::{Batch, Field, PluginInfo, Setup};
-use std::collections::BTreeMap;
+use super::store::{Reports, StoreState};
+use super::text;
+use adstream_sdk::{Batch, Field, PluginError, PluginInfo, Setup};
 use std::path::Path;
 use std::sync::Arc;
 use wasmtime::Store;
@@ -22,9 +23,8 @@ pub struct PluginInstance {
     store: Store<StoreState>,
     calls: Box<dyn Calls>,
     deadline_ticks: u64,
-    deadline_ms: u128,
     fuel: Option<u64>,
-    max_output_rows: u64,
+    limits: Limits,
     output: Vec<Field>,
     info: PluginInfo,
 }
@@ -32,33 +32,51 @@ pub struct PluginInstance {
 /// What a trap was, by kind: a limit the store recorded, or the wasm trap code.
 fn classify(
     store: &Store<StoreState>,
-    deadline_ms: u128,
+    limits: &Limits,
     fuel: Option<u64>,
     e: &wasmtime::Error,
 ) -> Trap {
     let kind = if let Some(hit) = &store.data().budget.hit {
         hit.clone()
+    } else if handed_over_too_much(e) {
+        let (key, limit) = store.data().handover;
+        TrapKind::Handover { key, limit }
     } else {
         match e.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::Interrupt) => TrapKind::Deadline { ms: deadline_ms },
+            Some(wasmtime::Trap::Interrupt) => TrapKind::Deadline {
+                ms: limits.deadline.as_millis(),
+            },
             Some(wasmtime::Trap::OutOfFuel) => TrapKind::OutOfFuel {
                 fuel: fuel.unwrap_or(0),
             },
             Some(wasmtime::Trap::MemoryOutOfBounds) => TrapKind::OutOfBounds,
             Some(trap) => TrapKind::Wasm(*trap),
-            None => TrapKind::Runtime(
+            None => TrapKind::Runtime(text::cut(
                 e.chain()
                     .map(|c| c.to_string())
                     .collect::<Vec<_>>()
                     .join(": "),
-            ),
+                limits.message_bytes,
+            )),
         }
     };
+    let stderr = store.data().last_stderr_line();
     Trap {
         kind,
-        stderr: store.data().last_stderr_line(),
+        stderr: stderr.map(|l| text::escape(&text::cut(l, limits.message_bytes)).into_owned()),
     }
 }
+
+/// Whether Wasmtime stopped lifting for the call's hostcall fuel. Its error type is
+/// private, so it is known by its message (the budget tests fail if that changes).
+fn handed_over_too_much(e: &wasmtime::Error) -> bool {
+    e.chain()
+        .any(|c| c.to_string().contains("fuel allocated for hostcalls"))
+}
+
+/// Bytes beyond a call's own limit that lifting may take: names, offsets, the records
+/// around the values. The exact limits are checked on what was lifted.
+const HANDOVER_SLACK: usize = 1 << 20;
 
 impl Plugin for LoadedPlugin {
     fn role(&self) -> super::Role {
@@ -85,18 +103,34 @@ impl Plugin for LoadedPlugin {
         &self,
         stage: Arc<str>,
         limits: &Limits,
+        seed: u64,
     ) -> Result<Box<dyn Instance>, CallError> {
-        Ok(Box::new(PluginInstance::new(self, stage, limits)?))
+        Ok(Box::new(PluginInstance::new(self, stage, limits, seed)?))
+    }
+}
+
+/// Who a plugin says it is, in words safe to show in labels and logs.
+fn clean_info(info: PluginInfo) -> PluginInfo {
+    let clean = |s: String, max: usize| text::escape(&text::cut(s, max)).into_owned();
+    PluginInfo {
+        name: text::name(&info.name).unwrap_or_else(|| "unnamed".into()),
+        version: text::name(&info.version).unwrap_or_else(|| "unknown".into()),
+        description: clean(info.description, 256),
     }
 }
 
 impl PluginInstance {
-    /// Instantiates `plugin` for `stage` under `limits`.
-    pub fn new(plugin: &LoadedPlugin, stage: Arc<str>, limits: &Limits) -> Result<Self, CallError> {
+    /// Instantiates `plugin` for `stage` under `limits`, its randomness seeded with `seed`.
+    pub fn new(
+        plugin: &LoadedPlugin,
+        stage: Arc<str>,
+        limits: &Limits,
+        seed: u64,
+    ) -> Result<Self, CallError> {
         let compiled = &plugin.compiled;
         let mut store = Store::new(
             &compiled.runtime.engine,
-            StoreState::new(stage, limits.memory_bytes),
+            StoreState::new(stage, limits, seed),
         );
         let fuel = compiled
             .runtime
@@ -105,24 +139,22 @@ impl PluginInstance {
         store.limiter(|s| &mut s.budget);
         store.epoch_deadline_trap();
         let deadline_ticks = (limits.deadline.as_micros() / TICK.as_micros()).max(1) as u64 + 1;
-        let deadline_ms = limits.deadline.as_millis();
         store.set_epoch_deadline(deadline_ticks);
         if let Some(f) = fuel {
             store
                 .set_fuel(f)
-                .map_err(|e| CallError::Trap(classify(&store, deadline_ms, fuel, &e)))?;
+                .map_err(|e| CallError::Trap(classify(&store, limits, fuel, &e)))?;
         }
         let calls = compiled
             .pre
             .instantiate(&mut store)
-            .map_err(|e| CallError::Trap(classify(&store, deadline_ms, fuel, &e)))?;
+            .map_err(|e| CallError::Trap(classify(&store, limits, fuel, &e)))?;
         let mut inst = PluginInstance {
             store,
             calls,
             deadline_ticks,
-            deadline_ms,
             fuel,
-            max_output_rows: limits.max_output_rows,
+            limits: limits.clone(),
             output: Vec::new(),
             info: PluginInfo {
                 name: String::new(),
@@ -130,26 +162,42 @@ impl PluginInstance {
                 description: String::new(),
             },
         };
-        inst.info = inst.call(|c, s| c.info(s))?.convert();
+        inst.info = clean_info(inst.call(|c, s| c.info(s))?.convert());
         Ok(inst)
     }
 
-    /// Runs one export under the call deadline, turning a trap into [`CallError::Trap`].
+    /// Runs one export under the call deadline and the output byte limit, turning a trap
+    /// into [`CallError::Trap`].
     fn call<T>(
         &mut self,
         f: impl FnOnce(&dyn Calls, &mut Store<StoreState>) -> wasmtime::Result<T>,
     ) -> Result<T, CallError> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        if let Some(fuel) = self.fuel {
-            self.store.set_fuel(fuel).map_err(|e| {
-                CallError::Trap(classify(&self.store, self.deadline_ms, self.fuel, &e))
-            })?;
-        }
-        f(&*self.calls, &mut self.store)
-            .map_err(|e| CallError::Trap(classify(&self.store, self.deadline_ms, self.fuel, &e)))
+        self.call_within(("output_bytes", self.limits.output_bytes), f)
     }
 
-    /// Like [`call`](Self::call) for exports returning `result<T, plugin-error>`.
+    /// [`call`](Self::call) with another byte limit on what the call hands back.
+    fn call_within<T>(
+        &mut self,
+        handover: (&'static str, usize),
+        f: impl FnOnce(&dyn Calls, &mut Store<StoreState>) -> wasmtime::Result<T>,
+    ) -> Result<T, CallError> {
+        self.store.data_mut().handover = handover;
+        self.store
+            .set_hostcall_fuel(handover.1.saturating_add(HANDOVER_SLACK));
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let trap = |store: &Store<StoreState>, e: &wasmtime::Error, l: &Limits, fuel| {
+            CallError::Trap(classify(store, l, fuel, e))
+        };
+        if let Some(fuel) = self.fuel {
+            self.store
+                .set_fuel(fuel)
+                .map_err(|e| trap(&self.store, &e, &self.limits, self.fuel))?;
+        }
+        f(&*self.calls, &mut self.store).map_err(|e| trap(&self.store, &e, &self.limits, self.fuel))
+    }
+
+    /// Like [`call`](Self::call) for exports returning `result<T, plugin-error>`; the
+    /// plugin's message is cut to the stage's `message_bytes`.
     fn try_call<T>(
         &mut self,
         f: impl FnOnce(
@@ -157,16 +205,19 @@ impl PluginInstance {
             &mut Store<StoreState>,
         ) -> wasmtime::Result<Result<T, w::PluginError>>,
     ) -> Result<T, CallError> {
-        self.call(f)?.map_err(|e| CallError::Plugin(e.convert()))
+        let max = self.limits.message_bytes;
+        self.call(f)?
+            .map_err(|e| CallError::Plugin(cut_error(e.convert(), max)))
     }
 
     fn checked(&self, b: Batch) -> Result<Batch, CallError> {
-        check_output(&b, &self.output, self.max_output_rows)
+        check_output(&b, &self.output, self.limits.max_output_rows)
             .map_err(|m| CallError::trap(TrapKind::Malformed(m)))?;
+        check_budget(&b, &self.limits).map_err(CallError::trap)?;
         Ok(b)
     }
 
-    /// Rejects a malformed result before anything downstream reads it.
+    /// Rejects a malformed or over-budget result before anything downstream reads it.
     fn check(&self, out: WireOutput, rows: u32) -> Result<Output, CallError> {
         let bad = |m: Malformed| CallError::trap(TrapKind::Malformed(m));
         Ok(match out {
@@ -175,7 +226,13 @@ impl PluginInstance {
                 if let Some(x) = r.iter().find(|x| x.row >= rows) {
                     return Err(bad(Malformed::RejectedRow { row: x.row, rows }));
                 }
-                Output::Rejections(r.convert())
+                let max = self.limits.message_bytes;
+                let mut r: Vec<adstream_sdk::Rejection> = r.convert();
+                for x in &mut r {
+                    x.rule = text::cut(std::mem::take(&mut x.rule), 128);
+                    x.message = text::cut(std::mem::take(&mut x.message), max);
+                }
+                Output::Rejections(r)
             }
             WireOutput::Windows { windows, late } => {
                 if let Some(&x) = late.iter().find(|&&x| x >= rows) {
@@ -185,6 +242,19 @@ impl PluginInstance {
                 Output::Windows { windows, late }
             }
         })
+    }
+}
+
+/// A plugin error with its message cut to `max` bytes and its control characters escaped
+/// (the message reaches the host's log).
+fn cut_error(e: PluginError, max: usize) -> PluginError {
+    let cut = |m| text::escape(&text::cut(m, max)).into_owned();
+    match e {
+        PluginError::InvalidConfig(m) => PluginError::InvalidConfig(cut(m)),
+        PluginError::SchemaMismatch(m) => PluginError::SchemaMismatch(cut(m)),
+        PluginError::InvalidInput(m) => PluginError::InvalidInput(cut(m)),
+        PluginError::InvalidState(m) => PluginError::InvalidState(cut(m)),
+        PluginError::Other(m) => PluginError::Other(cut(m)),
     }
 }
 
@@ -228,14 +298,27 @@ impl Instance for PluginInstance {
     }
 
     fn snapshot(&mut self) -> Result<Option<Vec<u8>>, CallError> {
-        self.try_call(|c, s| c.snapshot(s))
+        let limit = self.limits.snapshot_bytes;
+        let max = self.limits.message_bytes;
+        let state = self
+            .call_within(("snapshot_bytes", limit), |c, s| c.snapshot(s))?
+            .map_err(|e| CallError::Plugin(cut_error(e.convert(), max)))?;
+        match state {
+            Some(s) if s.len() > limit => Err(CallError::trap(TrapKind::Budget {
+                what: "bytes of snapshot",
+                key: "snapshot_bytes",
+                got: s.len(),
+                limit,
+            })),
+            other => Ok(other),
+        }
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), CallError> {
         self.try_call(|c, s| c.restore(s, state))
     }
 
-    fn take_counters(&mut self) -> BTreeMap<String, u64> {
-        std::mem::take(&mut self.store.data_mut().counters)
+    fn take_reports(&mut self) -> Reports {
+        std::mem::take(&mut self.store.data_mut().reports)
     }
 }

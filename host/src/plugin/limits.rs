@@ -16,6 +16,18 @@ pub struct Limits {
     pub max_output_rows: u64,
     /// Fuel (roughly, wasm instructions) one call may use; `None` runs unmetered.
     pub fuel: Option<u64>,
+    /// Most bytes one call may return, all columns together.
+    pub output_bytes: usize,
+    /// Most bytes of one text value returned.
+    pub value_bytes: usize,
+    /// Longest error, rejection or log message kept (cut beyond, with a note).
+    pub message_bytes: usize,
+    /// Log lines per second (the rest dropped and counted).
+    pub log_lines_per_second: u32,
+    /// Distinct counter names (new ones beyond dropped and counted).
+    pub counters: usize,
+    /// Most bytes of a snapshot.
+    pub snapshot_bytes: usize,
 }
 
 impl Default for Limits {
@@ -25,6 +37,12 @@ impl Default for Limits {
             deadline: Duration::from_secs(2),
             max_output_rows: 1_000_000,
             fuel: None,
+            output_bytes: 64 << 20,
+            value_bytes: 1 << 20,
+            message_bytes: 4 << 10,
+            log_lines_per_second: 100,
+            counters: 64,
+            snapshot_bytes: 256 << 20,
         }
     }
 }
@@ -44,6 +62,13 @@ impl Limits {
             l.max_output_rows = r;
         }
         l.fuel = c.fuel;
+        let size = |s: Option<crate::config::ByteSize>, d: usize| s.map_or(d, bytes);
+        l.output_bytes = size(c.output_bytes, l.output_bytes);
+        l.value_bytes = size(c.value_bytes, l.value_bytes);
+        l.message_bytes = size(c.message_bytes, l.message_bytes).max(64);
+        l.snapshot_bytes = size(c.snapshot_bytes, l.snapshot_bytes);
+        l.log_lines_per_second = c.log_lines_per_second.unwrap_or(l.log_lines_per_second);
+        l.counters = c.counters.map_or(l.counters, |n| n as usize);
         l
     }
 }

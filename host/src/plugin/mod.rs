@@ -16,8 +16,9 @@ mod loaded;
 mod role;
 mod runtime;
 mod store;
+mod text;
 
-pub use api::{Instance, Output, Plugin};
+pub use api::{Instance, Output, Plugin, Reports};
 pub use engine::PluginEngine;
 pub use error::{CallError, Malformed, Trap, TrapKind};
 pub use instance::PluginInstance;

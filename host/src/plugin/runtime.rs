@@ -30,6 +30,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        super::store::never_block(&mut linker)?;
         host::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)?;
         start_ticker(&engine);
         Ok(Runtime {

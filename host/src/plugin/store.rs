@@ -4,13 +4,16 @@
 //!
 //! Plugins get no ambient authority: WASI is linked only because Rust's `wasm32-wasip2`
 //! standard library imports it, with a context that has no files, no environment, no
-//! network, a clock frozen at zero and a fixed random seed.
+//! network, clocks frozen at zero whose waits end at once, and randomness seeded from the
+//! stage's name (the same numbers on every replay, different numbers in each stage).
 
 use super::bindings::host::{self, Level};
 use super::error::TrapKind;
+use super::limits::Limits;
+use super::text;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -89,37 +92,91 @@ impl wasmtime::ResourceLimiter for Budget {
     }
 }
 
+/// What a plugin handed the host through the `host` interface since it was last asked.
+#[derive(Debug, Default)]
+pub struct Reports {
+    pub counters: BTreeMap<String, u64>,
+    /// Log lines dropped for the rate limit, and counter additions dropped for a name
+    /// beyond the limit (or one with nothing left after cleaning).
+    pub logs_dropped: u64,
+    pub counters_dropped: u64,
+}
+
+/// Log lines a plugin may write: `rate` per second, refilled continuously.
+struct LogBudget {
+    rate: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl LogBudget {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let gained = now.duration_since(self.refilled).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + gained).min(self.rate.max(1.0));
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// What a plugin's store holds.
 pub struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub budget: Budget,
+    /// The byte limit (and its key under `limits`) of what the current call may hand the
+    /// host; Wasmtime's hostcall fuel enforces it while lifting.
+    pub handover: (&'static str, usize),
     /// The stage the plugin runs in, for its log lines.
     pub stage: Arc<str>,
-    /// Counters the plugin added to with `host.count`.
-    pub counters: BTreeMap<String, u64>,
+    /// Counters and budget overruns since the host last took them.
+    pub reports: Reports,
+    /// Distinct counter names ever used (the counter budget counts these).
+    names: std::collections::BTreeSet<String>,
+    max_names: usize,
+    logs: LogBudget,
+    message_bytes: usize,
     /// What the plugin wrote to stderr (Rust panics write their message there).
     pub stderr: MemoryOutputPipe,
 }
 
 impl StoreState {
-    pub fn new(stage: Arc<str>, memory_bytes: usize) -> Self {
+    /// A store for `stage` under `limits`; its randomness (both WASI sources) is seeded with
+    /// `seed`, so that a replay gives the same numbers.
+    pub fn new(stage: Arc<str>, limits: &Limits, seed: u64) -> Self {
+        use rand::SeedableRng;
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
             .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
-            .insecure_random_seed(0)
+            .insecure_random_seed(u128::from(seed))
+            .secure_random(Box::new(rand::rngs::StdRng::seed_from_u64(seed)))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let rate = f64::from(limits.log_lines_per_second);
         StoreState {
             wasi,
             table: ResourceTable::new(),
-            budget: Budget::new(memory_bytes),
+            budget: Budget::new(limits.memory_bytes),
+            handover: ("output_bytes", limits.output_bytes),
             stage,
-            counters: BTreeMap::new(),
+            reports: Reports::default(),
+            names: Default::default(),
+            max_names: limits.counters,
+            logs: LogBudget {
+                rate,
+                tokens: rate,
+                refilled: Instant::now(),
+            },
+            message_bytes: limits.message_bytes,
             stderr,
         }
     }
@@ -176,6 +233,12 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
 
 impl host::Host for StoreState {
     fn log(&mut self, level: Level, message: String) {
+        if !self.logs.take() {
+            self.reports.logs_dropped += 1;
+            return;
+        }
+        let message = text::cut(message, self.message_bytes);
+        let message = text::escape(&message);
         let stage = &*self.stage;
         match level {
             Level::Debug => tracing::debug!(stage, "{message}"),
@@ -186,6 +249,96 @@ impl host::Host for StoreState {
     }
 
     fn count(&mut self, name: String, delta: u64) {
-        *self.counters.entry(name).or_default() += delta;
+        let known = self.names.contains(&name);
+        let room = self.names.len() < self.max_names;
+        match text::name(&name) {
+            Some(clean) if known || room => {
+                if !known {
+                    self.names.insert(name);
+                }
+                let c = self.reports.counters.entry(clean).or_default();
+                *c = c.saturating_add(delta);
+            }
+            _ => self.reports.counters_dropped += 1,
+        }
+    }
+}
+
+/// A pollable that is ready at once: plugins have no time, so a sleep or a poll on a clock
+/// returns immediately instead of blocking the host inside the call, where the deadline
+/// could not reach it. A plugin that sleeps in a loop is then a loop, and the deadline
+/// stops it.
+struct Elapsed;
+
+impl wasmtime_wasi::p2::Pollable for Elapsed {
+    fn ready<'a, 'b>(&'a mut self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'b>>
+    where
+        'a: 'b,
+    {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// Replaces the monotonic clock's two subscriptions (the only WASI calls that can block
+/// with the context plugins get) with ones that never wait.
+pub fn never_block(linker: &mut wasmtime::component::Linker<StoreState>) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::{DynPollable, subscribe};
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance("wasi:clocks/monotonic-clock@0.2.12")?;
+    fn elapsed(table: &mut ResourceTable) -> wasmtime::Result<(Resource<DynPollable>,)> {
+        let at = table.push(Elapsed)?;
+        Ok((subscribe(table, at)?,))
+    }
+    clock.func_wrap(
+        "subscribe-duration",
+        |mut s: wasmtime::StoreContextMut<'_, StoreState>, (_,): (u64,)| {
+            elapsed(&mut s.data_mut().table)
+        },
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |mut s: wasmtime::StoreContextMut<'_, StoreState>, (_,): (u64,)| {
+            elapsed(&mut s.data_mut().table)
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A core module with one memory of 10 pages (640 KiB) per entry of `memories`.
+    fn module(memories: u8) -> Vec<u8> {
+        let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+        bytes.extend([5, 1 + 2 * memories, memories]);
+        for _ in 0..memories {
+            bytes.extend([0, 10]);
+        }
+        bytes
+    }
+
+    fn instantiate(memories: u8, budget: usize) -> (wasmtime::Result<()>, Option<TrapKind>) {
+        let engine = wasmtime::Engine::default();
+        let mut store = wasmtime::Store::new(&engine, Budget::new(budget));
+        store.limiter(|b| b);
+        let m = wasmtime::Module::new(&engine, module(memories)).unwrap();
+        let made = wasmtime::Instance::new(&mut store, &m, &[]).map(|_| ());
+        (made, store.data_mut().hit.take())
+    }
+
+    #[test]
+    fn one_budget_covers_every_memory_of_an_instance() {
+        let (one, hit) = instantiate(1, 1 << 20);
+        assert!(one.is_ok() && hit.is_none(), "{one:?}");
+        // Each memory alone fits in 1 MiB, the two together do not.
+        let (two, hit) = instantiate(2, 1 << 20);
+        assert!(two.is_err());
+        assert!(
+            matches!(hit, Some(TrapKind::Memory { limit, requested }) if limit == 1 << 20 && requested == 1280 << 10),
+            "{hit:?}"
+        );
     }
 }

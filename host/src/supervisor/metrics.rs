@@ -88,7 +88,7 @@ pub(super) fn prometheus(s: &Status, totals: &Totals) -> String {
     let per_pipeline = |f: fn(&PipelineStatus) -> u64| {
         s.pipelines
             .iter()
-            .map(|p| (format!("pipeline=\"{}\"", p.name), f(p) as f64))
+            .map(|p| (format!("pipeline=\"{}\"", esc(&p.name)), f(p) as f64))
             .collect()
     };
     for (name, help, f) in PIPELINE_COUNTERS {
@@ -114,7 +114,10 @@ pub(super) fn prometheus(s: &Status, totals: &Totals) -> String {
                 p.stages.iter().map(move |st| {
                     let labels = format!(
                         "pipeline=\"{}\",stage=\"{}\",plugin=\"{}\",version=\"{}\"",
-                        p.name, st.name, st.plugin.name, st.plugin.version
+                        esc(&p.name),
+                        esc(&st.name),
+                        esc(&st.plugin.name),
+                        esc(&st.plugin.version)
                     );
                     (labels, f(&st.stats))
                 })
@@ -136,7 +139,7 @@ pub(super) fn prometheus(s: &Status, totals: &Totals) -> String {
 fn gauge_rows(s: &Status, f: fn(&PipelineStatus) -> Option<f64>) -> Vec<(String, f64)> {
     s.pipelines
         .iter()
-        .filter_map(|p| Some((format!("pipeline=\"{}\"", p.name), f(p)?)))
+        .filter_map(|p| Some((format!("pipeline=\"{}\"", esc(&p.name)), f(p)?)))
         .collect()
 }
 
@@ -145,8 +148,24 @@ fn change_rows(totals: &Totals) -> Vec<(String, f64)> {
         .iter()
         .map(|((pipeline, kind, accepted), n)| {
             let outcome = if *accepted { "applied" } else { "rejected" };
+            let pipeline = esc(pipeline);
             let labels = format!("pipeline=\"{pipeline}\",kind=\"{kind}\",outcome=\"{outcome}\"");
             (labels, *n as f64)
         })
         .collect()
+}
+
+/// A label value as the text format writes one: backslash, quote and newline escaped.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_cannot_break_out_of_their_quotes() {
+        assert_eq!(super::esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// `n` events in batches of `batch`, the `poison`-th (if any) with event_id `poison`.
-fn events(dir: &Path, n: usize, poison: Option<usize>) -> String {
+pub(super) fn events(dir: &Path, n: usize, poison: Option<usize>) -> String {
     let lines: Vec<String> = (0..n)
         .map(|i| {
             let id = if Some(i) == poison {
@@ -29,7 +29,7 @@ fn events(dir: &Path, n: usize, poison: Option<usize>) -> String {
     path.display().to_string()
 }
 
-fn pipeline(dir: &Path, input: &str, batch: usize, stage: &str) -> String {
+pub(super) fn pipeline(dir: &Path, input: &str, batch: usize, stage: &str) -> String {
     format!(
         r#"
 dead_letter = "dead"
@@ -56,13 +56,13 @@ path = "{dead}"
     )
 }
 
-fn hostile(mode: &str, extra: &str) -> String {
+pub(super) fn hostile(mode: &str, extra: &str) -> String {
     format!(
         "plugin = \"@TEST_PLUGINS@/hostile.wasm\"\nconfig = {{ mode = \"{mode}\" }}\nlimits = {{ deadline = \"300ms\", memory = \"32MiB\", max_output_rows = 5000 }}\n{extra}"
     )
 }
 
-async fn run(dir: &Path, text: &str) -> Result<RunSummary, RunError> {
+pub(super) async fn run(dir: &Path, text: &str) -> Result<RunSummary, RunError> {
     let file = pipeline_file(dir, "p.toml", text);
     let cfg = adstream::config::load(&file).unwrap_or_else(|d| panic!("{d:#?}"));
     let engine = adstream::plugin::PluginEngine::new().unwrap();
@@ -71,12 +71,12 @@ async fn run(dir: &Path, text: &str) -> Result<RunSummary, RunError> {
     adstream::pipeline::run(p, rx, None).await
 }
 
-fn dead(dir: &Path) -> Vec<Value> {
+pub(super) fn dead(dir: &Path) -> Vec<Value> {
     read_jsonl(&dir.join("dead.jsonl"))
 }
 
 /// The rows counter the hostile plugin flushes at the end.
-fn counted(dir: &Path) -> i64 {
+pub(super) fn counted(dir: &Path) -> i64 {
     let out = read_jsonl(&dir.join("out.jsonl"));
     out.iter()
         .find(|r| r["key"] == "rows")

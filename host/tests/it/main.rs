@@ -4,6 +4,7 @@
 
 mod architecture;
 mod bad_input;
+mod budgets;
 mod chaos;
 mod chaos_support;
 mod check;

@@ -18,7 +18,7 @@ fn each_reference_plugin_loads_with_its_role_and_identity() {
         let p = engine.load(&plugin(file), false).unwrap();
         assert_eq!(p.role(), role, "{file}");
         assert_eq!(p.hash().len(), 64);
-        let inst = p.instantiate("t".into(), &Default::default()).unwrap();
+        let inst = p.instantiate("t".into(), &Default::default(), 0).unwrap();
         assert_eq!(inst.info().name, name);
         assert_eq!(inst.info().version, "0.1.0");
     }

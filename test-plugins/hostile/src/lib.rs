@@ -15,10 +15,20 @@
 //! | `bad_types` | returns a float column where it declared an integer one |
 //! | `ambient` | tries files, the environment, sockets and the clock, and reports what it got |
 //! | `bad_restore` | counts rows, but refuses any state handed to it (a version whose state format changed) |
+//! | `sleep` | sleeps an hour (a WASI clock poll) before counting |
+//! | `sleep_loop` | sleeps 10 ms at a time, for ever |
+//! | `big_error` | returns an error of 32 MiB |
+//! | `huge_value` | returns one text value of 100 MiB |
+//! | `log_flood` | writes 200,000 log lines per call, each trying to forge a second line |
+//! | `counter_flood` | adds to 200,000 distinct counters per call, names trying to break a metric line |
+//! | `bad_utf8` | returns text that is not UTF-8 |
+//! | `big_snapshot` | counts rows, and snapshots 200 MiB |
+//! | `random` | returns a number from its random source |
 //!
 //! Not for production pipelines.
 
 mod ambient;
+mod flood;
 
 use adstream_sdk::ColumnKind::{Int64, Text};
 use adstream_sdk::{
@@ -74,7 +84,7 @@ impl Aggregate for Hostile {
         _watermark: i64,
     ) -> Result<AggregateOutput, PluginError> {
         let windows = match self.mode.as_str() {
-            "ok" | "bad_restore" => out(&[], &[])?,
+            "ok" | "bad_restore" | "big_snapshot" => out(&[], &[])?,
             "loop" => {
                 let mut x: u64 = 1;
                 loop {
@@ -127,6 +137,7 @@ impl Aggregate for Hostile {
                 Batch::from_columns(vec![k.finish("key"), c.finish("count")])?
             }
             "ambient" => ambient::probe()?,
+            other if let Some(done) = flood::run(other, input.len()) => done?,
             other => {
                 return Err(PluginError::InvalidConfig(format!(
                     "unknown mode `{other}`"
@@ -142,6 +153,9 @@ impl Aggregate for Hostile {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, PluginError> {
+        if self.mode == "big_snapshot" {
+            return Ok(vec![0; 200 << 20]);
+        }
         Ok(self.rows.to_le_bytes().to_vec())
     }
 

@@ -12,25 +12,38 @@ use crate::batch::{DeadLetters, Reason};
 use crate::config::OnError;
 use crate::plugin::CallError;
 
+/// How a batch went through its plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Passed,
+    /// Some rows failed (a poisoned row was isolated), the others passed.
+    Partly,
+    /// Nothing passed.
+    Failed,
+}
+
 impl Stage {
-    /// Calls the plugin on `env`; on failure, looks for the failing rows. Returns whether
-    /// any part failed.
+    /// Calls the plugin on `env`; on failure, looks for the failing rows.
     pub(super) fn run_piece(
         &mut self,
         env: Envelope,
         watermark: i64,
         dl: &mut DeadLetters,
         outputs: &mut Vec<Envelope>,
-    ) -> Result<bool, StageFatal> {
+    ) -> Result<Outcome, StageFatal> {
         match self.attempt(env, watermark, dl, outputs)? {
-            None => Ok(false),
+            None => Ok(Outcome::Passed),
             Some((env, _, _)) if env.rows() > 1 => {
-                self.bisect(env, watermark, dl, outputs)?;
-                Ok(true)
+                let some_passed = self.bisect(env, watermark, dl, outputs)?;
+                Ok(if some_passed {
+                    Outcome::Partly
+                } else {
+                    Outcome::Failed
+                })
             }
             Some((env, reason, message)) => {
                 outputs.extend(self.dispose(reason, &message, env, dl));
-                Ok(true)
+                Ok(Outcome::Failed)
             }
         }
     }
@@ -68,14 +81,15 @@ impl Stage {
     /// Splits a failed batch in halves and tries each. When exactly one half fails, the
     /// search goes on inside it, so one poisoned row costs two calls per halving; when
     /// both fail, the plugin fails on more than one row and both halves are disposed of,
-    /// which bounds the calls a plugin that fails everywhere can cost.
+    /// which bounds the calls a plugin that fails everywhere can cost. Returns whether any
+    /// rows passed.
     fn bisect(
         &mut self,
         env: Envelope,
         watermark: i64,
         dl: &mut DeadLetters,
         outputs: &mut Vec<Envelope>,
-    ) -> Result<(), StageFatal> {
+    ) -> Result<bool, StageFatal> {
         let mid = env.rows() / 2;
         let halves = [
             (0..mid as u32).collect::<Vec<_>>(),
@@ -89,6 +103,7 @@ impl Stage {
                 for (env, reason, message) in [a, b] {
                     outputs.extend(self.dispose(reason, &message, env, dl));
                 }
+                Ok(false)
             }
             (Some((env, reason, message)), None) | (None, Some((env, reason, message))) => {
                 if env.rows() > 1 {
@@ -96,12 +111,12 @@ impl Stage {
                 } else {
                     outputs.extend(self.dispose(reason, &message, env, dl));
                 }
+                Ok(true)
             }
             // Both halves passed: the batch failed only as a whole (e.g. it was too large
             // for the plugin's limits).
-            (None, None) => {}
+            (None, None) => Ok(true),
         }
-        Ok(())
     }
 
     /// Records a failure and rebuilds the instance where its state may have changed: after
@@ -139,9 +154,11 @@ impl Stage {
         }
     }
 
-    /// Counts failed batches in a row and quarantines the plugin at the stage's limit.
-    pub(super) fn count_failure(&mut self, failed: bool) {
-        if !failed {
+    /// Counts batches that failed as a whole, in a row, and quarantines the plugin at the
+    /// stage's limit. A batch in which a poisoned row was isolated and the rest passed is
+    /// not a failure of the plugin.
+    pub(super) fn count_failure(&mut self, outcome: Outcome) {
+        if outcome != Outcome::Failed {
             self.stats.failing_in_a_row = 0;
             return;
         }

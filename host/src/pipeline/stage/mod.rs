@@ -41,6 +41,9 @@ pub struct StageSpec {
     pub input: Input,
     /// Indexes of the sinks that receive this stage's output.
     pub to: Vec<usize>,
+    /// Seeds the plugin's randomness: from the pipeline's and the stage's names, so that
+    /// a replay draws the same numbers and two stages draw different ones.
+    pub seed: u64,
 }
 
 /// What a running stage runs, as status shows it and as a replacement is built from.
@@ -76,7 +79,9 @@ pub struct Stage {
 
 /// Creates and configures an instance of `spec`'s plugin.
 pub fn instantiate(spec: &StageSpec) -> Result<(Box<dyn Instance>, Vec<Field>), CallError> {
-    let mut inst = spec.plugin.instantiate(spec.name.clone(), &spec.limits)?;
+    let mut inst = spec
+        .plugin
+        .instantiate(spec.name.clone(), &spec.limits, spec.seed)?;
     let output = inst.configure(spec.setup.clone())?;
     Ok((inst, output))
 }
@@ -139,8 +144,8 @@ impl Stage {
             } else {
                 env
             };
-            let failed = self.run_piece(env, watermark, dl, &mut outputs)?;
-            self.count_failure(failed);
+            let outcome = self.run_piece(env, watermark, dl, &mut outputs)?;
+            self.count_failure(outcome);
         }
         self.stats.rows_out += outputs.iter().map(|e| e.rows() as u64).sum::<u64>();
         Ok(outputs)
@@ -158,9 +163,14 @@ impl Stage {
     }
 
     fn collect_counters(&mut self) {
-        for (k, v) in self.instance.take_counters() {
-            *self.stats.plugin_counters.entry(k).or_default() += v;
+        let r = self.instance.take_reports();
+        for (k, v) in r.counters {
+            // The plugin's budget bounds its names; the stage keeps what it was given.
+            let c = self.stats.plugin_counters.entry(k).or_default();
+            *c = c.saturating_add(v);
         }
+        self.stats.logs_dropped += r.logs_dropped;
+        self.stats.counters_dropped += r.counters_dropped;
     }
 
     /// Closes open windows (aggregate stages).

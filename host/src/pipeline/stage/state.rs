@@ -141,7 +141,7 @@ impl Stage {
             }
         }
         self.recovery.log = log;
-        inst.take_counters();
+        inst.take_reports();
         self.instance = inst;
         self.stats.restarts += 1;
         Ok(())

@@ -127,3 +127,18 @@ fn a_failed_call_leaves_the_state_as_it_was_before_it() {
     s.process(vec![env(&ids(6, Some(1)))], 0, &mut dl).unwrap();
     assert_eq!(plugin.count(), 18 + 5);
 }
+
+#[test]
+fn isolating_a_poisoned_row_is_not_a_failure_that_quarantines() {
+    let plugin = FakePlugin::new("1");
+    let mut s = stage(&plugin, 3);
+    let mut dl = DeadLetters::new("test");
+    for i in 0..6 {
+        s.process(vec![env(&ids(8, Some(i)))], 0, &mut dl).unwrap();
+    }
+    assert!(
+        !s.stats.quarantined,
+        "a healthy plugin with a bad row per batch keeps running"
+    );
+    assert_eq!((dl.len(), plugin.count()), (6, 6 * 7));
+}
