@@ -49,6 +49,10 @@ pub struct GenerateArgs {
     /// Create the topic with this many partitions if it does not exist.
     #[arg(long)]
     pub create_partitions: Option<NonZeroU32>,
+    /// Write the events to this file, one JSON object per line, instead of to Kafka (for a
+    /// `file` source, or to look at them).
+    #[arg(long, conflicts_with_all = ["brokers", "topic", "create_partitions"])]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// Parses `KIND@AT[+DURATION]:COUNTRY/FORMAT[*FACTOR]`.
@@ -114,6 +118,12 @@ pub async fn generate(args: GenerateArgs) -> ExitCode {
 
 async fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let cfg = config(&args)?;
+    if let Some(path) = &args.out {
+        if cfg.count.is_none() {
+            bail!("--out needs --count or --duration: a file is written to its end");
+        }
+        return write_file(path, &cfg).await;
+    }
     let create = args
         .create_partitions
         .map(|partitions| CreateTopic { partitions });
@@ -182,6 +192,31 @@ pub async fn produce(
         began.elapsed().as_secs_f64()
     ));
     Ok(out.delivered)
+}
+
+/// Writes what the generator `cfg` makes to `path` as JSON lines.
+async fn write_file(path: &std::path::Path, cfg: &GeneratorConfig) -> anyhow::Result<()> {
+    use std::io::Write;
+    let what = |e: std::io::Error| anyhow!("writing {}: {e}", path.display());
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(what)?);
+    let mut source = GeneratorSource::new(cfg)?;
+    let (began, mut written, mut bytes) = (Instant::now(), 0u64, 0u64);
+    while let Some(batch) = crate::sources::Source::next_batch(&mut source).await? {
+        for i in 0..batch.len() {
+            file.write_all(batch.record(i)).map_err(what)?;
+            file.write_all(b"\n").map_err(what)?;
+            bytes += batch.record(i).len() as u64 + 1;
+        }
+        written += batch.len() as u64;
+    }
+    file.flush().map_err(what)?;
+    eprintln!(
+        "wrote {written} events ({}) to {} in {:.1} s",
+        bytesize::ByteSize(bytes),
+        path.display(),
+        began.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// A producer and what it has sent so far.

@@ -1,12 +1,16 @@
 //! The plugin engine: the two runtimes (plain and fuel-metered) and the compiled-plugin
-//! cache: each distinct component (by content hash) is compiled once per process, whoever
-//! asks for it (a pipeline being built, a hot swap).
+//! caches: each distinct component (by content hash) is compiled once per process, whoever
+//! asks for it (a pipeline being built, a hot swap), and once per machine: Wasmtime keeps
+//! compiled code on disk keyed by the component's bytes, the engine's settings and
+//! Wasmtime's version, so a later `run` or `check` starts without compiling. An entry that
+//! cannot be read back is compiled again.
 
 use super::loaded::{Compiled, LoadError, LoadedPlugin, sha256_hex};
 use super::runtime::Runtime;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use wasmtime::{Cache, CacheConfig};
 
 /// Compiled plugins kept beyond those in use; older unused ones are dropped.
 const CACHE_SPARE: usize = 16;
@@ -19,11 +23,55 @@ pub struct PluginEngine {
     cache: Mutex<HashMap<(String, bool), Arc<Compiled>>>,
 }
 
+/// Where compiled plugins are kept unless `ADSTREAM_COMPILE_CACHE` says otherwise (a
+/// directory, or `off`): `$XDG_CACHE_HOME/adstream/compiled`, else
+/// `~/.cache/adstream/compiled`; none if neither is set.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let var = |k| std::env::var_os(k).filter(|v| !v.is_empty());
+    match var("ADSTREAM_COMPILE_CACHE") {
+        Some(v) if v == "off" => None,
+        Some(v) => std::path::absolute(v).ok(),
+        None => var("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("adstream/compiled")),
+    }
+}
+
+/// Most bytes of compiled plugins kept on disk; beyond it the oldest are removed.
+const DISK_CACHE_BYTES: u64 = 256 << 20;
+
+/// Wasmtime's on-disk cache in `dir`; without one (a directory that cannot be created)
+/// plugins are compiled at every start, which is slower, not wrong.
+fn disk_cache(dir: &Path) -> Option<Cache> {
+    let mut config = CacheConfig::new();
+    config
+        .with_directory(dir)
+        .with_files_total_size_soft_limit(DISK_CACHE_BYTES);
+    match Cache::new(config) {
+        Ok(cache) => Some(cache),
+        Err(e) => {
+            tracing::warn!(
+                "compiled plugins will not be cached in {}: {e:#}",
+                dir.display()
+            );
+            None
+        }
+    }
+}
+
 impl PluginEngine {
+    /// An engine with the on-disk cache in [`default_cache_dir`].
     pub fn new() -> wasmtime::Result<Self> {
+        Self::with_cache_dir(default_cache_dir().as_deref())
+    }
+
+    /// An engine that keeps compiled plugins in `dir` (`None`: only in memory).
+    pub fn with_cache_dir(dir: Option<&Path>) -> wasmtime::Result<Self> {
+        let cache = dir.and_then(disk_cache);
         Ok(PluginEngine {
-            plain: Runtime::new(false)?,
-            metered: Runtime::new(true)?,
+            plain: Runtime::new(false, cache.as_ref())?,
+            metered: Runtime::new(true, cache.as_ref())?,
             cache: Mutex::default(),
         })
     }

@@ -8,7 +8,7 @@ use super::store::StoreState;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Cache, Config, Engine};
 
 /// How often the epoch advances; call deadlines are rounded up to it.
 pub const TICK: Duration = Duration::from_millis(5);
@@ -23,10 +23,13 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub(super) fn new(metered: bool) -> wasmtime::Result<Self> {
+    /// A runtime whose compiled components are kept in `cache` (keyed by the component's
+    /// bytes and this engine's settings) when there is one.
+    pub(super) fn new(metered: bool, cache: Option<&Cache>) -> wasmtime::Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.consume_fuel(metered);
+        config.cache(cache.cloned());
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;

@@ -48,3 +48,47 @@ fn files_that_are_not_plugins_are_refused_with_the_reason() {
         "{core}"
     );
 }
+
+/// Every file under `dir`, however deep.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn compiled_plugins_are_kept_on_disk_and_a_damaged_entry_is_compiled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = || {
+        let engine = PluginEngine::with_cache_dir(Some(dir.path())).unwrap();
+        let p = engine.load(&plugin("pii_hash"), false).unwrap();
+        let metered = engine.load(&plugin("pii_hash"), true).unwrap();
+        (p, metered)
+    };
+    drop(load());
+    // One entry per engine setting: plain and fuel-metered code differ.
+    let entries: Vec<_> = files_under(dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_none())
+        .collect();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    for e in &entries {
+        std::fs::write(e, b"not compiled code").unwrap();
+    }
+    let (p, metered) = load();
+    for p in [p, metered] {
+        let inst = p.instantiate("t".into(), &Default::default(), 0).unwrap();
+        assert_eq!(inst.info().name, "pii-hash");
+    }
+    // The damaged entries were replaced by good ones.
+    for e in &entries {
+        assert_ne!(std::fs::read(e).unwrap(), b"not compiled code");
+    }
+}
