@@ -1,12 +1,21 @@
-//! What the processor thread receives: source batches, and changes to apply between them.
+//! What the processor thread receives: source batches (already decoded, on another thread),
+//! and changes to apply between them.
 
 use super::stage::{Replacement, SwapOutcome};
 use crate::batch::RawBatch;
+use crate::batch::decode::Decoded;
 use crate::sinks::runner::SinkMsg;
 use tokio::sync::{mpsc, oneshot};
 
+/// A source batch and its columns: decoding happens on the source side, so that it runs
+/// on another core than the stages.
+pub struct Incoming {
+    pub raw: RawBatch,
+    pub decoded: Decoded,
+}
+
 pub enum Feed {
-    Batch(u64, RawBatch),
+    Batch(u64, Box<Incoming>),
     /// A new instance for a stage, and where to say how the swap ended.
     Swap(Box<Replacement>, oneshot::Sender<SwapOutcome>),
     Rewire(Rewire),

@@ -8,6 +8,7 @@ mod build;
 mod checkpoint;
 mod checkpointer;
 mod cut;
+mod decoding;
 mod error;
 #[cfg(test)]
 mod fake;

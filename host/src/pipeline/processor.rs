@@ -1,15 +1,14 @@
-//! The processor: a plain thread that owns a pipeline's stages. It decodes each raw batch,
-//! runs it through every stage, and hands the results to the sink tasks in order. Plugin
+//! The processor: a plain thread that owns a pipeline's stages. It runs each decoded batch
+//! through every stage, and hands the results to the sink tasks in order. Plugin
 //! calls are CPU-bound and synchronous, so they run here rather than on the async runtime.
 //! Between batches it applies swaps and rewires, and takes checkpoints (`cut.rs`).
 
 use super::checkpointer::Cut;
 use super::error::RunError;
-use super::feed::{Feed, Rewire};
+use super::feed::{Feed, Incoming, Rewire};
 use super::stage::{Input, Replacement, Stage, SwapOutcome};
 use super::stats::PipelineStats;
 use super::watermark::Watermark;
-use crate::batch::decode::Decoder;
 use crate::batch::{DeadLetters, Envelope, Position, RawBatch};
 use crate::sinks::runner::SinkMsg;
 use crate::sources::Health;
@@ -20,7 +19,8 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 pub struct Processor {
-    pub decoder: Decoder,
+    /// The event-time column, which the watermark follows.
+    pub time_column: String,
     pub stages: Vec<Stage>,
     pub sinks: Vec<(String, mpsc::Sender<SinkMsg>)>,
     pub dead_letter: usize,
@@ -39,7 +39,7 @@ pub struct Processor {
 
 impl Processor {
     pub fn new(
-        decoder: Decoder,
+        time_column: String,
         watermark: Watermark,
         stages: Vec<Stage>,
         sinks: Vec<(String, mpsc::Sender<SinkMsg>)>,
@@ -54,7 +54,7 @@ impl Processor {
             }
         }
         Processor {
-            decoder,
+            time_column,
             stages,
             sinks,
             dead_letter,
@@ -98,7 +98,7 @@ impl Processor {
         self.watermark.tick(Instant::now());
         let mut latest: Vec<(i32, i64)> = Vec::new();
         if let Some(times) = batch
-            .column(self.decoder.time_column())
+            .column(&self.time_column)
             .and_then(|c| c.as_i64s().ok())
         {
             for (p, &t) in positions.iter().zip(times.values()) {
@@ -125,9 +125,9 @@ impl Processor {
         let mut last = 0;
         while let Some(feed) = rx.blocking_recv() {
             match feed {
-                Feed::Batch(seq, raw) => {
+                Feed::Batch(seq, incoming) => {
                     last = seq;
-                    self.handle(seq, &raw)?;
+                    self.handle(seq, *incoming)?;
                 }
                 Feed::Swap(r, reply) => self.swap(*r, reply),
                 Feed::Rewire(r) => self.rewire(r),
@@ -143,9 +143,10 @@ impl Processor {
         Ok(self.stats.lock().map(|s| s.clone()).unwrap_or_default())
     }
 
-    fn handle(&mut self, seq: u64, raw: &RawBatch) -> Result<(), RunError> {
+    fn handle(&mut self, seq: u64, incoming: Incoming) -> Result<(), RunError> {
+        let Incoming { raw, decoded } = incoming;
+        let raw = &raw;
         let mut dl = DeadLetters::new(&self.source_name);
-        let decoded = self.decoder.decode(raw);
         for (i, reason) in &decoded.rejected {
             dl.record(raw, *i as usize, reason);
         }

@@ -5,6 +5,7 @@
 use super::build::{CheckpointPolicy, Pipeline};
 use super::checkpoint::{self, Checkpoint, CheckpointError};
 use super::checkpointer::{self, Writer};
+use super::decoding;
 use super::error::RunError;
 use super::feed::Feed;
 use super::processor::Processor;
@@ -14,6 +15,7 @@ use super::stage::{Stage, StageView};
 use super::stats::{PipelineStats, RunSummary};
 use super::watermark::Watermark;
 use crate::batch::Position;
+use crate::batch::decode::Decoder;
 use crate::config::OnMissing;
 use crate::sources::{Resume, Source};
 use std::path::Path;
@@ -84,7 +86,7 @@ fn processor(
         watermark.restore(cp.watermark, &cp.partition_times);
     }
     let mut processor = Processor::new(
-        pipeline.decoder,
+        pipeline.decoder.time_column().to_string(),
         watermark,
         stages,
         sinks.senders(),
@@ -137,6 +139,7 @@ pub async fn start(
     )
     .await?;
     let name = pipeline.name.clone();
+    let decoder = pipeline.decoder.clone();
     let mut processor = processor(pipeline, cp.as_ref(), source.as_ref(), &sinks)?;
     processor.stats = stats.clone();
     let views = processor.stages.iter().map(StageView::of).collect();
@@ -163,7 +166,7 @@ pub async fn start(
         name: name.clone(),
         began,
     };
-    let task = tokio::spawn(feed_loop(source, feed.clone(), stopped, ended));
+    let task = tokio::spawn(feed_loop(source, decoder, feed.clone(), stopped, ended));
     Ok(RunningPipeline {
         name,
         source_name,
@@ -206,11 +209,12 @@ async fn mirror(source: &mut dyn Source, commits: &mut watch::Receiver<Option<Ve
 /// finishes the run.
 async fn feed_loop(
     mut source: Box<dyn Source>,
+    decoder: Decoder,
     feed: mpsc::Sender<Feed>,
     mut stopped: watch::Receiver<bool>,
     mut ended: Ended,
 ) -> Result<RunSummary, RunError> {
-    let mut seq = 0;
+    let (raw, decoding) = decoding::start(decoder, feed.clone());
     let source_result = async {
         loop {
             let stop_requested = async {
@@ -222,9 +226,8 @@ async fn feed_loop(
                 r = source.next_batch() => r?,
                 _ = stop_requested => break,
             };
-            let Some(raw) = next else { break };
-            seq += 1;
-            if feed.send(Feed::Batch(seq, raw)).await.is_err() {
+            let Some(batch) = next else { break };
+            if raw.send(batch).await.is_err() {
                 break; // the processor stopped; its result says why
             }
             mirror(source.as_mut(), &mut ended.commits).await;
@@ -232,6 +235,9 @@ async fn feed_loop(
         Ok::<(), RunError>(())
     }
     .await;
+    // What was read before the end or the stop is decoded and processed too.
+    drop(raw);
+    let _ = decoding.await;
     let _ = feed.send(Feed::End).await;
     drop(feed);
     finish(source, source_result, ended).await

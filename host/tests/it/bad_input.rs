@@ -35,7 +35,7 @@ async fn every_kind_of_bad_record_is_dead_lettered_with_reason_and_position() {
         ),
         (
             b"{\"event_id\": \"\xff\xfe\", \"event_time\": 1}".to_vec(),
-            "invalid unicode",
+            "invalid event: Invalid UTF-8 characters in json at line 1 column 15",
         ),
         (
             format!(

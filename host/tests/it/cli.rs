@@ -459,3 +459,28 @@ fn credentials_never_show_in_check_run_errors_status_or_metrics() {
         );
     }
 }
+
+#[test]
+fn generate_writes_a_json_lines_file_of_the_count_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let out = adstream()
+        .args(["generate", "--no-pace", "--count", "2500", "--out"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("wrote 2500 events"), "{stderr}");
+    let lines: Vec<serde_json::Value> = read_jsonl(&events);
+    assert_eq!(lines.len(), 2500);
+    assert!(lines.iter().all(|e| e["event_id"].is_string()));
+    // Without a count there is no end to write to.
+    let out = adstream()
+        .args(["generate", "--out"])
+        .arg(dir.path().join("endless.jsonl"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--out needs --count or --duration"));
+}

@@ -18,7 +18,7 @@ mod keyed;
 
 use adstream_sdk::{
     Batch, Column, ConfigExt, Dict, Field, FieldsExt, PluginError, STRING_KINDS, Setup, Strings,
-    TextBuilder, Transform, Values, count, export_transform,
+    Transform, Values, count, export_transform,
 };
 use keyed::{Algorithm, KeyedHash};
 use serde::Deserialize;
@@ -120,16 +120,22 @@ impl PiiHash {
 
     fn hash_strings(&self, s: &Strings) -> Strings {
         let rows = s.offsets.len().saturating_sub(1);
-        let mut out = TextBuilder::with_capacity(rows, rows * self.hasher.hex_len());
+        let hex = self.hasher.hex_len();
+        let mut bytes = Vec::with_capacity(rows * hex);
+        let mut previous: Option<&[u8]> = None;
         for w in s.offsets.windows(2) {
             let value = s.bytes.get(w[0] as usize..w[1] as usize).unwrap_or(&[]);
-            out.push_with(|buf| self.hasher.hash_hex_into(value, buf));
+            if previous == Some(value) {
+                // The events of one ad request follow each other and share their ids:
+                // the hash just written is this one.
+                bytes.extend_from_within(bytes.len() - hex..);
+            } else {
+                self.hasher.hash_hex_into(value, &mut bytes);
+            }
+            previous = Some(value);
         }
-        let col = out.finish("");
-        match col.values {
-            Values::Text(strings) => strings,
-            _ => unreachable!("a text builder builds text"),
-        }
+        let offsets = (0..=rows).map(|i| (i * hex) as u32).collect();
+        Strings { offsets, bytes }
     }
 }
 

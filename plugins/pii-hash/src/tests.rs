@@ -1,4 +1,5 @@
 use super::*;
+use adstream_sdk::TextBuilder;
 use adstream_sdk::{DictBuilder, Secret, field};
 use proptest::prelude::*;
 
@@ -154,5 +155,33 @@ proptest! {
                 prop_assert_ne!(a.hash_hex(value.as_bytes()), b.hash_hex(value.as_bytes()));
             }
         }
+    }
+
+    #[test]
+    fn every_row_gets_its_own_values_hash_when_values_repeat(
+        picks in proptest::collection::vec(0usize..3, 1..40),
+    ) {
+        let ids = ["alice", "bob", ""];
+        let users: Vec<Option<&str>> = picks.iter().map(|&i| Some(ids[i])).collect();
+        let ips: Vec<Option<&str>> = picks.iter().map(|_| None).collect();
+        let (mut p, _) =
+            PiiHash::configure(&setup(r#"{"hash":["user_id"]}"#, Some(KEY))).unwrap();
+        let out = p.transform(batch(&users, &ips)).unwrap();
+        let hashed = out.text("user_id").unwrap();
+        let h = KeyedHash::new(Algorithm::HmacSha256, KEY, 16);
+        for (row, &i) in picks.iter().enumerate() {
+            let want = h.hash_hex(ids[i].as_bytes());
+            prop_assert_eq!(hashed.get(row), Some(want.as_str()));
+        }
+    }
+
+    #[test]
+    fn truncated_ipv4_reads_like_the_standard_formatting(octets in any::<[u8; 4]>()) {
+        let text = std::net::Ipv4Addr::from(octets).to_string();
+        let (mut p, _) =
+            PiiHash::configure(&setup(r#"{"truncate_ip":["ip"]}"#, Some(KEY))).unwrap();
+        let out = p.transform(batch(&[None], &[Some(text.as_str())])).unwrap();
+        let want = std::net::Ipv4Addr::from([octets[0], octets[1], octets[2], 0]).to_string();
+        prop_assert_eq!(out.text("ip").unwrap().get(0), Some(want.as_str()));
     }
 }

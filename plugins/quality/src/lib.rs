@@ -111,9 +111,81 @@ impl Validate for Quality {
 }
 
 /// The snapshot: each `unique` rule's state, by the rule's place in the list.
-#[derive(serde::Serialize, Deserialize)]
 struct State {
     unique: Vec<(usize, unique::UniqueState)>,
+}
+
+/// Marks a version 2 snapshot: postcard, each bucket's fingerprints as one byte string of
+/// 16 little-endian bytes each. Version 1 was JSON with the values spelled out.
+const MAGIC: &[u8] = b"quality/2\n";
+
+/// Bytes written as one byte string.
+struct Bytes(Vec<u8>);
+
+impl serde::Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+type Wire<B> = Vec<(usize, Vec<(i64, B)>)>;
+
+/// A version 1 snapshot, still read so that an older build hands its state over.
+#[derive(Deserialize)]
+struct StateV1 {
+    unique: Wire<Vec<String>>,
+}
+
+impl State {
+    fn write(&self) -> Result<Vec<u8>, String> {
+        let wire: Wire<Bytes> = (self.unique.iter())
+            .map(|(i, buckets)| {
+                let buckets = buckets.iter().map(|(start, fps)| {
+                    let bytes = fps.iter().flat_map(|f| f.to_le_bytes()).collect();
+                    (*start, Bytes(bytes))
+                });
+                (*i, buckets.collect())
+            })
+            .collect();
+        postcard::to_extend(&wire, MAGIC.to_vec()).map_err(|e| e.to_string())
+    }
+
+    fn read(bytes: &[u8]) -> Result<State, String> {
+        if let Some(v2) = bytes.strip_prefix(MAGIC) {
+            let wire: Wire<&[u8]> = postcard::from_bytes(v2).map_err(|e| e.to_string())?;
+            let fps = |b: &[u8]| {
+                b.len()
+                    .is_multiple_of(16)
+                    .then(|| {
+                        b.chunks_exact(16)
+                            .map(|c| u128::from_le_bytes(c.try_into().unwrap()))
+                            .collect()
+                    })
+                    .ok_or("a bucket's bytes are not whole fingerprints")
+            };
+            let unique = (wire.into_iter())
+                .map(|(i, buckets)| {
+                    let buckets = buckets.into_iter().map(|(start, b)| Ok((start, fps(b)?)));
+                    Ok((i, buckets.collect::<Result<_, String>>()?))
+                })
+                .collect::<Result<_, String>>()?;
+            return Ok(State { unique });
+        }
+        let v1: StateV1 = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let hashed = |buckets: Vec<(i64, Vec<String>)>| {
+            (buckets.into_iter())
+                .map(|(start, values)| {
+                    (
+                        start,
+                        values.iter().map(|v| unique::fingerprint(v)).collect(),
+                    )
+                })
+                .collect()
+        };
+        Ok(State {
+            unique: v1.unique.into_iter().map(|(i, b)| (i, hashed(b))).collect(),
+        })
+    }
 }
 
 impl StatefulValidate for Quality {
@@ -124,12 +196,13 @@ impl StatefulValidate for Quality {
                 rules.push((i, u.state()));
             }
         }
-        serde_json::to_vec(&State { unique: rules })
+        State { unique: rules }
+            .write()
             .map_err(|e| PluginError::Other(format!("snapshot: {e}")))
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        let state: State = serde_json::from_slice(state)
+        let state = State::read(state)
             .map_err(|e| PluginError::InvalidState(format!("not a quality snapshot: {e}")))?;
         for (i, s) in state.unique {
             // A rule list that changed since the snapshot keeps what still lines up.

@@ -3,7 +3,9 @@
 use crate::Failures;
 use crate::unique::Unique;
 use adstream_sdk::time::{iso8601, parse_duration_ms};
-use adstream_sdk::{Batch, ColumnKind, Field, FieldsExt, INT_KINDS, PluginError, STRING_KINDS};
+use adstream_sdk::{
+    Batch, ColumnKind, Field, FieldsExt, INT_KINDS, PluginError, STRING_KINDS, StrCol,
+};
 use serde::Deserialize;
 
 /// One rule as the pipeline file writes it.
@@ -164,31 +166,38 @@ impl Rule {
             }
             Check::InSet(values) => {
                 let col = input.text(&self.column)?;
-                for row in 0..rows {
-                    if let Some(v) = col.get(row).filter(|v| !values.iter().any(|a| a == v)) {
-                        out.fail(
-                            row,
-                            format!("{} `{v}` is not one of {values:?}", self.column),
-                        );
-                    }
-                }
+                let bad = |v: &str| !values.iter().any(|a| a == v);
+                each_bad(&col, rows, bad, |row, v| {
+                    let c = &self.column;
+                    out.fail(row, format!("{c} `{v}` is not one of {values:?}"));
+                });
             }
             Check::InRange { min, max } => {
-                let value = numeric(input, &self.column)?;
-                for row in 0..rows {
-                    if let Some(v) = value(row).filter(|v| !(*min..=*max).contains(v)) {
-                        let c = &self.column;
+                let (min, max) = (*min, *max);
+                let c = &self.column;
+                let mut check = |row: usize, v: f64| {
+                    if !(min..=max).contains(&v) {
                         out.fail(row, format!("{c} {v} is outside [{min}, {max}]"));
                     }
+                };
+                if let Ok(col) = input.f64s(c) {
+                    (0..rows).for_each(|r| col.get(r).into_iter().for_each(|v| check(r, v)));
+                } else {
+                    let col = input.i64s(c)?;
+                    (0..rows).for_each(|r| col.get(r).into_iter().for_each(|v| check(r, v as f64)));
                 }
             }
             Check::Matches(re) => {
                 let col = input.text(&self.column)?;
-                for row in 0..rows {
-                    if let Some(v) = col.get(row).filter(|v| !re.is_match(v)) {
-                        out.fail(row, format!("{} `{v}` does not match `{re}`", self.column));
-                    }
-                }
+                each_bad(
+                    &col,
+                    rows,
+                    |v| !re.is_match(v),
+                    |row, v| {
+                        let c = &self.column;
+                        out.fail(row, format!("{c} `{v}` does not match `{re}`"));
+                    },
+                );
             }
             Check::Fresh { max_lag_ms } => {
                 let col = input.i64s(&self.column)?;
@@ -212,14 +221,33 @@ impl Rule {
     }
 }
 
-/// A numeric column read as f64, whatever its integer or float kind.
-fn numeric<'a>(
-    input: &'a Batch,
-    column: &str,
-) -> Result<Box<dyn Fn(usize) -> Option<f64> + 'a>, PluginError> {
-    if let Ok(col) = input.f64s(column) {
-        return Ok(Box::new(move |r| col.get(r)));
+/// Calls `fail(row, value)` for each non-null row whose value `bad` says breaks the rule.
+/// A dictionary column's distinct values are judged once each, not once per row.
+fn each_bad(
+    col: &StrCol,
+    rows: usize,
+    bad: impl Fn(&str) -> bool,
+    mut fail: impl FnMut(usize, &str),
+) {
+    // Per dictionary key: 0 not judged yet, 1 passes, 2 breaks the rule.
+    let mut judged: Vec<u8> = Vec::new();
+    for row in 0..rows {
+        let Some(v) = col.get(row) else { continue };
+        let broken = match col.key(row) {
+            Some(k) => {
+                let k = k as usize;
+                if k >= judged.len() {
+                    judged.resize(k + 1, 0);
+                }
+                if judged[k] == 0 {
+                    judged[k] = 1 + u8::from(bad(v));
+                }
+                judged[k] == 2
+            }
+            None => bad(v),
+        };
+        if broken {
+            fail(row, v);
+        }
     }
-    let col = input.i64s(column)?;
-    Ok(Box::new(move |r| col.get(r).map(|v| v as f64)))
 }

@@ -180,3 +180,62 @@ fn unique_state_survives_snapshot_and_restore_into_a_new_instance() {
     );
     assert!(b.restore(b"not json").is_err());
 }
+
+#[test]
+fn a_version_1_snapshot_of_an_older_build_is_still_read() {
+    use adstream_sdk::StatefulValidate;
+    let setup = setup(r#"[{"rule": "unique", "column": "event_id", "window": "10s"}]"#);
+    let v1 = br#"{"unique": [[0, [[0, ["e1", "e2"]]]]]}"#;
+    let mut q = Quality::configure(&setup).unwrap();
+    q.restore(v1).unwrap();
+    let b = batch(&[
+        Row("e2", None, None, None, 0),
+        Row("e3", None, None, None, 0),
+    ]);
+    assert_eq!(
+        rejected(&mut q, &b, 1_000),
+        vec![(0, "unique:event_id".to_string())]
+    );
+}
+
+proptest::proptest! {
+    /// Judging each distinct dictionary value once rejects the same rows, with the same
+    /// messages, as judging every row of a plain text column.
+    #[test]
+    fn dictionary_and_text_columns_are_judged_alike(
+        picks in proptest::collection::vec(proptest::option::of(0usize..4), 1..60),
+    ) {
+        let values = ["US", "KR", "usa", "JP"];
+        let rules = r#"[
+            {"rule": "in_set", "column": "country", "values": ["US", "KR", "usa"]},
+            {"rule": "matches", "column": "country", "pattern": "^[A-Z]{2}$"}
+        ]"#;
+        let judge = |kind: ColumnKind| {
+            let s = Setup {
+                config: format!(r#"{{"rules": {rules}}}"#),
+                input: vec![field("country", kind, true)],
+                secrets: vec![],
+            };
+            let mut q = Quality::configure(&s).unwrap();
+            let col = match kind {
+                ColumnKind::Dictionary => {
+                    let mut b = DictBuilder::default();
+                    picks.iter().for_each(|p| b.push_opt(p.map(|i| values[i])));
+                    b.finish("country")
+                }
+                _ => {
+                    let mut b = TextBuilder::default();
+                    picks.iter().for_each(|p| b.push_opt(p.map(|i| values[i])));
+                    b.finish("country")
+                }
+            };
+            let batch = Batch::from_columns(vec![col]).unwrap();
+            q.validate(&batch, 0)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.row, r.rule, r.message))
+                .collect::<Vec<_>>()
+        };
+        proptest::prop_assert_eq!(judge(ColumnKind::Dictionary), judge(ColumnKind::Text));
+    }
+}

@@ -1,29 +1,65 @@
 //! The `unique` rule: a value may appear once per window of event time.
 //!
 //! Rows are bucketed by the watermark at the time they arrive, since the rule must not
-//! depend on a column the user may not have; buckets older than one window are forgotten,
-//! which bounds memory by the number of distinct values per window.
+//! depend on a column the user may not have; buckets older than one window are dropped
+//! whole, which bounds memory by the number of distinct values per window.
+//!
+//! A value is remembered by its 128-bit XXH3 fingerprint, not its text: 16 bytes and no
+//! allocation per value, and the fingerprint is its own hash (the sets hash it no
+//! further). Two different values share a fingerprint with a probability of about
+//! n²/2¹²⁹ (for a billion values, 10⁻²¹); the hash is specified, so a snapshot's
+//! fingerprints stay valid across versions.
 
 use crate::Failures;
-use adstream_sdk::{Batch, FastMap, PluginError};
-use std::collections::VecDeque;
+use adstream_sdk::{Batch, PluginError};
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A value's fingerprint.
+pub type Fingerprint = u128;
+
+/// The fingerprint of `value`.
+pub fn fingerprint(value: &str) -> Fingerprint {
+    xxhash_rust::xxh3::xxh3_128(value.as_bytes())
+}
+
+/// Hashes a fingerprint by its low word: it is uniformly spread already.
+#[derive(Default)]
+pub struct LowWord(u64);
+
+impl Hasher for LowWord {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Fingerprints arrive through `write_u128`; anything else is mixed in plainly.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, fingerprint: u128) {
+        self.0 = fingerprint as u64;
+    }
+}
+
+type Set = HashSet<Fingerprint, BuildHasherDefault<LowWord>>;
 
 pub struct Unique {
     window_ms: i64,
-    /// (bucket start, values first seen in it), oldest first.
-    buckets: VecDeque<(i64, FastMap<String, ()>)>,
+    /// (bucket start, fingerprints first seen in it), oldest first.
+    buckets: VecDeque<(i64, Set)>,
 }
 
 /// What [`Unique`] remembers, as its snapshot holds it: buckets oldest first, each with
-/// its values sorted (so that the same state always gives the same bytes).
-pub type UniqueState = Vec<(i64, Vec<String>)>;
+/// its fingerprints sorted (so that the same state always gives the same bytes).
+pub type UniqueState = Vec<(i64, Vec<Fingerprint>)>;
 
 impl Unique {
     pub fn state(&self) -> UniqueState {
         self.buckets
             .iter()
             .map(|(start, set)| {
-                let mut values: Vec<String> = set.keys().cloned().collect();
+                let mut values: Vec<Fingerprint> = set.iter().copied().collect();
                 values.sort_unstable();
                 (*start, values)
             })
@@ -33,7 +69,7 @@ impl Unique {
     pub fn set_state(&mut self, state: UniqueState) {
         self.buckets = state
             .into_iter()
-            .map(|(start, values)| (start, values.into_iter().map(|v| (v, ())).collect()))
+            .map(|(start, values)| (start, values.into_iter().collect()))
             .collect();
     }
 
@@ -44,8 +80,24 @@ impl Unique {
         }
     }
 
-    fn seen(&self, value: &str) -> bool {
-        self.buckets.iter().any(|(_, set)| set.contains_key(value))
+    /// Moves to the bucket of `watermark`, dropping buckets older than the window.
+    fn advance(&mut self, watermark: i64) {
+        let bucket = watermark.div_euclid(self.window_ms) * self.window_ms;
+        let oldest = bucket.saturating_sub(self.window_ms);
+        while self
+            .buckets
+            .front()
+            .is_some_and(|(start, _)| *start < oldest)
+        {
+            self.buckets.pop_front();
+        }
+        if self
+            .buckets
+            .back()
+            .is_none_or(|(start, _)| *start != bucket)
+        {
+            self.buckets.push_back((bucket, Set::default()));
+        }
     }
 
     pub fn check(
@@ -55,34 +107,21 @@ impl Unique {
         watermark: i64,
         out: &mut Failures,
     ) -> Result<(), PluginError> {
-        let bucket = watermark.div_euclid(self.window_ms) * self.window_ms;
-        while self
-            .buckets
-            .front()
-            .is_some_and(|(start, _)| *start < bucket.saturating_sub(self.window_ms))
-        {
-            self.buckets.pop_front();
-        }
-        if self
-            .buckets
-            .back()
-            .is_none_or(|(start, _)| *start != bucket)
-        {
-            self.buckets.push_back((bucket, FastMap::default()));
-        }
+        self.advance(watermark);
         let col = input.text(column)?;
         for row in 0..input.len() {
             if out.failed(row) {
                 continue;
             }
             let Some(v) = col.get(row) else { continue };
-            if self.seen(v) {
+            let fp = fingerprint(v);
+            if self.buckets.iter().any(|(_, set)| set.contains(&fp)) {
                 out.fail(
                     row,
                     format!("{column} `{v}` was already seen within the window"),
                 );
             } else if let Some((_, set)) = self.buckets.back_mut() {
-                set.insert(v.to_string(), ());
+                set.insert(fp);
             }
         }
         Ok(())

@@ -16,6 +16,9 @@ enum Data {
         offsets: Vec<u32>,
         bytes: Vec<u8>,
         index: FastMap<String, u32>,
+        /// The last key pushed: neighbouring events (of one ad request) mostly share
+        /// their dimensions, and comparing with it is cheaper than hashing.
+        last: Option<u32>,
     },
     I64(Vec<i64>),
     F64(Vec<f64>),
@@ -43,6 +46,7 @@ impl ColumnBuf {
                 offsets: vec![0],
                 bytes: Vec::new(),
                 index: FastMap::default(),
+                last: None,
             },
             FieldType::I64 => Data::I64(Vec::with_capacity(rows)),
             FieldType::F64 => Data::F64(Vec::with_capacity(rows)),
@@ -125,17 +129,24 @@ impl ColumnBuf {
                 offsets,
                 bytes,
                 index,
+                last,
             } => {
-                let key = match index.get(s) {
-                    Some(&k) => k,
-                    None => {
-                        let k = (offsets.len() - 1) as u32;
-                        bytes.extend_from_slice(s.as_bytes());
-                        offsets.push(bytes.len() as u32);
-                        index.insert(s.to_string(), k);
-                        k
-                    }
+                let value =
+                    |k: u32| &bytes[offsets[k as usize] as usize..offsets[k as usize + 1] as usize];
+                let key = match *last {
+                    Some(k) if value(k) == s.as_bytes() => k,
+                    _ => match index.get(s) {
+                        Some(&k) => k,
+                        None => {
+                            let k = (offsets.len() - 1) as u32;
+                            bytes.extend_from_slice(s.as_bytes());
+                            offsets.push(bytes.len() as u32);
+                            index.insert(s.to_string(), k);
+                            k
+                        }
+                    },
                 };
+                *last = Some(key);
                 keys.push(key);
             }
             _ => return false,
