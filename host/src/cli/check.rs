@@ -1,9 +1,9 @@
-//! `adstream check FILE...`
+//! `adstream check FILE...`: pipeline files, and plugins (`.wasm`, see `inspect.rs`).
 
 use crate::config::{self, Diagnostic};
 use crate::pipeline;
 use crate::plugin::PluginEngine;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Every problem in `file`, or what the checked pipeline looks like.
@@ -34,7 +34,28 @@ pub fn check_file(
     ))
 }
 
-pub fn check(files: &[PathBuf]) -> ExitCode {
+/// What `configure` gets for a plugin checked with `--config` and `--input`.
+fn setup(
+    config: Option<&str>,
+    input: Option<&Path>,
+) -> Result<Option<adstream_sdk::Setup>, String> {
+    let (config, input) = match (config, input) {
+        (None, None) => return Ok(None),
+        (config, Some(input)) => (config.unwrap_or("{}"), input),
+        (Some(_), None) => {
+            return Err("--config needs --input: the columns to configure with".into());
+        }
+    };
+    serde_json::from_str::<serde_json::Value>(config).map_err(|e| format!("--config: {e}"))?;
+    let columns = super::sample::columns(input, "event_time")?;
+    Ok(Some(adstream_sdk::Setup {
+        config: config.to_string(),
+        input: columns.fields(),
+        secrets: vec![],
+    }))
+}
+
+pub fn check(files: &[PathBuf], config: Option<&str>, input: Option<&Path>) -> ExitCode {
     let engine = match PluginEngine::new() {
         Ok(e) => e,
         Err(e) => {
@@ -44,6 +65,16 @@ pub fn check(files: &[PathBuf]) -> ExitCode {
     };
     let mut problems = 0;
     for file in files {
+        if file.extension().is_some_and(|e| e == "wasm") {
+            match setup(config, input).and_then(|s| super::inspect::inspect(&engine, file, s)) {
+                Ok(text) => println!("{text}"),
+                Err(e) => {
+                    problems += 1;
+                    eprintln!("{e}");
+                }
+            }
+            continue;
+        }
         match check_file(&engine, file) {
             Ok(line) => println!("{line}"),
             Err(diags) => {

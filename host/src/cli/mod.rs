@@ -1,10 +1,13 @@
-//! Command-line interface: `adstream demo`, `check`, `run`, `status`, `generate`.
+//! Command-line interface: `adstream demo`, `check`, `run`, `status`, `generate`, `test`.
 
 pub mod check;
 mod demo;
 pub mod generate;
+mod inspect;
 mod run;
+mod sample;
 pub mod status;
+mod test;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -36,12 +39,23 @@ pub enum Command {
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
     },
-    /// Check pipeline files: parse them, load every plugin, configure every stage, and
-    /// report every problem as file:line:col.
+    /// Check pipeline files (parse them, load every plugin, configure every stage, report
+    /// every problem as file:line:col) or plugins (`.wasm`: role, world, version, imports;
+    /// with --config and --input, the columns it declares).
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// A plugin's config, as JSON (for `.wasm` files).
+        #[arg(long)]
+        config: Option<String>,
+        /// Sample events, one JSON object per line, whose columns a plugin is configured
+        /// with (for `.wasm` files).
+        #[arg(long)]
+        input: Option<PathBuf>,
     },
+    /// Run a plugin over sample events as the host would and compare its output with the
+    /// expected rows; a case file (`.toml`) holds several cases.
+    Test(test::TestArgs),
     /// Run pipelines until Ctrl-C (which flushes open windows first) or the duration ends.
     /// Rebuilt plugins and edited pipeline files are applied while they run.
     Run {
@@ -69,7 +83,12 @@ pub enum Command {
 pub async fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Demo { duration, out } => demo::demo(duration, &out).await,
-        Command::Check { files } => check::check(&files),
+        Command::Check {
+            files,
+            config,
+            input,
+        } => check::check(&files, config.as_deref(), input.as_deref()),
+        Command::Test(args) => test::test(args).await,
         Command::Run {
             files,
             duration,

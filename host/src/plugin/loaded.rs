@@ -35,6 +35,9 @@ pub struct Compiled {
     pub hash: String,
     pub size: usize,
     pub stateful: bool,
+    /// The interfaces the component imports and exports, by name.
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
     pub(super) pre: Box<dyn Pre>,
     pub(super) runtime: Runtime,
 }
@@ -79,12 +82,17 @@ impl Compiled {
             .iter()
             .all(|f| ty.get_export(&runtime.engine, f).is_some());
         let stateful = role::is_stateful(role, exports_state);
+        let names = |it: &mut dyn Iterator<Item = &str>| it.map(String::from).collect();
+        let imports = names(&mut ty.imports(&runtime.engine).map(|(n, _)| n));
+        let exports = names(&mut ty.exports(&runtime.engine).map(|(n, _)| n));
         let pre = runtime.linker.instantiate_pre(&component).map_err(wrong)?;
         Ok(Compiled {
             role,
             hash,
             size: bytes.len(),
             stateful,
+            imports,
+            exports,
             pre: role::prelink(role, pre, stateful).map_err(wrong)?,
             runtime: runtime.clone(),
         })

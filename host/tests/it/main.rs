@@ -3,6 +3,7 @@
 //! script runs first).
 
 mod architecture;
+mod author;
 mod bad_input;
 mod budgets;
 mod chaos;
