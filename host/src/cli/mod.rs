@@ -1,9 +1,10 @@
-//! Command-line interface: `adstream demo`, `check`, `run`, `status`, `generate`, `test`.
+//! Command-line interface: `adstream demo`, `check`, `run`, `status`, `generate`, `test`, `new`.
 
 pub mod check;
 mod demo;
 pub mod generate;
 mod inspect;
+mod new;
 mod run;
 mod sample;
 pub mod status;
@@ -56,6 +57,9 @@ pub enum Command {
     /// Run a plugin over sample events as the host would and compare its output with the
     /// expected rows; a case file (`.toml`) holds several cases.
     Test(test::TestArgs),
+    /// Start a plugin project: an example rule of the role, its tests, sample input and
+    /// expected output.
+    New(new::NewArgs),
     /// Run pipelines until Ctrl-C (which flushes open windows first) or the duration ends.
     /// Rebuilt plugins and edited pipeline files are applied while they run.
     Run {
@@ -89,6 +93,7 @@ pub async fn main(cli: Cli) -> ExitCode {
             input,
         } => check::check(&files, config.as_deref(), input.as_deref()),
         Command::Test(args) => test::test(args).await,
+        Command::New(args) => new::new(args),
         Command::Run {
             files,
             duration,

@@ -157,3 +157,60 @@ fn a_malformed_case_file_or_input_is_named_with_the_reason() {
     assert!(!out.status.success());
     assert!(stderr.contains("every row needs `event_time`"), "{stderr}");
 }
+
+fn cargo(args: &[&str], dir: &Path) {
+    let out = Command::new("cargo")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_new_project_of_each_role_builds_and_passes_its_own_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    for role in ["transform", "validate", "aggregate", "detect", "format"] {
+        let name = format!("my-{role}");
+        let out = adstream(&["new", role, &name], dir.path());
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stdout.contains(&format!("created {role} plugin `{name}`")),
+            "{stdout}"
+        );
+        let project = dir.path().join(&name);
+        cargo(
+            &["build", "--release", "--target", "wasm32-wasip2"],
+            &project,
+        );
+        if role == "aggregate" {
+            // The rule's own unit tests, natively (release: reuses the built SDK).
+            cargo(&["test", "--release"], &project);
+        }
+        // The case file names target/...; with CARGO_TARGET_DIR set it is found there.
+        let out = adstream(&["test", "cases.toml"], &project);
+        let (_, stderr) = text(&out);
+        assert!(out.status.success(), "{role}: {stderr}");
+        assert!(
+            stderr.contains("1 case(s), 1 passed, 0 failed"),
+            "{role}: {stderr}"
+        );
+    }
+    // Nothing is overwritten, and a wrong role or name is refused.
+    for (args, want) in [
+        (["new", "detect", "my-detect"], "exists already"),
+        (["new", "sorter", "my-sorter"], "no role `sorter`"),
+        (["new", "detect", "My Rule"], "lower-case letters"),
+    ] {
+        let out = adstream(&args, dir.path());
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(want), "{stderr}");
+    }
+}

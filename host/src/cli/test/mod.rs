@@ -48,6 +48,10 @@ pub struct TestArgs {
     /// The event-time column (integer ms).
     #[arg(long, default_value = "event_time")]
     pub time_column: String,
+    /// With a case file: test this component instead of the file's `plugin` (e.g. one
+    /// built into another target folder).
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
 }
 
 /// A case file.
@@ -80,7 +84,25 @@ fn read_case_file(path: &Path) -> Result<(PathBuf, String, Vec<Case>), String> {
             ..c
         })
         .collect();
-    Ok((beside(path, &f.plugin), f.time_column, cases))
+    Ok((built(&beside(path, &f.plugin)), f.time_column, cases))
+}
+
+/// `plugin`, or, when it is under a project's `target/` that does not exist because cargo
+/// builds into `$CARGO_TARGET_DIR`, the same file there.
+fn built(plugin: &Path) -> PathBuf {
+    let moved = || {
+        let target = std::env::var_os("CARGO_TARGET_DIR")?;
+        let parts: Vec<_> = plugin.components().collect();
+        let at = parts.iter().rposition(|c| c.as_os_str() == "target")?;
+        let rest: PathBuf = parts[at + 1..].iter().collect();
+        Some(PathBuf::from(target).join(rest))
+    };
+    match plugin.exists() {
+        true => plugin.to_path_buf(),
+        false => moved()
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| plugin.to_path_buf()),
+    }
 }
 
 fn one_case(args: &TestArgs) -> Result<Case, String> {
@@ -157,7 +179,7 @@ pub async fn test(args: TestArgs) -> ExitCode {
         one_case(&args).map(|c| (args.target.clone(), args.time_column.clone(), vec![c]))
     };
     let (plugin, time_column, cases) = match setup {
-        Ok(s) => s,
+        Ok((plugin, time, cases)) => (args.plugin.clone().unwrap_or(plugin), time, cases),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
