@@ -59,6 +59,13 @@ impl Decoder {
         }
     }
 
+    /// Accepts any event time, however far from the wall clock (a replay of recorded
+    /// events takes time from the data alone).
+    pub fn ignore_wall_clock(&mut self) {
+        self.max_future_ms = None;
+        self.max_past_ms = None;
+    }
+
     /// The event-time column.
     pub fn time_column(&self) -> &str {
         &self.names[self.time_index]

@@ -1,10 +1,12 @@
-//! Command-line interface: `adstream demo`, `check`, `run`, `status`, `generate`, `test`, `new`.
+//! Command-line interface: `adstream demo`, `check`, `run`, `status`, `generate`, `test`, `new`,
+//! `replay`.
 
 pub mod check;
 mod demo;
 pub mod generate;
 mod inspect;
 mod new;
+mod replay;
 mod run;
 mod sample;
 pub mod status;
@@ -60,6 +62,10 @@ pub enum Command {
     /// Start a plugin project: an example rule of the role, its tests, sample input and
     /// expected output.
     New(new::NewArgs),
+    /// Run a pipeline over recorded events into files (no services touched); with
+    /// --swap STAGE=NEW.wasm, run it again with a new version of a stage and report what
+    /// would change.
+    Replay(replay::ReplayArgs),
     /// Run pipelines until Ctrl-C (which flushes open windows first) or the duration ends.
     /// Rebuilt plugins and edited pipeline files are applied while they run.
     Run {
@@ -94,6 +100,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         } => check::check(&files, config.as_deref(), input.as_deref()),
         Command::Test(args) => test::test(args).await,
         Command::New(args) => new::new(args),
+        Command::Replay(args) => replay::main(args).await,
         Command::Run {
             files,
             duration,

@@ -214,3 +214,94 @@ fn a_new_project_of_each_role_builds_and_passes_its_own_cases() {
         assert!(stderr.contains(want), "{stderr}");
     }
 }
+
+#[test]
+fn replay_backtests_a_changed_stage_against_a_recording_without_touching_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec.jsonl");
+    let rec = rec.to_str().unwrap();
+    let out = adstream(
+        &[
+            "generate",
+            "--out",
+            rec,
+            "--count",
+            "600000",
+            "--no-pace",
+            "--rate",
+            "20000",
+            "--align",
+            "10s",
+            "--scenario",
+            "ctr_drop@20s:US/banner",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let demo = super::support::root().join("pipelines/demo.toml");
+    let demo = demo.to_str().unwrap();
+    let out = adstream(&["replay", demo, "--input", rec], dir.path());
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("sink `alerts`: 1 rows"), "{stdout}");
+    assert!(stdout.contains("sink `windows_10s`: 60 rows"), "{stdout}");
+
+    // A new baseline smoothing changes the alert's expected value: one alert replaced.
+    let args = [
+        "replay",
+        demo,
+        "--input",
+        rec,
+        "--swap",
+        "anomalies",
+        "--config",
+    ];
+    let out = adstream(
+        &[&args[..], &[r#"{"min_impressions": 1000, "alpha": 0.8}"#]].concat(),
+        dir.path(),
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("sink `alerts`: 1 rows before, 1 after: 1 added, 1 removed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sink `windows_10s`: 60 rows before, 60 after: the same"),
+        "{stdout}"
+    );
+
+    // The same build under another name changes nothing.
+    let wasm = super::support::plugin("window_aggregate");
+    let swap = format!("metrics_1m={}", wasm.display());
+    let out = adstream(
+        &["replay", demo, "--input", rec, "--swap", &swap],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out).0);
+    let out = adstream(
+        &["replay", demo, "--input", rec, "--swap", "nosuch=x.wasm"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("no stage `nosuch`"));
+
+    // The production pipeline replays with its broker, ClickHouse and Redis unreachable:
+    // its source and sinks are replaced by files.
+    let prod = super::support::root().join("pipelines/ad-metrics.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_adstream"))
+        .args(["replay", prod.to_str().unwrap(), "--input", rec])
+        .current_dir(dir.path())
+        .env("ADSTREAM_KAFKA", "127.0.0.1:1")
+        .env("ADSTREAM_CLICKHOUSE", "http://127.0.0.1:1")
+        .env("ADSTREAM_REDIS", "redis://127.0.0.1:1")
+        .env("ADSTREAM_PII_KEY", "replay-test-key-not-a-secret")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("sink `clickhouse_10s`: 60 rows"),
+        "{stdout}"
+    );
+}
