@@ -271,6 +271,12 @@ pub async fn windows(table: &str) -> Windows {
 }
 
 /// Produces every record of `raw` to `topic` and waits until the broker has them all.
+///
+/// Records are keyed by their index so they spread over every partition evenly. Unkeyed
+/// records go to one partition at a time (librdkafka's sticky partitioner), so at the end
+/// of a finite burst the other partitions stop earlier in event time, and the host's
+/// watermark (the minimum over partitions) holds the last windows open until those
+/// partitions count as idle: the tests' outcome then depended on timing.
 pub async fn produce(topic: &str, raw: &RawBatch) {
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", BROKERS)
@@ -278,8 +284,10 @@ pub async fn produce(topic: &str, raw: &RawBatch) {
         .unwrap();
     let mut deliveries = Vec::new();
     for i in 0..raw.len() {
+        let key = i.to_string();
         loop {
-            match producer.send_result(FutureRecord::<(), [u8]>::to(topic).payload(raw.record(i))) {
+            let record = FutureRecord::to(topic).key(&key).payload(raw.record(i));
+            match producer.send_result(record) {
                 Ok(d) => break deliveries.push(d),
                 Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
             }
