@@ -52,6 +52,7 @@ fn stage(engine: &PluginEngine) -> Stage {
         input: Input::Source,
         to: Vec::new(),
         seed: 0,
+        canary: None,
     };
     Stage::start(spec).expect("the stage starts")
 }

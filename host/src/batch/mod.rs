@@ -4,6 +4,7 @@
 //! columnar batches: decoding JSON into columns and encoding rows back into JSON or lines.
 //! The batch type itself is the SDK's, so host and plugins share one definition.
 
+pub mod compare;
 pub mod deadletter;
 pub mod decode;
 pub mod encode;

@@ -108,6 +108,45 @@ fn stage_line(st: &Value) -> String {
     )
 }
 
+/// A stage's canary: how it compares, its verdict, and the first differences.
+fn canary_lines(c: &Value) -> String {
+    if c.is_null() {
+        return String::new();
+    }
+    let d = &c["diff"];
+    let mut out = format!(
+        "      canary {} sha256:{} {}: {} calls, rows {} vs {}: {} same, {} changed, {} added, {} removed
+",
+        text(&c["version"]),
+        text(&c["hash"]).get(..12).unwrap_or_default(),
+        text(&c["state"]),
+        text(&c["calls"]),
+        text(&c["rows_current"]),
+        text(&c["rows_candidate"]),
+        text(&d["same"]),
+        text(&d["changed"]),
+        text(&d["added"]),
+        text(&d["removed"]),
+    );
+    for line in [&c["error"], &c["verdict"]]
+        .into_iter()
+        .filter_map(Value::as_str)
+    {
+        out += &format!(
+            "        {line}
+"
+        );
+    }
+    for e in d["examples"].as_array().into_iter().flatten().take(5) {
+        out += &format!(
+            "        {}
+",
+            text(e)
+        );
+    }
+    out
+}
+
 /// The status as a person reads it.
 pub fn render(s: &Value) -> String {
     let mut out = format!("host up since {}\n", text(&s["started_at"]));
@@ -131,6 +170,7 @@ pub fn render(s: &Value) -> String {
         );
         for st in p["stages"].as_array().into_iter().flatten() {
             out += &stage_line(st);
+            out += &canary_lines(&st["stats"]["canary"]);
         }
     }
 

@@ -30,7 +30,7 @@ pub use schema::{EventTimeConfig, FieldType, SchemaConfig, SchemaField};
 pub use secret::{Credential, SecretError, SecretRef, SecretValue};
 pub use sink::SinkConfig;
 pub use source::SourceConfig;
-pub use stage::{LimitsConfig, OnError, StageConfig, toml_to_json};
+pub use stage::{CanaryConfig, LimitsConfig, OnError, Promote, StageConfig, toml_to_json};
 pub use units::{ByteSize, Duration};
 
 use std::ops::Range;

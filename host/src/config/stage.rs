@@ -37,6 +37,42 @@ pub struct StageConfig {
     /// `on_error` applies to every batch until a new version is loaded).
     #[serde(default = "default_max_failures")]
     pub max_failures: NonZeroU32,
+    /// A candidate version that runs in shadow on the live stream, compared, not emitted.
+    pub canary: Option<Spanned<CanaryConfig>>,
+}
+
+/// `[stage.canary]`: a candidate version of the stage's plugin (or of its config) that
+/// sees every batch the running version sees, from the same state, for a while; its output
+/// is compared with the running version's and dropped. See docs/plugins.md.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryConfig {
+    /// The candidate's `.wasm`, relative to the pipeline file; the stage's own by default
+    /// (to try a new `config`).
+    pub plugin: Option<Spanned<String>>,
+    /// The candidate's configuration; the stage's own by default.
+    pub config: Option<Spanned<toml::Table>>,
+    /// Compare for this many plugin calls...
+    pub batches: Option<std::num::NonZeroU64>,
+    /// ...or for this long, whichever ends first (100 calls when neither is set).
+    pub duration: Option<Duration>,
+    /// What happens when the comparison ends: `manual` (the default) reports and stops the
+    /// candidate; `auto` also promotes it when its outputs matched.
+    #[serde(default)]
+    pub promote: Promote,
+    /// Largest relative difference between two floating-point values that still counts
+    /// as the same (0.001 = 0.1 %); every other value must be equal.
+    #[serde(default)]
+    pub tolerance: f64,
+}
+
+/// Whether a canary that matched takes over by itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Promote {
+    #[default]
+    Manual,
+    Auto,
 }
 
 fn default_max_failures() -> NonZeroU32 {
@@ -114,9 +150,36 @@ pub(super) fn parse_all(
                 ),
             );
         }
+        check_canary(&stage, diags);
         stages.push(stage);
     }
     stages
+}
+
+fn check_canary(stage: &StageConfig, diags: &mut Diagnostics) {
+    let Some(c) = &stage.canary else {
+        return;
+    };
+    let t = c.get_ref().tolerance;
+    if !(t.is_finite() && t >= 0.0) {
+        diags.error(
+            Some(c.span()),
+            format!(
+                "stage `{}`: canary.tolerance must be a number ≥ 0, not {t}",
+                stage.name.get_ref()
+            ),
+        );
+    }
+    if c.get_ref().plugin.is_none() && c.get_ref().config.is_none() {
+        diags.error_hint(
+            Some(c.span()),
+            format!(
+                "stage `{}`: the canary is the running version itself",
+                stage.name.get_ref()
+            ),
+            "give the canary a `plugin` (a new version) or a `config` (new settings)",
+        );
+    }
 }
 
 /// A TOML value as JSON, the form plugins receive their configuration in. Datetimes become
@@ -141,9 +204,20 @@ pub fn toml_to_json(value: &toml::Value) -> serde_json::Value {
 impl StageConfig {
     /// The stage's `config` table as a JSON string (`{}` when absent).
     pub fn config_json(&self) -> String {
-        match &self.config {
-            Some(t) => toml_to_json(&toml::Value::Table(t.get_ref().clone())).to_string(),
-            None => "{}".to_string(),
-        }
+        table_json(self.config.as_ref())
+    }
+}
+
+impl CanaryConfig {
+    /// The candidate's config as JSON: its own, or else the stage's.
+    pub fn config_json(&self, stage: &StageConfig) -> String {
+        table_json(self.config.as_ref().or(stage.config.as_ref()))
+    }
+}
+
+fn table_json(table: Option<&Spanned<toml::Table>>) -> String {
+    match table {
+        Some(t) => toml_to_json(&toml::Value::Table(t.get_ref().clone())).to_string(),
+        None => "{}".to_string(),
     }
 }

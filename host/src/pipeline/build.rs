@@ -4,7 +4,7 @@
 //! whatever `check` accepts, `run` can start.
 
 use super::checkpoint;
-use super::stage::{Input, Stage, StageSpec};
+use super::stage::{CanarySpec, Input, Stage, StageSpec};
 use crate::batch::decode::Decoder;
 use crate::config::sink::FileSinkConfig;
 use crate::config::units::bytes;
@@ -14,6 +14,7 @@ use adstream_sdk::{Field, PluginError, Setup};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use toml::Spanned;
 
 /// Where and how often checkpoints are saved.
 #[derive(Debug, Clone)]
@@ -197,14 +198,15 @@ fn sink_fields(
         .collect()
 }
 
-/// Loads the stage's plugin (or reuses it), resolves its secrets and limits.
+/// Loads a stage's plugin (or reuses it).
 fn load(
     cfg: &PipelineConfig,
     sc: &StageConfig,
+    plugin: &Spanned<String>,
     engine: &PluginEngine,
     diags: &mut Diagnostics,
 ) -> Option<Arc<dyn Plugin>> {
-    let path = cfg.base_dir.join(sc.plugin.get_ref());
+    let path = cfg.base_dir.join(plugin.get_ref());
     let metered = sc
         .limits
         .as_ref()
@@ -214,13 +216,42 @@ fn load(
         Err(e) => {
             let hint = "build the plugins with scripts/build-plugins.sh; paths are relative to the pipeline file";
             diags.error_hint(
-                Some(sc.plugin.span()),
+                Some(plugin.span()),
                 format!("stage `{}`: {e}", sc.name.get_ref()),
                 hint,
             );
             None
         }
     }
+}
+
+/// The stage's `[stage.canary]`, its plugin loaded.
+fn canary(
+    cfg: &PipelineConfig,
+    sc: &StageConfig,
+    setup: &Setup,
+    engine: &PluginEngine,
+    diags: &mut Diagnostics,
+) -> Option<Arc<CanarySpec>> {
+    let c = sc.canary.as_ref()?.get_ref();
+    let plugin = load(
+        cfg,
+        sc,
+        c.plugin.as_ref().unwrap_or(&sc.plugin),
+        engine,
+        diags,
+    )?;
+    Some(Arc::new(CanarySpec {
+        plugin,
+        setup: Setup {
+            config: c.config_json(sc),
+            ..setup.clone()
+        },
+        calls: c.batches.map(|n| n.get()),
+        duration: c.duration.map(|d| d.get()),
+        promote: c.promote,
+        tolerance: c.tolerance,
+    }))
 }
 
 fn spec(
@@ -233,7 +264,7 @@ fn spec(
     diags: &mut Diagnostics,
 ) -> Option<StageSpec> {
     let name = sc.name.get_ref();
-    let plugin = load(cfg, sc, engine, diags)?;
+    let plugin = load(cfg, sc, &sc.plugin, engine, diags)?;
     let mut secrets = Vec::new();
     for (secret, r) in &sc.secrets {
         match r.get_ref().resolve(secret) {
@@ -249,14 +280,17 @@ fn spec(
         .iter()
         .filter_map(|t| sinks.iter().position(|(n, _)| n == t.get_ref()))
         .collect();
+    let setup = Setup {
+        config: sc.config_json(),
+        input: fields,
+        secrets,
+    };
+    let canary = canary(cfg, sc, &setup, engine, diags);
     Some(StageSpec {
         name: Arc::from(name.as_str()),
         plugin,
-        setup: Setup {
-            config: sc.config_json(),
-            input: fields,
-            secrets,
-        },
+        setup,
+        canary,
         limits: Limits::from_config(sc.limits.as_ref().map(|l| l.get_ref())),
         on_error: sc.on_error,
         max_failures: sc.max_failures,
@@ -279,7 +313,11 @@ fn start_stage(sc: &StageConfig, spec: StageSpec, diags: &mut Diagnostics) -> Op
     let name = sc.name.get_ref();
     let input_fields = spec.setup.input.clone();
     match Stage::start(spec) {
-        Ok(stage) => {
+        Ok(mut stage) => {
+            if let Err(e) = stage.start_canary() {
+                let span = sc.canary.as_ref().map(|c| c.span());
+                diags.error(span, format!("stage `{name}`: canary: {e}"));
+            }
             if stage.spec.on_error == OnError::Skip && stage.output != input_fields {
                 diags.error_hint(
                     Some(sc.name.span()),

@@ -20,6 +20,8 @@ pub struct FakePlugin {
     pub version: &'static str,
     /// Every call traps.
     pub broken: bool,
+    /// Its output writes this id in place of that one (a version that changed its rule).
+    pub rename: Option<(&'static str, &'static str)>,
     /// Calls made to any of its instances, and the state each instance last had.
     pub calls: AtomicU64,
     pub counts: Mutex<Vec<u64>>,
@@ -106,7 +108,15 @@ impl Instance for FakeInstance {
             return (input, Err(CallError::Plugin(e)));
         }
         self.plugin.counts.lock().unwrap().push(self.rows);
-        let out = input.clone();
+        let out = match self.plugin.rename {
+            Some((from, to)) => {
+                let mut b = TextBuilder::default();
+                (0..input.len())
+                    .for_each(|r| b.push(ids.get(r).filter(|&id| id != from).unwrap_or(to)));
+                Batch::from_columns(vec![b.finish("id")]).expect("one column")
+            }
+            None => input.clone(),
+        };
         (input, Ok(Output::Batch(out)))
     }
     fn flush(&mut self) -> Result<Option<Batch>, CallError> {
@@ -150,6 +160,7 @@ pub fn spec(plugin: &Arc<FakePlugin>, max_failures: u32) -> StageSpec {
         input: Input::Source,
         to: Vec::new(),
         seed: 0,
+        canary: None,
     }
 }
 

@@ -26,5 +26,7 @@ pub use checkpoint::CheckpointError;
 pub use error::{RunError, StageFatal};
 pub use run::{run, start};
 pub use running::{NewSinks, RewireError, RunningPipeline, SwapError};
-pub use stage::{Input, Replacement, Stage, StageSpec, StageView, SwapOutcome};
-pub use stats::{PipelineStats, RunSummary, StageStats};
+pub use stage::{
+    CanaryError, CanarySpec, Input, Replacement, Stage, StageSpec, StageView, SwapOutcome,
+};
+pub use stats::{CanaryReport, CanaryState, PipelineStats, RunSummary, StageStats};

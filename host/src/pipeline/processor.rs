@@ -6,7 +6,7 @@
 use super::checkpointer::Cut;
 use super::error::RunError;
 use super::feed::{Feed, Incoming, Rewire};
-use super::stage::{Input, Replacement, Stage, SwapOutcome};
+use super::stage::{Input, Replacement, Stage, StageView, SwapOutcome};
 use super::stats::PipelineStats;
 use super::watermark::Watermark;
 use crate::batch::{DeadLetters, Envelope, Position, RawBatch};
@@ -35,6 +35,8 @@ pub struct Processor {
     pub health: Health,
     /// How many stages read the source, and each stage's output.
     readers: (usize, Vec<usize>),
+    /// What each stage runs, as the pipeline's owner sees it (a canary may take over here).
+    pub(super) views: Arc<Mutex<Vec<StageView>>>,
 }
 
 impl Processor {
@@ -65,6 +67,7 @@ impl Processor {
             watermark,
             health: Health::default(),
             readers,
+            views: Arc::default(),
         }
     }
 
@@ -262,7 +265,16 @@ impl Processor {
         Ok(())
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
+        for (i, stage) in self.stages.iter_mut().enumerate() {
+            if let Some(mut view) = stage.take_promoted() {
+                let mut views = self.views.lock().expect("stage views");
+                if let Some(v) = views.get_mut(i) {
+                    view.spec.to = std::mem::take(&mut v.spec.to);
+                    *v = view;
+                }
+            }
+        }
         let mut s = self.stats.lock().expect("stats lock");
         s.watermark = self.watermark.is_set().then(|| self.watermark.current());
         s.stages = self

@@ -142,7 +142,9 @@ pub async fn start(
     let decoder = pipeline.decoder.clone();
     let mut processor = processor(pipeline, cp.as_ref(), source.as_ref(), &sinks)?;
     processor.stats = stats.clone();
-    let views = processor.stages.iter().map(StageView::of).collect();
+    let views: Vec<StageView> = processor.stages.iter().map(StageView::of).collect();
+    let views = Arc::new(Mutex::new(views));
+    processor.views = views.clone();
     let (commit, commits) = watch::channel(None);
     let writer = policy.map(|policy| {
         let w = Writer {
@@ -174,7 +176,7 @@ pub async fn start(
         stats,
         sinks,
         dead_letters: dead_letters.tx.downgrade(),
-        views: Arc::new(Mutex::new(views)),
+        views,
         stop,
         task,
     })

@@ -5,7 +5,9 @@
 use super::error::RunError;
 use super::feed::{Feed, Rewire};
 use super::sinkset::{self, SinkSet};
-use super::stage::{Replacement, StageSpec, StageView, SwapOutcome, instantiate};
+use super::stage::{
+    Canary, CanaryError, CanarySpec, Replacement, StageSpec, StageView, SwapOutcome, instantiate,
+};
 use super::stats::{PipelineStats, RunSummary};
 use crate::config::SinkConfig;
 use crate::plugin::{CallError, Plugin};
@@ -22,6 +24,8 @@ use tokio::task::JoinHandle;
 pub enum SwapError {
     #[error("the pipeline has no stage `{0}`")]
     NoStage(String),
+    #[error("stage `{0}` has no canary")]
+    NoCanary(String),
     #[error("the new file implements the `{new}` world, the stage's plugin the `{old}` world")]
     WrongRole {
         new: &'static str,
@@ -29,6 +33,8 @@ pub enum SwapError {
     },
     #[error("the new version failed to start: {0}")]
     Start(#[from] CallError),
+    #[error("the stage's canary did not start: {0}")]
+    Canary(#[from] CanaryError),
     #[error("preparing the new version panicked")]
     Panicked,
     #[error("the pipeline has stopped")]
@@ -108,27 +114,43 @@ impl RunningPipeline {
         stage: &str,
         plugin: Arc<dyn Plugin>,
     ) -> Result<Replacement, SwapError> {
-        let view = self
-            .stages()
-            .into_iter()
-            .find(|v| &*v.spec.name == stage)
-            .ok_or_else(|| SwapError::NoStage(stage.into()))?;
+        let view = self.view(stage)?;
         if plugin.role() != view.spec.plugin.role() {
             return Err(SwapError::WrongRole {
                 new: plugin.role().name(),
                 old: view.spec.plugin.role().name(),
             });
         }
-        let spec = StageSpec {
+        prepare(StageSpec {
             plugin,
             ..view.spec
-        };
-        let (instance, output, spec) = tokio::task::spawn_blocking(move || {
-            instantiate(&spec).map(|(instance, output)| (instance, output, spec))
         })
         .await
-        .map_err(|_| SwapError::Panicked)??;
-        Ok(Replacement::new(spec, instance, output))
+    }
+
+    /// Prepares stage `stage` as it runs, with `plugin` as its canary's candidate: a new
+    /// build of the candidate starts its comparison again.
+    pub async fn prepare_canary(
+        &self,
+        stage: &str,
+        plugin: Arc<dyn Plugin>,
+    ) -> Result<Replacement, SwapError> {
+        let mut spec = self.view(stage)?.spec;
+        let Some(canary) = &spec.canary else {
+            return Err(SwapError::NoCanary(stage.into()));
+        };
+        spec.canary = Some(Arc::new(CanarySpec {
+            plugin,
+            ..(**canary).clone()
+        }));
+        prepare(spec).await
+    }
+
+    fn view(&self, stage: &str) -> Result<StageView, SwapError> {
+        self.stages()
+            .into_iter()
+            .find(|v| &*v.spec.name == stage)
+            .ok_or_else(|| SwapError::NoStage(stage.into()))
     }
 
     /// Hands `r` to the processor, which swaps it in at the next batch boundary. The
@@ -217,4 +239,16 @@ impl RunningPipeline {
             source: self.source_name.clone(),
         })
     }
+}
+
+/// Instantiates and configures `spec`'s plugin and its canary's, off the async threads.
+async fn prepare(spec: StageSpec) -> Result<Replacement, SwapError> {
+    tokio::task::spawn_blocking(move || {
+        let (instance, output) = instantiate(&spec)?;
+        // The stage's canary, if it has one, starts again from the new version's state.
+        let canary = Canary::start(&spec, &output)?;
+        Ok(Replacement::new(spec, instance, output, canary))
+    })
+    .await
+    .map_err(|_| SwapError::Panicked)?
 }

@@ -24,6 +24,44 @@ pub struct StageStats {
     pub logs_dropped: u64,
     pub counters_dropped: u64,
     pub last_error: Option<String>,
+    /// The candidate version running in shadow, if any, and how it compares.
+    pub canary: Option<CanaryReport>,
+}
+
+/// Where a canary stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CanaryState {
+    /// Running in shadow, being compared.
+    Comparing,
+    /// Done: its outputs matched (within the tolerance); waiting for the operator.
+    Matched,
+    /// Done: its outputs differed; waiting for the operator.
+    Differs,
+    /// Done: it failed (a trap, an error, a state it could not take); never promoted.
+    Failed,
+    /// It matched and, as its policy said, took over from the running version.
+    Promoted,
+}
+
+/// A canary's comparison with the running version, as status and metrics show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CanaryReport {
+    pub plugin: String,
+    pub version: String,
+    pub hash: String,
+    pub state: CanaryState,
+    /// Plugin calls compared so far, and the rows each version returned.
+    pub calls: u64,
+    pub rows_current: u64,
+    pub rows_candidate: u64,
+    /// Time the candidate spent in its calls (the running version's is the stage's).
+    pub busy_ns: u64,
+    /// Row by row (see `batch::compare`): same, changed, added, removed, examples.
+    pub diff: crate::batch::compare::RowDiff,
+    pub error: Option<String>,
+    /// What ended the comparison and what follows from it.
+    pub verdict: Option<String>,
 }
 
 /// Counts of one pipeline.

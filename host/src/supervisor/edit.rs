@@ -228,6 +228,16 @@ impl Supervisor {
                 }
             }
         }
+        if let Some(w) = &mut self.watcher {
+            // A canary may name a plugin in a folder not watched yet.
+            for c in pipeline
+                .stages
+                .iter()
+                .filter_map(|s| s.spec.canary.as_ref())
+            {
+                w.watch_parent_of(c.plugin.path());
+            }
+        }
         let mut new_stages: Vec<_> = pipeline.stages.into_iter().map(Some).collect();
         for &s in &stages {
             let stage = new_stages[s].take().expect("each stage once");

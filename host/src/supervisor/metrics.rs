@@ -35,7 +35,7 @@ type StageMetric = (
     &'static str,
     fn(&StageStats) -> f64,
 );
-const STAGE_METRICS: [StageMetric; 6] = [
+const STAGE_METRICS: [StageMetric; 8] = [
     (
         "stage_rows_in_total",
         "Rows given to a stage.",
@@ -71,6 +71,18 @@ const STAGE_METRICS: [StageMetric; 6] = [
         "Time spent in the plugin.",
         "counter",
         |s| s.busy_ns as f64 / 1e9,
+    ),
+    (
+        "stage_canary_rows_compared",
+        "Rows of the running version's output its canary's was compared with.",
+        "gauge",
+        |s| s.canary.as_ref().map_or(0.0, |c| c.rows_current as f64),
+    ),
+    (
+        "stage_canary_rows_differing",
+        "Rows that differed between the running version and its canary.",
+        "gauge",
+        |s| s.canary.as_ref().map_or(0.0, |c| c.diff.differing() as f64),
     ),
 ];
 

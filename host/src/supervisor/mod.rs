@@ -7,6 +7,7 @@
 //! It is an actor: one task owns the pipelines and handles [`Event`]s in order, so two
 //! changes never race. The [`Board`] it keeps is what status and metrics report.
 
+mod canary;
 mod edit;
 mod http;
 mod metrics;
@@ -54,6 +55,8 @@ struct Managed {
     file: PathBuf,
     config: PipelineConfig,
     running: RunningPipeline,
+    /// Canaries whose end was recorded, by stage.
+    canaries: canary::Seen,
 }
 
 /// How a pipeline run ended.
@@ -170,6 +173,7 @@ impl Supervisor {
             file: normalize(&config.file),
             config,
             running,
+            canaries: Default::default(),
         };
         self.publish(&managed, "running");
         if let Some(w) = &mut self.watcher {
@@ -223,6 +227,7 @@ impl Supervisor {
                 }
             }
         }
+        self.canaries();
         for m in std::mem::take(&mut self.pipelines) {
             let outcome = self.stop_one(m).await;
             self.finished.push(outcome);
@@ -232,6 +237,7 @@ impl Supervisor {
 
     /// Collects pipelines whose source ended.
     async fn reap(&mut self) {
+        self.canaries();
         let mut i = 0;
         while i < self.pipelines.len() {
             if self.pipelines[i].running.is_finished() {
@@ -283,6 +289,9 @@ fn watch_pipeline(w: &mut FileWatcher, m: &Managed) {
     w.watch_parent_of(&m.file);
     for v in m.running.stages() {
         w.watch_parent_of(v.spec.plugin.path());
+        if let Some(c) = &v.spec.canary {
+            w.watch_parent_of(c.plugin.path());
+        }
     }
 }
 

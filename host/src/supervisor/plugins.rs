@@ -8,29 +8,20 @@ use crate::plugin::{Plugin, sha256_hex};
 use std::path::Path;
 use std::sync::Arc;
 
+/// A stage that runs a changed plugin file, or has it as its canary.
+struct User {
+    p: usize,
+    stage: String,
+    metered: bool,
+    /// The hash of the version it runs.
+    running: String,
+    canary: bool,
+}
+
 impl Supervisor {
     /// Rolls the plugin at `path` out to every stage that runs it.
     pub(super) async fn plugin_changed(&mut self, path: &Path) {
-        let users: Vec<(usize, String, bool, String)> = self
-            .pipelines
-            .iter()
-            .enumerate()
-            .flat_map(|(p, m)| {
-                m.running
-                    .stages()
-                    .into_iter()
-                    .filter(|v| normalize(v.spec.plugin.path()) == path)
-                    .map(move |v| {
-                        let plugin = &v.spec.plugin;
-                        (
-                            p,
-                            v.spec.name.to_string(),
-                            plugin.metered(),
-                            plugin.hash().to_string(),
-                        )
-                    })
-            })
-            .collect();
+        let users = self.users(path);
         if users.is_empty() {
             return;
         }
@@ -44,7 +35,7 @@ impl Supervisor {
                 return;
             }
             Err(e) => {
-                for (p, stage, _, _) in &users {
+                for User { p, stage, .. } in &users {
                     self.reject(
                         *p,
                         stage,
@@ -56,15 +47,38 @@ impl Supervisor {
             }
         };
         let hash = sha256_hex(&bytes);
-        for (p, stage, metered, running) in users {
-            if running == hash {
+        for u in users {
+            if u.running == hash {
                 continue; // touched, not changed
             }
-            match self.compile(path, &bytes, metered).await {
-                Ok(plugin) => self.roll_out(p, &stage, plugin, "plugin").await,
-                Err(e) => self.reject(p, &stage, Some(hash.clone()), e),
+            match self.compile(path, &bytes, u.metered).await {
+                Ok(plugin) => self.roll_out(u.p, &u.stage, plugin, u.canary).await,
+                Err(e) => self.reject(u.p, &u.stage, Some(hash.clone()), e),
             }
         }
+    }
+
+    /// The stages that run the plugin at `path`, or have it as their canary.
+    fn users(&self, path: &Path) -> Vec<User> {
+        let mut users = Vec::new();
+        for (p, m) in self.pipelines.iter().enumerate() {
+            for v in m.running.stages() {
+                let candidate = v.spec.canary.as_ref().map(|c| &c.plugin);
+                for (plugin, canary) in [(Some(&v.spec.plugin), false), (candidate, true)] {
+                    let Some(plugin) = plugin.filter(|pl| normalize(pl.path()) == path) else {
+                        continue;
+                    };
+                    users.push(User {
+                        p,
+                        stage: v.spec.name.to_string(),
+                        metered: plugin.metered(),
+                        running: plugin.hash().to_string(),
+                        canary,
+                    });
+                }
+            }
+        }
+        users
     }
 
     /// Compiles plugin bytes off the async threads (the engine reuses an earlier
@@ -83,17 +97,17 @@ impl Supervisor {
             .map_err(|e| e.to_string())
     }
 
-    /// Prepares `plugin` for stage `stage` of pipeline `p` and swaps it in.
-    async fn roll_out(
-        &mut self,
-        p: usize,
-        stage: &str,
-        plugin: Arc<dyn Plugin>,
-        kind: &'static str,
-    ) {
+    /// Prepares `plugin` for stage `stage` of pipeline `p` (as its canary's candidate when
+    /// `canary`) and swaps it in.
+    async fn roll_out(&mut self, p: usize, stage: &str, plugin: Arc<dyn Plugin>, canary: bool) {
         let hash = plugin.hash().to_string();
-        match self.pipelines[p].running.prepare(stage, plugin).await {
-            Ok(r) => self.send_swap(p, r, kind).await,
+        let running = &self.pipelines[p].running;
+        let prepared = match canary {
+            false => running.prepare(stage, plugin).await,
+            true => running.prepare_canary(stage, plugin).await,
+        };
+        match prepared {
+            Ok(r) => self.send_swap(p, r, "plugin").await,
             Err(e) => self.reject(p, stage, Some(hash), e.to_string()),
         }
     }

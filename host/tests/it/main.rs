@@ -6,6 +6,7 @@ mod architecture;
 mod author;
 mod bad_input;
 mod budgets;
+mod canary;
 mod chaos;
 mod chaos_support;
 mod check;

@@ -3,12 +3,14 @@
 //! trap, or by hot reload.
 
 mod accept;
+mod canary;
 mod failure;
 mod state;
 mod swap;
 #[cfg(test)]
 mod tests;
 
+pub use canary::{Canary, CanaryError, CanarySpec};
 pub use swap::{Replacement, SwapOutcome};
 
 pub use super::error::StageFatal;
@@ -44,6 +46,8 @@ pub struct StageSpec {
     /// Seeds the plugin's randomness: from the pipeline's and the stage's names, so that
     /// a replay draws the same numbers and two stages draw different ones.
     pub seed: u64,
+    /// A candidate version to run in shadow and compare (`canary.rs`).
+    pub canary: Option<Arc<CanarySpec>>,
 }
 
 /// What a running stage runs, as status shows it and as a replacement is built from.
@@ -75,6 +79,9 @@ pub struct Stage {
     pub stats: StageStats,
     /// The instance a swap replaced, kept until the new one has processed a batch.
     probation: Option<swap::Probation>,
+    canary: Option<Canary>,
+    /// A canary took over since the last `take_promoted`.
+    promoted: bool,
 }
 
 /// Creates and configures an instance of `spec`'s plugin.
@@ -98,6 +105,8 @@ impl Stage {
             recovery: state::Recovery::default(),
             stats: StageStats::default(),
             probation: None,
+            canary: None,
+            promoted: false,
         })
     }
 
@@ -154,11 +163,16 @@ impl Stage {
     /// One plugin call, timed; the input comes back with the result.
     fn call(&mut self, env: Envelope, watermark: i64) -> (Envelope, Result<Output, CallError>) {
         self.stats.calls += 1;
+        self.before_call();
         let began = Instant::now();
         let Envelope { batch, positions } = env;
         let (batch, result) = self.instance.process(batch, watermark);
         self.stats.busy_ns += began.elapsed().as_nanos() as u64;
         self.collect_counters();
+        let batch = match &result {
+            Ok(out) if self.canary.is_some() => self.shadow(batch, watermark, out),
+            _ => batch,
+        };
         (Envelope { batch, positions }, result)
     }
 
@@ -177,7 +191,11 @@ impl Stage {
     pub fn flush(&mut self, dl: &mut DeadLetters) -> Result<Vec<Envelope>, StageFatal> {
         // A version still on probation at the end has not failed: keep it.
         self.end_probation(Ok(None));
-        match self.instance.flush() {
+        let flushed = self.instance.flush();
+        if let Ok(current) = &flushed {
+            self.shadow_flush(current.as_ref());
+        }
+        match flushed {
             Ok(Some(batch)) => {
                 self.stats.rows_out += batch.len() as u64;
                 Ok(vec![Envelope {

@@ -33,15 +33,23 @@ pub struct Replacement {
     pub(super) info: PluginInfo,
     pub(super) output: Vec<Field>,
     pub spec: StageSpec,
+    /// The spec's candidate, started; it is compared from the new version's state on.
+    pub(super) canary: Option<super::Canary>,
 }
 
 impl Replacement {
-    pub fn new(spec: StageSpec, instance: Box<dyn Instance>, output: Vec<Field>) -> Self {
+    pub fn new(
+        spec: StageSpec,
+        instance: Box<dyn Instance>,
+        output: Vec<Field>,
+        canary: Option<super::Canary>,
+    ) -> Self {
         Replacement {
             info: instance.info().clone(),
             instance,
             output,
             spec,
+            canary,
         }
     }
 
@@ -75,6 +83,7 @@ impl Stage {
             info,
             output,
             spec,
+            canary,
         } = r;
         // A version that has not run a batch yet is not proven: the newer one replaces it
         // and the proven one stays the fallback (its state is the same, nothing ran since).
@@ -128,6 +137,7 @@ impl Stage {
             pause,
             reply,
         });
+        self.attach_canary(canary);
         // A new version gets a fresh start: the old one's failures are not held against it.
         self.stats.quarantined = false;
         self.stats.failing_in_a_row = 0;
@@ -155,6 +165,8 @@ impl Stage {
         let to = std::mem::take(&mut self.spec.to);
         self.spec = StageSpec { to, ..p.spec };
         self.recovery = p.recovery;
+        // The candidate took the refused version's state; it has nothing to compare with.
+        self.attach_canary(None);
         let _ = p.reply.send(SwapOutcome::Rejected(why));
     }
 
@@ -197,6 +209,7 @@ impl Stage {
             info: self.info,
             output: self.output,
             spec: self.spec,
+            canary: self.canary,
         }
     }
 

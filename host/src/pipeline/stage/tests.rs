@@ -3,8 +3,12 @@
 
 use super::SwapOutcome;
 use crate::batch::DeadLetters;
+use crate::config::Promote;
+use crate::pipeline::CanaryState;
+use crate::pipeline::fake::Fake;
 use crate::pipeline::fake::{FakePlugin, rows, spec, stage};
 use crate::pipeline::stage::{Replacement, instantiate};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 fn ids(n: usize, poison: Option<usize>) -> Vec<String> {
@@ -60,7 +64,7 @@ fn a_plugin_that_keeps_failing_is_quarantined_and_no_longer_called() {
 fn replacement(plugin: &std::sync::Arc<FakePlugin>) -> Replacement {
     let spec = spec(plugin, 5);
     let (instance, output) = instantiate(&spec).unwrap();
-    Replacement::new(spec, instance, output)
+    Replacement::new(spec, instance, output, None)
 }
 
 #[test]
@@ -141,4 +145,106 @@ fn isolating_a_poisoned_row_is_not_a_failure_that_quarantines() {
         "a healthy plugin with a bad row per batch keeps running"
     );
     assert_eq!((dl.len(), plugin.count()), (6, 6 * 7));
+}
+
+fn with_canary(
+    current: &Arc<FakePlugin>,
+    candidate: &Arc<FakePlugin>,
+    promote: crate::config::Promote,
+) -> super::Stage {
+    let mut spec = spec(current, 5);
+    spec.canary = Some(Arc::new(super::CanarySpec {
+        plugin: Arc::new(Fake(candidate.clone())),
+        setup: spec.setup.clone(),
+        calls: Some(3),
+        duration: None,
+        promote,
+        tolerance: 0.0,
+    }));
+    let mut s = super::Stage::start(spec).unwrap();
+    s.start_canary().unwrap();
+    s
+}
+
+/// Runs batches of 10, 4, 4, 4 and 4 rows: the canary, set to 3 calls, sees the first three.
+fn run_canary(s: &mut super::Stage) -> (usize, DeadLetters) {
+    let mut dl = DeadLetters::new("test");
+    let mut passed = 0;
+    for n in [10, 4, 4, 4, 4] {
+        let out = s.process(vec![env(&ids(n, None))], 0, &mut dl).unwrap();
+        passed += out.iter().map(|e| e.rows()).sum::<usize>();
+    }
+    (passed, dl)
+}
+
+#[test]
+fn a_canary_that_matches_is_reported_and_the_running_version_stays() {
+    let (old, new) = (FakePlugin::new("1"), FakePlugin::new("2"));
+    let mut s = with_canary(&old, &new, Promote::Manual);
+    let (passed, dl) = run_canary(&mut s);
+    let c = s.stats.canary.clone().unwrap();
+    assert_eq!(c.state, CanaryState::Matched, "{c:?}");
+    assert_eq!((c.calls, c.diff.same, c.diff.differing()), (3, 18, 0));
+    assert_eq!((passed, dl.len(), s.info.version.as_str()), (26, 0, "1"));
+    assert_eq!(
+        new.count(),
+        18,
+        "it saw the 18 rows of its three calls, no more"
+    );
+    assert!(s.take_promoted().is_none());
+}
+
+#[test]
+fn a_canary_that_matches_with_promote_auto_takes_over_with_its_state() {
+    let (old, new) = (FakePlugin::new("1"), FakePlugin::new("2"));
+    let mut s = with_canary(&old, &new, Promote::Auto);
+    let (passed, _) = run_canary(&mut s);
+    assert_eq!(
+        s.stats.canary.as_ref().unwrap().state,
+        CanaryState::Promoted
+    );
+    assert_eq!((s.info.version.as_str(), passed), ("2", 26));
+    assert_eq!(
+        new.count(),
+        26,
+        "the last batch ran on the promoted candidate only"
+    );
+    assert_eq!(s.take_promoted().unwrap().info.version, "2");
+}
+
+#[test]
+fn a_canary_that_differs_is_not_promoted_and_its_differences_are_shown() {
+    let old = FakePlugin::new("1");
+    let new = Arc::new(FakePlugin {
+        version: "2",
+        rename: Some(("e1", "renamed")),
+        ..Default::default()
+    });
+    let mut s = with_canary(&old, &new, Promote::Auto);
+    let (passed, dl) = run_canary(&mut s);
+    let c = s.stats.canary.clone().unwrap();
+    assert_eq!(c.state, CanaryState::Differs);
+    assert_eq!((c.diff.added, c.diff.removed, c.diff.same), (3, 3, 15));
+    assert!(
+        c.diff
+            .examples
+            .contains(&"+ {\"id\":\"renamed\"}".to_string()),
+        "{c:?}"
+    );
+    assert_eq!((passed, dl.len(), s.info.version.as_str()), (26, 0, "1"));
+}
+
+#[test]
+fn a_failing_canary_ends_and_never_touches_the_running_version() {
+    let (old, new) = (FakePlugin::new("1"), FakePlugin::broken("2"));
+    let mut s = with_canary(&old, &new, Promote::Auto);
+    let (passed, dl) = run_canary(&mut s);
+    let c = s.stats.canary.clone().unwrap();
+    assert_eq!((c.state, c.calls), (CanaryState::Failed, 0));
+    assert!(c.error.unwrap().contains("scripted trap"));
+    assert_eq!((passed, dl.len(), old.count()), (26, 0, 26));
+    assert_eq!(
+        s.stats.failures, 0,
+        "the candidate's failure is not the stage's"
+    );
 }
