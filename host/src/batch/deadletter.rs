@@ -58,6 +58,8 @@ pub struct DeadLetters {
     partition: I64Builder,
     offset: I64Builder,
     payload: TextBuilder,
+    /// Rows per reason, for status.
+    by_reason: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl DeadLetters {
@@ -73,6 +75,7 @@ impl DeadLetters {
             partition: I64Builder::default(),
             offset: I64Builder::default(),
             payload: TextBuilder::default(),
+            by_reason: Default::default(),
         }
     }
 
@@ -84,6 +87,11 @@ impl DeadLetters {
         self.reason.is_empty()
     }
 
+    /// How many rows so far, by reason.
+    pub fn by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.by_reason.iter().map(|(r, n)| (*r, *n))
+    }
+
     fn push(
         &mut self,
         reason: Reason,
@@ -93,6 +101,7 @@ impl DeadLetters {
         payload: &str,
     ) {
         self.reason.push(reason.name());
+        *self.by_reason.entry(reason.name()).or_default() += 1;
         self.stage.push(who.stage);
         self.plugin.push(who.plugin);
         self.version.push(who.version);

@@ -2,11 +2,12 @@
 //! generated traffic with the four anomalies, PII hashing, quality checks, 10 s and 1 min
 //! windows, anomaly rules and Slack payloads — on the console and in JSONL files.
 
-use super::run::{print_summary, stop_signal};
+use super::run::{report, serve_status, stop_signal};
 use crate::config::SinkConfig;
 use crate::config::{self, PipelineConfig};
 use crate::pipeline;
 use crate::plugin::PluginEngine;
+use crate::supervisor::{self, Supervisor};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -38,7 +39,7 @@ fn redirect(cfg: &mut PipelineConfig, out: &Path) {
     }
 }
 
-pub async fn demo(duration: u64, out: &Path) -> ExitCode {
+pub async fn demo(duration: u64, out: &Path, status_addr: Option<&str>) -> ExitCode {
     let dir = pipelines_dir();
     let mut cfg = match config::parse(&dir.join("demo.toml"), DEMO) {
         Ok(c) => c,
@@ -71,18 +72,29 @@ pub async fn demo(duration: u64, out: &Path) -> ExitCode {
         duration,
         out.display()
     );
-    let stop = stop_signal(Some(duration));
-    match pipeline::run(pipeline, stop, None).await {
-        Ok(summary) => {
-            print_summary(&summary);
-            eprintln!("results: {}", list_outputs(out));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+    let mut stop = stop_signal(Some(duration));
+    let mut sup = Supervisor::new(engine);
+    if let Err(e) = sup.start(cfg, pipeline).await {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
     }
+    if let Some(addr) = status_addr
+        && let Some(at) = serve_status(addr, sup.board()).await
+    {
+        eprintln!("dashboard: http://{at}/ (live charts, alerts, stages)\n");
+    }
+    let handle = sup.spawn();
+    let events = handle.events.clone();
+    tokio::spawn(async move {
+        if stop.wait_for(|s| *s).await.is_ok() {
+            let _ = events.send(supervisor::Event::Stop);
+        }
+    });
+    if !report(handle.wait().await) {
+        return ExitCode::FAILURE;
+    }
+    eprintln!("results: {}", list_outputs(out));
+    ExitCode::SUCCESS
 }
 
 fn list_outputs(out: &Path) -> String {

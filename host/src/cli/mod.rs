@@ -41,6 +41,9 @@ pub enum Command {
         /// Folder for the JSONL results.
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
+        /// Where to serve the dashboard, /status and /metrics; `off` for nowhere.
+        #[arg(long, default_value = status::DEFAULT_ADDR)]
+        status_addr: String,
     },
     /// Check pipeline files (parse them, load every plugin, configure every stage, report
     /// every problem as file:line:col) or plugins (`.wasm`: role, world, version, imports;
@@ -92,7 +95,14 @@ pub enum Command {
 
 pub async fn main(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Demo { duration, out } => demo::demo(duration, &out).await,
+        Command::Demo {
+            duration,
+            out,
+            status_addr,
+        } => {
+            let addr = (status_addr != "off").then_some(status_addr.as_str());
+            demo::demo(duration, &out, addr).await
+        }
         Command::Check {
             files,
             config,

@@ -144,21 +144,26 @@ fn expand(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
     (files, dirs)
 }
 
-/// Serves status on `addr`, if it can; a busy port is no reason not to run.
-async fn serve_status(addr: &str, board: Arc<Board>) {
+/// Serves the dashboard, status and metrics on `addr`, if it can (a busy port is no
+/// reason not to run); the address it serves on.
+pub(super) async fn serve_status(addr: &str, board: Arc<Board>) -> Option<String> {
     match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => {
             let at = listener
                 .local_addr()
                 .map_or(addr.to_string(), |a| a.to_string());
             tracing::info!(
-                "status on http://{at}/status and http://{at}/metrics (`adstream status --addr {at}`)"
+                "dashboard on http://{at}/, status on http://{at}/status and http://{at}/metrics (`adstream status --addr {at}`)"
             );
             tokio::spawn(supervisor::serve(listener, board));
+            Some(at)
         }
-        Err(e) => tracing::warn!(
-            "no status endpoint: cannot listen on {addr}: {e} (choose another with --status-addr)"
-        ),
+        Err(e) => {
+            tracing::warn!(
+                "no status endpoint: cannot listen on {addr}: {e} (choose another with --status-addr)"
+            );
+            None
+        }
     }
 }
 
@@ -212,7 +217,7 @@ pub async fn run(paths: &[PathBuf], opts: RunOptions) -> ExitCode {
 }
 
 /// Prints how each pipeline ended; whether all ended well.
-fn report(outcomes: Vec<supervisor::Outcome>) -> bool {
+pub(super) fn report(outcomes: Vec<supervisor::Outcome>) -> bool {
     let mut ok = true;
     for (name, result) in outcomes {
         match result {

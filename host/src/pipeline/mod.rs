@@ -29,4 +29,4 @@ pub use running::{NewSinks, RewireError, RunningPipeline, SwapError};
 pub use stage::{
     CanaryError, CanarySpec, Input, Replacement, Stage, StageSpec, StageView, SwapOutcome,
 };
-pub use stats::{CanaryReport, CanaryState, PipelineStats, RunSummary, StageStats};
+pub use stats::{CanaryReport, CanaryState, PipelineStats, Recent, RunSummary, StageStats};

@@ -245,8 +245,17 @@ impl Processor {
         if dl.is_empty() {
             return Ok(());
         }
-        self.stats.lock().expect("stats lock").dead_letters += dl.len() as u64;
+        let recent = {
+            let mut stats = self.stats.lock().expect("stats lock");
+            stats.dead_letters += dl.len() as u64;
+            for (reason, n) in dl.by_reason() {
+                *stats.dead_letters_by_reason.entry(reason).or_default() += n;
+            }
+            stats.recent_dead_letters.clone()
+        };
         let batch = Arc::new(dl.finish());
+        // The payload may be long; the dashboard shows why and where, not what.
+        recent.record_without(&batch, &["payload"]);
         self.send(self.dead_letter, SinkMsg::Rows { batch, done: None })
     }
 

@@ -1,6 +1,7 @@
 //! Live numbers of a running pipeline and its stages, for status and metrics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Counts of one stage.
@@ -26,6 +27,74 @@ pub struct StageStats {
     pub last_error: Option<String>,
     /// The candidate version running in shadow, if any, and how it compares.
     pub canary: Option<CanaryReport>,
+    /// The last rows an aggregate or detect stage produced (windows, alerts), for the
+    /// dashboard; shared, so that copying the stats does not copy them.
+    #[serde(skip)]
+    pub recent: Recent,
+}
+
+/// Rows kept per stage for the dashboard, and the most bytes of one.
+const RECENT_ROWS: usize = 400;
+const RECENT_ROW_BYTES: usize = 2048;
+
+/// A stage's latest output rows as JSON objects, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct Recent(Arc<Mutex<VecDeque<String>>>);
+
+impl Recent {
+    /// Keeps the rows of `batch` (the last [`RECENT_ROWS`] of them).
+    pub fn record(&self, batch: &adstream_sdk::Batch) {
+        self.record_without(batch, &[]);
+    }
+
+    /// Keeps the rows of `batch` without the columns named in `skip`.
+    pub fn record_without(&self, batch: &adstream_sdk::Batch, skip: &[&str]) {
+        let first = batch.len().saturating_sub(RECENT_ROWS);
+        let mut rows = self.0.lock().expect("recent rows");
+        for r in first..batch.len() {
+            let row = row_json_without(batch, r, skip);
+            // A row too long to show is left out rather than cut into invalid JSON.
+            if row.len() <= RECENT_ROW_BYTES {
+                rows.push_back(row);
+            }
+        }
+        while rows.len() > RECENT_ROWS {
+            rows.pop_front();
+        }
+    }
+
+    /// The rows as one JSON array.
+    pub fn json(&self) -> String {
+        let rows = self.0.lock().expect("recent rows");
+        let mut out = String::with_capacity(rows.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
+        out.push('[');
+        for (i, r) in rows.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(r);
+        }
+        out.push(']');
+        out
+    }
+}
+
+fn row_json_without(batch: &adstream_sdk::Batch, row: usize, skip: &[&str]) -> String {
+    let mut out = vec![b'{'];
+    for col in batch
+        .columns
+        .iter()
+        .filter(|c| !skip.contains(&c.name.as_str()))
+    {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut out, &col.name);
+        out.push(b':');
+        crate::batch::encode::write_value(&mut out, col, row);
+    }
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Where a canary stands.
@@ -71,6 +140,11 @@ pub struct PipelineStats {
     pub records: u64,
     pub decode_errors: u64,
     pub dead_letters: u64,
+    /// Dead letters by reason (`decode`, `rejected`, `late`, `plugin_error`, ...).
+    pub dead_letters_by_reason: BTreeMap<&'static str, u64>,
+    /// The last dead letters, without their payloads, for the dashboard.
+    #[serde(skip)]
+    pub recent_dead_letters: Recent,
     pub watermark: Option<i64>,
     /// Checkpoints written, and failed (not written).
     pub checkpoints: u64,

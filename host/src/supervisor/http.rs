@@ -1,65 +1,111 @@
-//! The host's HTTP endpoint: `GET /status` (JSON, what `adstream status` prints) and
-//! `GET /metrics` (Prometheus text). Two read-only routes do not justify an HTTP server
-//! dependency, so this speaks just enough HTTP/1.1 itself.
+//! The host's HTTP endpoint (axum): `GET /` the dashboard, `GET /events` its live feed
+//! (server-sent events, one update a second), `GET /status` (JSON, what `adstream status`
+//! prints) and `GET /metrics` (Prometheus text). Requests have a time limit and no body;
+//! live feeds are few at once, since each costs a status snapshot a second.
 
 use super::status::Board;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use std::convert::Infallible;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
-/// Requests larger than this are refused; ours are one line.
-const MAX_REQUEST: usize = 8 * 1024;
+const DASHBOARD: &str = include_str!("dashboard.html");
+/// Dashboards that may follow the feed at once.
+const FEEDS: usize = 16;
+/// How often the feed sends an update.
+const EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+struct Shared {
+    board: Arc<Board>,
+    feeds: Arc<Semaphore>,
+}
 
 /// Serves `board` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, board: Arc<Board>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let board = board.clone();
-        tokio::spawn(async move {
-            if let Err(e) = answer(stream, &board).await {
-                tracing::debug!("status endpoint: {e}");
-            }
-        });
+    let shared = Shared {
+        board,
+        feeds: Arc::new(Semaphore::new(FEEDS)),
+    };
+    let app = Router::new()
+        .route("/", get(|| async { Html(DASHBOARD) }))
+        .route("/events", get(events))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(10),
+        ))
+        .layer(RequestBodyLimitLayer::new(0))
+        .with_state(shared);
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::warn!("status endpoint stopped: {e}");
     }
 }
 
-async fn answer(mut stream: TcpStream, board: &Board) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 || buf.len() > MAX_REQUEST {
-            break;
+async fn status(State(s): State<Shared>) -> Response {
+    let json = serde_json::to_string_pretty(&s.board.status()).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    let kind = "text/plain; version=0.0.4";
+    ([(header::CONTENT_TYPE, kind)], s.board.prometheus()).into_response()
+}
+
+/// The status and each stage's latest rows, as one JSON object.
+fn live(board: &Board) -> String {
+    let status = board.status();
+    let mut rows = Vec::new();
+    for p in &status.pipelines {
+        rows.push((
+            format!("{}/dead letters", p.name),
+            p.recent_dead_letters.json(),
+        ));
+        for st in &p.stages {
+            let key = format!("{}/{}", p.name, st.name);
+            rows.push((key, st.stats.recent.json()));
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
-    let request = String::from_utf8_lossy(&buf);
-    let mut words = request.split_whitespace();
-    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let (code, kind, body) = match (method, path) {
-        ("GET", "/status") => {
-            let json = serde_json::to_string_pretty(&board.status()).unwrap_or_default();
-            ("200 OK", "application/json", json)
+    // The rows are JSON already: they are spliced in, not parsed and written again.
+    let mut out = String::from("{\"status\":");
+    out += &serde_json::to_string(&status).unwrap_or_default();
+    out += ",\"recent\":{";
+    for (i, (key, json)) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
         }
-        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", board.prometheus()),
-        ("GET", _) => (
-            "404 Not Found",
-            "text/plain",
-            "try /status or /metrics\n".to_string(),
-        ),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "only GET\n".to_string(),
-        ),
+        out += &serde_json::to_string(key).unwrap_or_default();
+        out.push(':');
+        out += json;
+    }
+    out += "}}";
+    out
+}
+
+async fn events(State(s): State<Shared>) -> Response {
+    let Ok(permit) = s.feeds.clone().try_acquire_owned() else {
+        let busy = format!("at most {FEEDS} live dashboards at once\n");
+        return (StatusCode::SERVICE_UNAVAILABLE, busy).into_response();
     };
-    let head = format!(
-        "HTTP/1.1 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
+    let state: (Arc<Board>, OwnedSemaphorePermit, bool) = (s.board, permit, true);
+    let stream = futures_util::stream::unfold(state, |(board, permit, first)| async move {
+        if !first {
+            tokio::time::sleep(EVERY).await;
+        }
+        let event = Event::default().data(live(&board));
+        Some((Ok::<_, Infallible>(event), (board, permit, false)))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }

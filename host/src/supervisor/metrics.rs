@@ -119,26 +119,15 @@ pub(super) fn prometheus(s: &Status, totals: &Totals) -> String {
         "gauge",
         gauge(|p| Some(f64::from(u8::from(p.source_stalled.is_some())))),
     );
-    let per_stage = |f: fn(&StageStats) -> f64| {
-        s.pipelines
-            .iter()
-            .flat_map(|p| {
-                p.stages.iter().map(move |st| {
-                    let labels = format!(
-                        "pipeline=\"{}\",stage=\"{}\",plugin=\"{}\",version=\"{}\"",
-                        esc(&p.name),
-                        esc(&st.name),
-                        esc(&st.plugin.name),
-                        esc(&st.plugin.version)
-                    );
-                    (labels, f(&st.stats))
-                })
-            })
-            .collect()
-    };
     for (name, help, kind, f) in STAGE_METRICS {
-        metric(name, help, kind, per_stage(f));
+        metric(name, help, kind, stage_rows(s, f));
     }
+    metric(
+        "dead_letters_by_reason_total",
+        "Rows sent to the dead-letter sink, by reason.",
+        "counter",
+        reason_rows(s),
+    );
     metric(
         "changes_total",
         "Plugin swaps and pipeline edits tried, by outcome.",
@@ -146,6 +135,36 @@ pub(super) fn prometheus(s: &Status, totals: &Totals) -> String {
         change_rows(totals),
     );
     out
+}
+
+fn stage_rows(s: &Status, f: fn(&StageStats) -> f64) -> Vec<(String, f64)> {
+    s.pipelines
+        .iter()
+        .flat_map(|p| {
+            p.stages.iter().map(move |st| {
+                let labels = format!(
+                    "pipeline=\"{}\",stage=\"{}\",plugin=\"{}\",version=\"{}\"",
+                    esc(&p.name),
+                    esc(&st.name),
+                    esc(&st.plugin.name),
+                    esc(&st.plugin.version)
+                );
+                (labels, f(&st.stats))
+            })
+        })
+        .collect()
+}
+
+fn reason_rows(s: &Status) -> Vec<(String, f64)> {
+    s.pipelines
+        .iter()
+        .flat_map(|p| {
+            p.dead_letters_by_reason.iter().map(|(reason, n)| {
+                let labels = format!("pipeline=\"{}\",reason=\"{reason}\"", esc(&p.name));
+                (labels, *n as f64)
+            })
+        })
+        .collect()
 }
 
 fn gauge_rows(s: &Status, f: fn(&PipelineStatus) -> Option<f64>) -> Vec<(String, f64)> {

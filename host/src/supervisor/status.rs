@@ -2,7 +2,7 @@
 //! plugin (content hash, version, when it was loaded) with its live counts, and the history
 //! of changes (swaps, pipeline edits), accepted or rejected.
 
-use crate::pipeline::{PipelineStats, StageStats};
+use crate::pipeline::{PipelineStats, Recent, StageStats};
 use adstream_sdk::time::iso8601;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -41,6 +41,10 @@ pub struct PipelineStatus {
     pub batches: u64,
     pub decode_errors: u64,
     pub dead_letters: u64,
+    pub dead_letters_by_reason: BTreeMap<&'static str, u64>,
+    /// The last dead letters (without payloads), for the dashboard's feed.
+    #[serde(skip)]
+    pub recent_dead_letters: Recent,
     pub watermark: Option<String>,
     pub checkpoints: u64,
     pub checkpoint_failures: u64,
@@ -242,6 +246,8 @@ fn entry_status(e: &BoardEntry) -> PipelineStatus {
         batches: stats.batches,
         decode_errors: stats.decode_errors,
         dead_letters: stats.dead_letters,
+        dead_letters_by_reason: stats.dead_letters_by_reason.clone(),
+        recent_dead_letters: stats.recent_dead_letters.clone(),
         watermark: stats.watermark.map(iso8601),
         checkpoints: stats.checkpoints,
         checkpoint_failures: stats.checkpoint_failures,

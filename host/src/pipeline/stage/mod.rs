@@ -157,6 +157,11 @@ impl Stage {
             self.count_failure(outcome);
         }
         self.stats.rows_out += outputs.iter().map(|e| e.rows() as u64).sum::<u64>();
+        if matches!(self.spec.plugin.role(), Role::Aggregate | Role::Detect) {
+            outputs
+                .iter()
+                .for_each(|e| self.stats.recent.record(&e.batch));
+        }
         Ok(outputs)
     }
 
@@ -198,6 +203,7 @@ impl Stage {
         match flushed {
             Ok(Some(batch)) => {
                 self.stats.rows_out += batch.len() as u64;
+                self.stats.recent.record(&batch);
                 Ok(vec![Envelope {
                     batch,
                     positions: None,
