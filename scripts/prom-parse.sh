@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Parses Prometheus text (stdin) with the Prometheus Python client's parser, installed
-# once into a virtualenv under the cache; prints each metric family as
-# `name type samples` and each sample's name once, or fails with the parser's error.
+# Parses OpenMetrics text (stdin, what /metrics serves) with the Prometheus Python
+# client's strict OpenMetrics parser, installed once into a virtualenv under the cache;
+# prints each metric family as `name type samples` and each sample's name once, or fails
+# with the parser's error.
 set -euo pipefail
 venv="${ADSTREAM_CACHE:-$HOME/.cache/adstream}/prom-venv"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import prometheus_client" 2>/dev/null; then
@@ -11,7 +12,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import prometheus_cli
 fi
 exec "$venv/bin/python" -c '
 import sys
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 names = set()
 for f in text_string_to_metric_families(sys.stdin.read()):
     print(f.name, f.type, len(f.samples))

@@ -29,4 +29,6 @@ pub use running::{NewSinks, RewireError, RunningPipeline, SwapError};
 pub use stage::{
     CanaryError, CanarySpec, Input, Replacement, Stage, StageSpec, StageView, SwapOutcome,
 };
-pub use stats::{CanaryReport, CanaryState, PipelineStats, Recent, RunSummary, StageStats};
+pub use stats::{
+    CanaryReport, CanaryState, Latency, PipelineStats, Recent, RunSummary, StageStats,
+};

@@ -147,6 +147,7 @@ impl Processor {
     }
 
     fn handle(&mut self, seq: u64, incoming: Incoming) -> Result<(), RunError> {
+        let began = Instant::now();
         let Incoming { raw, decoded } = incoming;
         let raw = &raw;
         let mut dl = DeadLetters::new(&self.source_name);
@@ -169,6 +170,7 @@ impl Processor {
             s.batches += 1;
             s.records += raw.len() as u64;
             s.decode_errors += decoded.rejected.len() as u64;
+            s.batch_seconds.observe(began.elapsed());
         }
         self.send_dead_letters(dl)?;
         if self.cut.as_ref().is_some_and(Cut::due) {

@@ -19,6 +19,9 @@ pub struct StageStats {
     /// The plugin is no longer called; batches are handled by `on_error`.
     pub quarantined: bool,
     pub busy_ns: u64,
+    /// How long each plugin call took.
+    #[serde(skip)]
+    pub call_seconds: Latency,
     /// Counters the plugin itself keeps (`host.count`).
     pub plugin_counters: BTreeMap<String, u64>,
     /// Log lines over the stage's rate, and counter additions beyond its names, dropped.
@@ -31,6 +34,26 @@ pub struct StageStats {
     /// dashboard; shared, so that copying the stats does not copy them.
     #[serde(skip)]
     pub recent: Recent,
+}
+
+/// A latency histogram in seconds, 10 µs to about 10 s in steps of 4×; its copies share
+/// the counts.
+#[derive(Debug, Clone)]
+pub struct Latency(pub prometheus_client::metrics::histogram::Histogram);
+
+impl Default for Latency {
+    fn default() -> Self {
+        let buckets = prometheus_client::metrics::histogram::exponential_buckets(1e-5, 4.0, 11);
+        Latency(prometheus_client::metrics::histogram::Histogram::new(
+            buckets,
+        ))
+    }
+}
+
+impl Latency {
+    pub fn observe(&self, took: Duration) {
+        self.0.observe(took.as_secs_f64());
+    }
 }
 
 /// Rows kept per stage for the dashboard, and the most bytes of one.
@@ -137,6 +160,9 @@ pub struct CanaryReport {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct PipelineStats {
     pub batches: u64,
+    /// How long each batch took through every stage.
+    #[serde(skip)]
+    pub batch_seconds: Latency,
     pub records: u64,
     pub decode_errors: u64,
     pub dead_letters: u64,

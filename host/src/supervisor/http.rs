@@ -1,6 +1,6 @@
 //! The host's HTTP endpoint (axum): `GET /` the dashboard, `GET /events` its live feed
 //! (server-sent events, one update a second), `GET /status` (JSON, what `adstream status`
-//! prints) and `GET /metrics` (Prometheus text). Requests have a time limit and no body;
+//! prints) and `GET /metrics` (OpenMetrics text, which Prometheus reads). Requests have a time limit and no body;
 //! live feeds are few at once, since each costs a status snapshot a second.
 
 use super::status::Board;
@@ -58,7 +58,7 @@ async fn status(State(s): State<Shared>) -> Response {
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {
-    let kind = "text/plain; version=0.0.4";
+    let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(header::CONTENT_TYPE, kind)], s.board.prometheus()).into_response()
 }
 

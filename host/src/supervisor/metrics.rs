@@ -1,202 +1,233 @@
-//! `/metrics`: the board's numbers in Prometheus' text format.
+//! `/metrics`: the board's numbers in the OpenMetrics text format, written by the
+//! Prometheus client crate (`prometheus-client`), which also escapes label values. The
+//! counts live in the pipelines' stats; a collector reads them at each scrape. Latency
+//! histograms are observed where the work happens (`pipeline::Latency`).
 
 use super::status::{PipelineStatus, Status, Totals};
-use crate::pipeline::StageStats;
-use std::fmt::Write as _;
+use crate::pipeline::{Latency, StageStats};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
-/// Per-pipeline counters: name, help, value.
+type Labels = Vec<(&'static str, String)>;
+
+/// Per-pipeline counters: name (without `_total`), help, value.
 type PipelineMetric = (&'static str, &'static str, fn(&PipelineStatus) -> u64);
 const PIPELINE_COUNTERS: [PipelineMetric; 5] = [
-    ("records_total", "Source records read.", |p| p.records),
-    ("checkpoints_total", "Checkpoints written.", |p| {
-        p.checkpoints
-    }),
+    ("records", "Source records read.", |p| p.records),
+    ("checkpoints", "Checkpoints written.", |p| p.checkpoints),
     (
-        "checkpoint_failures_total",
+        "checkpoint_failures",
         "Checkpoints not written (a snapshot or a sink failed).",
         |p| p.checkpoint_failures,
     ),
-    (
-        "decode_errors_total",
-        "Records that could not be decoded.",
-        |p| p.decode_errors,
-    ),
-    (
-        "dead_letters_total",
-        "Rows sent to the dead-letter sink.",
-        |p| p.dead_letters,
-    ),
+    ("decode_errors", "Records that could not be decoded.", |p| {
+        p.decode_errors
+    }),
+    ("dead_letters", "Rows sent to the dead-letter sink.", |p| {
+        p.dead_letters
+    }),
 ];
 
-/// Per-stage metrics: name, help, Prometheus type, value.
-type StageMetric = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&StageStats) -> f64,
-);
+/// Per-stage metrics: name, help, whether a counter (else a gauge), value.
+type StageMetric = (&'static str, &'static str, bool, fn(&StageStats) -> f64);
 const STAGE_METRICS: [StageMetric; 8] = [
+    ("stage_rows_in", "Rows given to a stage.", true, |s| {
+        s.rows_in as f64
+    }),
+    ("stage_rows_out", "Rows a stage produced.", true, |s| {
+        s.rows_out as f64
+    }),
     (
-        "stage_rows_in_total",
-        "Rows given to a stage.",
-        "counter",
-        |s| s.rows_in as f64,
-    ),
-    (
-        "stage_rows_out_total",
-        "Rows a stage produced.",
-        "counter",
-        |s| s.rows_out as f64,
-    ),
-    (
-        "stage_failures_total",
+        "stage_failures",
         "Plugin calls that failed (trap, deadline, bad output).",
-        "counter",
+        true,
         |s| s.failures as f64,
     ),
     (
-        "stage_restarts_total",
+        "stage_restarts",
         "Plugin instances re-created after a failure.",
-        "counter",
+        true,
         |s| s.restarts as f64,
     ),
     (
         "stage_quarantined",
         "1 while a stage's plugin is no longer called.",
-        "gauge",
+        false,
         |s| f64::from(u8::from(s.quarantined)),
     ),
     (
-        "stage_busy_seconds_total",
+        "stage_busy_seconds",
         "Time spent in the plugin.",
-        "counter",
+        true,
         |s| s.busy_ns as f64 / 1e9,
     ),
     (
         "stage_canary_rows_compared",
         "Rows of the running version's output its canary's was compared with.",
-        "gauge",
+        false,
         |s| s.canary.as_ref().map_or(0.0, |c| c.rows_current as f64),
     ),
     (
         "stage_canary_rows_differing",
         "Rows that differed between the running version and its canary.",
-        "gauge",
+        false,
         |s| s.canary.as_ref().map_or(0.0, |c| c.diff.differing() as f64),
     ),
 ];
 
-pub(super) fn prometheus(s: &Status, totals: &Totals) -> String {
+/// What one scrape reports.
+#[derive(Debug)]
+struct Board {
+    status: Status,
+    totals: Totals,
+}
+
+pub(super) fn prometheus(status: Status, totals: Totals) -> String {
+    let mut registry = Registry::with_prefix("adstream");
+    registry.register_collector(Box::new(Board { status, totals }));
     let mut out = String::new();
-    let mut metric = |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| {
-        let _ = writeln!(
-            out,
-            "# HELP adstream_{name} {help}\n# TYPE adstream_{name} {kind}"
-        );
-        for (labels, v) in rows {
-            let _ = writeln!(out, "adstream_{name}{{{labels}}} {v}");
-        }
-    };
-    let per_pipeline = |f: fn(&PipelineStatus) -> u64| {
-        s.pipelines
-            .iter()
-            .map(|p| (format!("pipeline=\"{}\"", esc(&p.name)), f(p) as f64))
-            .collect()
-    };
-    for (name, help, f) in PIPELINE_COUNTERS {
-        metric(name, help, "counter", per_pipeline(f));
-    }
-    let gauge = |f: fn(&PipelineStatus) -> Option<f64>| gauge_rows(s, f);
-    metric(
-        "checkpoint_age_seconds",
-        "Seconds since the newest checkpoint was written.",
-        "gauge",
-        gauge(|p| p.checkpoint_age_s),
-    );
-    metric(
-        "source_stalled",
-        "1 while the source has records waiting but delivers none.",
-        "gauge",
-        gauge(|p| Some(f64::from(u8::from(p.source_stalled.is_some())))),
-    );
-    for (name, help, kind, f) in STAGE_METRICS {
-        metric(name, help, kind, stage_rows(s, f));
-    }
-    metric(
-        "dead_letters_by_reason_total",
-        "Rows sent to the dead-letter sink, by reason.",
-        "counter",
-        reason_rows(s),
-    );
-    metric(
-        "changes_total",
-        "Plugin swaps and pipeline edits tried, by outcome.",
-        "counter",
-        change_rows(totals),
-    );
+    prometheus_client::encoding::text::encode(&mut out, &registry)
+        .expect("writing to a String does not fail");
     out
 }
 
-fn stage_rows(s: &Status, f: fn(&StageStats) -> f64) -> Vec<(String, f64)> {
-    s.pipelines
-        .iter()
-        .flat_map(|p| {
-            p.stages.iter().map(move |st| {
-                let labels = format!(
-                    "pipeline=\"{}\",stage=\"{}\",plugin=\"{}\",version=\"{}\"",
-                    esc(&p.name),
-                    esc(&st.name),
-                    esc(&st.plugin.name),
-                    esc(&st.plugin.version)
-                );
-                (labels, f(&st.stats))
+/// Writes one family: `rows` of labels and a value each.
+fn family(
+    e: &mut DescriptorEncoder,
+    (name, help): (&str, &str),
+    counter: bool,
+    rows: Vec<(Labels, f64)>,
+) -> Result<(), std::fmt::Error> {
+    let kind = if counter {
+        MetricType::Counter
+    } else {
+        MetricType::Gauge
+    };
+    let mut f = e.encode_descriptor(name, help, None, kind)?;
+    for (labels, v) in rows {
+        let m = f.encode_family(&labels)?;
+        // Whole numbers are written as integers (`3`, not `3.0`), as counts read best.
+        let whole = v.fract() == 0.0 && v.abs() < 9e15;
+        match (counter, whole) {
+            (true, true) => ConstCounter::new(v as u64).encode(m)?,
+            (true, false) => ConstCounter::new(v).encode(m)?,
+            (false, true) => ConstGauge::new(v as i64).encode(m)?,
+            (false, false) => ConstGauge::new(v).encode(m)?,
+        }
+    }
+    Ok(())
+}
+
+fn histograms(
+    e: &mut DescriptorEncoder,
+    (name, help): (&str, &str),
+    rows: Vec<(Labels, &Latency)>,
+) -> Result<(), std::fmt::Error> {
+    let mut f = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, h) in rows {
+        h.0.encode(f.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for Board {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.status;
+        let pipeline = |p: &PipelineStatus| vec![("pipeline", p.name.clone())];
+        for (name, help, f) in PIPELINE_COUNTERS {
+            let rows = s.pipelines.iter().map(|p| (pipeline(p), f(p) as f64));
+            family(&mut e, (name, help), true, rows.collect())?;
+        }
+        let reasons = s.pipelines.iter().flat_map(|p| {
+            let by = p.dead_letters_by_reason.iter();
+            by.map(|(r, n)| {
+                (
+                    vec![("pipeline", p.name.clone()), ("reason", r.to_string())],
+                    *n as f64,
+                )
             })
-        })
-        .collect()
-}
-
-fn reason_rows(s: &Status) -> Vec<(String, f64)> {
-    s.pipelines
-        .iter()
-        .flat_map(|p| {
-            p.dead_letters_by_reason.iter().map(|(reason, n)| {
-                let labels = format!("pipeline=\"{}\",reason=\"{reason}\"", esc(&p.name));
-                (labels, *n as f64)
-            })
-        })
-        .collect()
-}
-
-fn gauge_rows(s: &Status, f: fn(&PipelineStatus) -> Option<f64>) -> Vec<(String, f64)> {
-    s.pipelines
-        .iter()
-        .filter_map(|p| Some((format!("pipeline=\"{}\"", esc(&p.name)), f(p)?)))
-        .collect()
-}
-
-fn change_rows(totals: &Totals) -> Vec<(String, f64)> {
-    totals
-        .iter()
-        .map(|((pipeline, kind, accepted), n)| {
+        });
+        let help = "Rows sent to the dead-letter sink, by reason.";
+        family(
+            &mut e,
+            ("dead_letters_by_reason", help),
+            true,
+            reasons.collect(),
+        )?;
+        let age = s
+            .pipelines
+            .iter()
+            .filter_map(|p| Some((pipeline(p), p.checkpoint_age_s?)));
+        let help = "Seconds since the newest checkpoint was written.";
+        family(
+            &mut e,
+            ("checkpoint_age_seconds", help),
+            false,
+            age.collect(),
+        )?;
+        let stalled = s
+            .pipelines
+            .iter()
+            .map(|p| (pipeline(p), f64::from(u8::from(p.source_stalled.is_some()))));
+        let help = "1 while the source has records waiting but delivers none.";
+        family(&mut e, ("source_stalled", help), false, stalled.collect())?;
+        let batches = s.pipelines.iter().map(|p| (pipeline(p), &p.batch_seconds));
+        let help = "Time a batch takes through every stage, in seconds.";
+        histograms(&mut e, ("batch_seconds", help), batches.collect())?;
+        for (name, help, counter, f) in STAGE_METRICS {
+            let rows = stages(s).map(|(labels, st)| (labels, f(st)));
+            family(&mut e, (name, help), counter, rows.collect())?;
+        }
+        let calls = stages(s).map(|(labels, st)| (labels, &st.call_seconds));
+        let help = "Time one plugin call takes, in seconds.";
+        histograms(&mut e, ("stage_call_seconds", help), calls.collect())?;
+        let changes = self.totals.iter().map(|((pipeline, kind, accepted), n)| {
             let outcome = if *accepted { "applied" } else { "rejected" };
-            let pipeline = esc(pipeline);
-            let labels = format!("pipeline=\"{pipeline}\",kind=\"{kind}\",outcome=\"{outcome}\"");
+            let labels = vec![
+                ("pipeline", pipeline.clone()),
+                ("kind", kind.to_string()),
+                ("outcome", outcome.into()),
+            ];
             (labels, *n as f64)
-        })
-        .collect()
+        });
+        let help = "Plugin swaps, pipeline edits and canary verdicts, by outcome.";
+        family(&mut e, ("changes", help), true, changes.collect())
+    }
 }
 
-/// A label value as the text format writes one: backslash, quote and newline escaped.
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Every stage with its labels.
+fn stages(s: &Status) -> impl Iterator<Item = (Labels, &StageStats)> {
+    s.pipelines.iter().flat_map(|p| {
+        p.stages.iter().map(move |st| {
+            let labels = vec![
+                ("pipeline", p.name.clone()),
+                ("stage", st.name.clone()),
+                ("plugin", st.plugin.name.clone()),
+                ("version", st.plugin.version.clone()),
+            ];
+            (labels, &st.stats)
+        })
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn label_values_cannot_break_out_of_their_quotes() {
-        assert_eq!(super::esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let status = Status {
+            started_at: String::new(),
+            pipelines: Vec::new(),
+            changes: Vec::new(),
+        };
+        let mut totals = Totals::new();
+        totals.insert(("a\"b\\c\nd".into(), "plugin", true), 1);
+        let text = prometheus(status, totals);
+        assert!(text.contains(r#"pipeline="a\"b\\c\nd""#), "{text}");
     }
 }

@@ -2,7 +2,7 @@
 //! plugin (content hash, version, when it was loaded) with its live counts, and the history
 //! of changes (swaps, pipeline edits), accepted or rejected.
 
-use crate::pipeline::{PipelineStats, Recent, StageStats};
+use crate::pipeline::{Latency, PipelineStats, Recent, StageStats};
 use adstream_sdk::time::iso8601;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -42,6 +42,8 @@ pub struct PipelineStatus {
     pub decode_errors: u64,
     pub dead_letters: u64,
     pub dead_letters_by_reason: BTreeMap<&'static str, u64>,
+    #[serde(skip)]
+    pub batch_seconds: Latency,
     /// The last dead letters (without payloads), for the dashboard's feed.
     #[serde(skip)]
     pub recent_dead_letters: Recent,
@@ -217,7 +219,7 @@ impl Board {
     /// The same numbers in Prometheus' text format.
     pub fn prometheus(&self) -> String {
         let totals = self.inner.lock().expect("board").totals.clone();
-        super::metrics::prometheus(&self.status(), &totals)
+        super::metrics::prometheus(self.status(), totals)
     }
 }
 
@@ -247,6 +249,7 @@ fn entry_status(e: &BoardEntry) -> PipelineStatus {
         decode_errors: stats.decode_errors,
         dead_letters: stats.dead_letters,
         dead_letters_by_reason: stats.dead_letters_by_reason.clone(),
+        batch_seconds: stats.batch_seconds.clone(),
         recent_dead_letters: stats.recent_dead_letters.clone(),
         watermark: stats.watermark.map(iso8601),
         checkpoints: stats.checkpoints,

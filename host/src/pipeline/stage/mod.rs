@@ -172,7 +172,9 @@ impl Stage {
         let began = Instant::now();
         let Envelope { batch, positions } = env;
         let (batch, result) = self.instance.process(batch, watermark);
-        self.stats.busy_ns += began.elapsed().as_nanos() as u64;
+        let took = began.elapsed();
+        self.stats.busy_ns += took.as_nanos() as u64;
+        self.stats.call_seconds.observe(took);
         self.collect_counters();
         let batch = match &result {
             Ok(out) if self.canary.is_some() => self.shadow(batch, watermark, out),
