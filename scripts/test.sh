@@ -21,7 +21,7 @@ scripts/services.sh start
 # Chromium and playwright-core for the dashboard's browser test, the Prometheus client's
 # parser for the metrics test (each installed once; the tests call these scripts too).
 scripts/browser.sh
-scripts/prom-parse.sh </dev/null >/dev/null
+scripts/prom-parse.sh --install
 
 # The failure tests restart the shared services, so they run after the rest, on their
 # own (in a short form; scripts/chaos.sh runs the full one).
