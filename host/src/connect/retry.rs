@@ -35,6 +35,12 @@ fn backoff(cfg: &RetryConfig) -> impl Iterator<Item = Duration> {
     }
 }
 
+tokio::task_local! {
+    /// Where the task running a sink counts its retries, for status and metrics (the
+    /// sink runner sets it; elsewhere retries are only logged).
+    pub static RETRIES: std::sync::Arc<std::sync::atomic::AtomicU64>;
+}
+
 /// Runs `op` until it succeeds, fails fatally, or `cfg`'s attempts are used up. `what`
 /// names the operation in the log.
 pub async fn retry<T, E, F, Fut>(cfg: &RetryConfig, what: &str, mut op: F) -> Result<T, GaveUp<E>>
@@ -66,6 +72,7 @@ where
             });
         };
         let wait = asked.map_or(delay, |w| w.max(delay));
+        let _ = RETRIES.try_with(|r| r.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         tracing::warn!(
             attempt = attempts,
             "{what} failed, retrying in {wait:?}: {error}"

@@ -17,6 +17,7 @@ mod processor;
 mod run;
 mod running;
 mod sinkset;
+pub use sinkset::{SinkGauges, SinkStatus};
 mod stage;
 mod stats;
 mod watermark;

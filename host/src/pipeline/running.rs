@@ -4,7 +4,7 @@
 
 use super::error::RunError;
 use super::feed::{Feed, Rewire};
-use super::sinkset::{self, SinkSet};
+use super::sinkset::{self, SinkGauges, SinkSet};
 use super::stage::{
     Canary, CanaryError, CanarySpec, Replacement, StageSpec, StageView, SwapOutcome, instantiate,
 };
@@ -86,6 +86,11 @@ impl RunningPipeline {
     /// Live counts, updated after every batch.
     pub fn stats(&self) -> Arc<Mutex<PipelineStats>> {
         self.stats.clone()
+    }
+
+    /// Its sinks' queues and retries, read when asked.
+    pub fn sink_gauges(&self) -> SinkGauges {
+        SinkGauges(self.sinks.clone())
     }
 
     /// What each stage runs now.

@@ -20,6 +20,38 @@ pub(super) struct SinkEntry {
     /// Dropped at the end, so that the task sees its channel close.
     pub tx: Option<mpsc::Sender<SinkMsg>>,
     pub task: Option<JoinHandle<Result<(), SinkError>>>,
+    pub retries: Arc<AtomicU64>,
+}
+
+/// A sink as status shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SinkStatus {
+    pub name: String,
+    /// Batches waiting in its channel (at most its queue's length; then the pipeline
+    /// waits).
+    pub queued: usize,
+    pub retries: u64,
+    /// Closed by an edit, still delivering what it holds.
+    pub retiring: bool,
+}
+
+/// Reads the pipeline's sinks' queues and retries, for status.
+#[derive(Clone, Default)]
+pub struct SinkGauges(pub(super) SinkSet);
+
+impl SinkGauges {
+    pub fn read(&self) -> Vec<SinkStatus> {
+        self.0
+            .lock()
+            .iter()
+            .map(|e| SinkStatus {
+                name: e.name.clone(),
+                queued: e.tx.as_ref().map_or(0, |t| t.max_capacity() - t.capacity()),
+                retries: e.retries.load(Ordering::Relaxed),
+                retiring: e.tx.is_none(),
+            })
+            .collect()
+    }
 }
 
 /// The pipeline's sinks, shared between its source loop (which reads how far they have
@@ -41,6 +73,7 @@ pub(super) async fn open(
         config: config.clone(),
         tx: Some(handle.tx),
         task: Some(handle.task),
+        retries: handle.retries,
     })
 }
 

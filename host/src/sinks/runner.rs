@@ -5,8 +5,10 @@
 //! durable in every sink.
 
 use super::{Sink, SinkError};
+use crate::connect::retry::RETRIES;
 use adstream_sdk::Batch;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -32,6 +34,8 @@ pub struct SinkHandle {
     pub name: String,
     pub tx: mpsc::Sender<SinkMsg>,
     pub task: JoinHandle<Result<(), SinkError>>,
+    /// Attempts the sink retried (`connect::retry` counts them).
+    pub retries: Arc<AtomicU64>,
 }
 
 /// Batches waiting in a sink's channel before the pipeline blocks (backpressure).
@@ -40,11 +44,13 @@ const QUEUE: usize = 64;
 /// Starts the task for `sink`.
 pub fn spawn(name: &str, sink: Box<dyn Sink>) -> SinkHandle {
     let (tx, rx) = mpsc::channel(QUEUE);
-    let task = tokio::spawn(run(sink, rx));
+    let retries = Arc::new(AtomicU64::new(0));
+    let task = tokio::spawn(RETRIES.scope(retries.clone(), run(sink, rx)));
     SinkHandle {
         name: name.to_string(),
         tx,
         task,
+        retries,
     }
 }
 

@@ -136,55 +136,9 @@ fn histograms(
 
 impl Collector for Board {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = &self.status;
-        let pipeline = |p: &PipelineStatus| vec![("pipeline", p.name.clone())];
-        for (name, help, f) in PIPELINE_COUNTERS {
-            let rows = s.pipelines.iter().map(|p| (pipeline(p), f(p) as f64));
-            family(&mut e, (name, help), true, rows.collect())?;
-        }
-        let reasons = s.pipelines.iter().flat_map(|p| {
-            let by = p.dead_letters_by_reason.iter();
-            by.map(|(r, n)| {
-                (
-                    vec![("pipeline", p.name.clone()), ("reason", r.to_string())],
-                    *n as f64,
-                )
-            })
-        });
-        let help = "Rows sent to the dead-letter sink, by reason.";
-        family(
-            &mut e,
-            ("dead_letters_by_reason", help),
-            true,
-            reasons.collect(),
-        )?;
-        let age = s
-            .pipelines
-            .iter()
-            .filter_map(|p| Some((pipeline(p), p.checkpoint_age_s?)));
-        let help = "Seconds since the newest checkpoint was written.";
-        family(
-            &mut e,
-            ("checkpoint_age_seconds", help),
-            false,
-            age.collect(),
-        )?;
-        let stalled = s
-            .pipelines
-            .iter()
-            .map(|p| (pipeline(p), f64::from(u8::from(p.source_stalled.is_some()))));
-        let help = "1 while the source has records waiting but delivers none.";
-        family(&mut e, ("source_stalled", help), false, stalled.collect())?;
-        let batches = s.pipelines.iter().map(|p| (pipeline(p), &p.batch_seconds));
-        let help = "Time a batch takes through every stage, in seconds.";
-        histograms(&mut e, ("batch_seconds", help), batches.collect())?;
-        for (name, help, counter, f) in STAGE_METRICS {
-            let rows = stages(s).map(|(labels, st)| (labels, f(st)));
-            family(&mut e, (name, help), counter, rows.collect())?;
-        }
-        let calls = stages(s).map(|(labels, st)| (labels, &st.call_seconds));
-        let help = "Time one plugin call takes, in seconds.";
-        histograms(&mut e, ("stage_call_seconds", help), calls.collect())?;
+        pipeline_families(&mut e, &self.status)?;
+        stage_families(&mut e, &self.status)?;
+        sink_families(&mut e, &self.status)?;
         let changes = self.totals.iter().map(|((pipeline, kind, accepted), n)| {
             let outcome = if *accepted { "applied" } else { "rejected" };
             let labels = vec![
@@ -197,6 +151,59 @@ impl Collector for Board {
         let help = "Plugin swaps, pipeline edits and canary verdicts, by outcome.";
         family(&mut e, ("changes", help), true, changes.collect())
     }
+}
+
+fn pipeline_families(e: &mut DescriptorEncoder, s: &Status) -> Result<(), std::fmt::Error> {
+    let pipeline = |p: &PipelineStatus| vec![("pipeline", p.name.clone())];
+    for (name, help, f) in PIPELINE_COUNTERS {
+        let rows = s.pipelines.iter().map(|p| (pipeline(p), f(p) as f64));
+        family(e, (name, help), true, rows.collect())?;
+    }
+    let reasons = s.pipelines.iter().flat_map(|p| {
+        p.dead_letters_by_reason.iter().map(|(r, n)| {
+            let labels = vec![("pipeline", p.name.clone()), ("reason", r.to_string())];
+            (labels, *n as f64)
+        })
+    });
+    let help = "Rows sent to the dead-letter sink, by reason.";
+    family(e, ("dead_letters_by_reason", help), true, reasons.collect())?;
+    let age = (s.pipelines.iter()).filter_map(|p| Some((pipeline(p), p.checkpoint_age_s?)));
+    let help = "Seconds since the newest checkpoint was written.";
+    family(e, ("checkpoint_age_seconds", help), false, age.collect())?;
+    let stalled = (s.pipelines.iter())
+        .map(|p| (pipeline(p), f64::from(u8::from(p.source_stalled.is_some()))));
+    let help = "1 while the source has records waiting but delivers none.";
+    family(e, ("source_stalled", help), false, stalled.collect())?;
+    let batches = s.pipelines.iter().map(|p| (pipeline(p), &p.batch_seconds));
+    let help = "Time a batch takes through every stage, in seconds.";
+    histograms(e, ("batch_seconds", help), batches.collect())
+}
+
+fn stage_families(e: &mut DescriptorEncoder, s: &Status) -> Result<(), std::fmt::Error> {
+    for (name, help, counter, f) in STAGE_METRICS {
+        let rows = stages(s).map(|(labels, st)| (labels, f(st)));
+        family(e, (name, help), counter, rows.collect())?;
+    }
+    let calls = stages(s).map(|(labels, st)| (labels, &st.call_seconds));
+    let help = "Time one plugin call takes, in seconds.";
+    histograms(e, ("stage_call_seconds", help), calls.collect())
+}
+
+fn sink_families(e: &mut DescriptorEncoder, s: &Status) -> Result<(), std::fmt::Error> {
+    let sinks = || {
+        s.pipelines.iter().flat_map(|p| {
+            p.sinks.iter().map(|k| {
+                let labels = vec![("pipeline", p.name.clone()), ("sink", k.name.clone())];
+                (labels, k)
+            })
+        })
+    };
+    let help = "Batches waiting in a sink's queue.";
+    let queued = sinks().map(|(l, k)| (l, k.queued as f64));
+    family(e, ("sink_queued_batches", help), false, queued.collect())?;
+    let help = "Writes a sink retried.";
+    let retries = sinks().map(|(l, k)| (l, k.retries as f64));
+    family(e, ("sink_retries", help), true, retries.collect())
 }
 
 /// Every stage with its labels.

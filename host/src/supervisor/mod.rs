@@ -197,6 +197,7 @@ impl Supervisor {
                 .map(|v| (v.spec.name.to_string(), plugin_status(v)))
                 .collect(),
             stats: m.running.stats(),
+            sinks: m.running.sink_gauges(),
         });
     }
 

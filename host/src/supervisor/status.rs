@@ -2,7 +2,7 @@
 //! plugin (content hash, version, when it was loaded) with its live counts, and the history
 //! of changes (swaps, pipeline edits), accepted or rejected.
 
-use crate::pipeline::{Latency, PipelineStats, Recent, StageStats};
+use crate::pipeline::{Latency, PipelineStats, Recent, SinkGauges, SinkStatus, StageStats};
 use adstream_sdk::time::iso8601;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -57,6 +57,7 @@ pub struct PipelineStatus {
     /// Why the source delivers nothing, while it is stalled.
     pub source_stalled: Option<String>,
     pub stages: Vec<StageStatus>,
+    pub sinks: Vec<SinkStatus>,
 }
 
 /// One change the host tried while running.
@@ -123,6 +124,7 @@ pub struct BoardEntry {
     pub state: String,
     pub plugins: Vec<(String, PluginStatus)>,
     pub stats: Arc<Mutex<PipelineStats>>,
+    pub sinks: SinkGauges,
 }
 
 /// Shared between the supervisor, which updates it, and whoever reports it.
@@ -260,5 +262,6 @@ fn entry_status(e: &BoardEntry) -> PipelineStatus {
             .map(|t| (system_ms(SystemTime::now()) - t).max(0) as f64 / 1e3),
         source_stalled: stats.source_stalled.clone(),
         stages,
+        sinks: e.sinks.read(),
     }
 }

@@ -7,6 +7,7 @@ use super::support::{AD_SCHEMA, pipeline_file, read_jsonl};
 use adstream::batch::RawBatch;
 use adstream::config::source::GeneratorConfig;
 use adstream::pipeline::PipelineStats;
+use adstream::plugin::PluginEngine;
 use adstream::sources::generator::GeneratorSource;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -390,11 +391,32 @@ to = ["hook"]
         dead = dir.path().join("dead.jsonl").display(),
     );
     let began = std::time::Instant::now();
-    let running = start(dir.path(), "p.toml", &text);
-    running.2.await.unwrap().unwrap();
+    // Through the supervisor, as `adstream run` runs it, for the sink's status.
+    let file = pipeline_file(dir.path(), "p.toml", &text);
+    let mut sup = adstream::supervisor::Supervisor::new(PluginEngine::new().unwrap());
+    sup.start_file(&file)
+        .await
+        .unwrap_or_else(|d| panic!("{d:#?}"));
+    let board = sup.board();
+    for (name, outcome) in sup.spawn().wait().await {
+        outcome.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
     assert!(
         began.elapsed() >= Duration::from_secs(1),
         "the 429's Retry-After was waited for"
+    );
+    let sinks = &board.status().pipelines[0].sinks;
+    let hook_sink = sinks.iter().find(|k| k.name == "hook").unwrap();
+    assert_eq!(
+        hook_sink.retries, 3,
+        "two 500s and a 429 retried: {sinks:?}"
+    );
+    assert!(
+        board
+            .prometheus()
+            .contains("adstream_sink_retries_total{pipeline=\"p\",sink=\"hook\"} 3"),
+        "{}",
+        board.prometheus()
     );
     let statuses: Vec<u16> = hook
         .received
