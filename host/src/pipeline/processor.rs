@@ -11,7 +11,7 @@ use super::stats::PipelineStats;
 use super::watermark::Watermark;
 use crate::batch::{DeadLetters, Envelope, Position, RawBatch};
 use crate::sinks::runner::SinkMsg;
-use crate::sources::Health;
+use crate::sources::{Health, Lag};
 use adstream_sdk::Batch;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +33,8 @@ pub struct Processor {
     pub(super) watermark: Watermark,
     /// Whether the source is stalled, for status.
     pub health: Health,
+    /// How far behind each source partition the pipeline reads, for status.
+    pub lag: Lag,
     /// How many stages read the source, and each stage's output.
     readers: (usize, Vec<usize>),
     /// What each stage runs, as the pipeline's owner sees it (a canary may take over here).
@@ -66,6 +68,7 @@ impl Processor {
             next: BTreeMap::new(),
             watermark,
             health: Health::default(),
+            lag: Lag::default(),
             readers,
             views: Arc::default(),
         }
@@ -294,6 +297,7 @@ impl Processor {
             .map(|st| (st.spec.name.to_string(), st.stats.clone()))
             .collect();
         s.source_stalled = self.health.lock().map(|h| h.clone()).unwrap_or_default();
+        s.source_lag = self.lag.lock().map(|l| l.clone()).unwrap_or_default();
     }
 }
 

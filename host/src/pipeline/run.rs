@@ -94,6 +94,7 @@ fn processor(
         source.name().to_string(),
     );
     processor.health = source.health();
+    processor.lag = source.lag();
     if let Some(cp) = cp {
         processor.next = cp.positions.iter().copied().collect();
     }

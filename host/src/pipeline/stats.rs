@@ -179,6 +179,8 @@ pub struct PipelineStats {
     pub last_checkpoint_ms: Option<i64>,
     /// Why the source delivers nothing, while it is stalled.
     pub source_stalled: Option<String>,
+    /// Records behind each source partition's end (Kafka), as last reported.
+    pub source_lag: BTreeMap<i32, i64>,
     pub stages: Vec<(String, StageStats)>,
 }
 

@@ -5,27 +5,55 @@
 //! for lag tools. A partition that has records waiting but delivers nothing for a while is
 //! reported as stalled.
 
-use super::{Health, Resume, Source, SourceError};
+use super::{Health, Lag, Resume, Source, SourceError};
 use crate::batch::{Position, RawBatch};
 use crate::config::OnMissing;
 use crate::config::source::{KafkaSourceConfig, Start};
 use crate::connect::BoxFut;
 use crate::connect::kafka::{client_config, ensure_topic};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// Silence after which a source with records waiting says it is stalled.
 const STALL: Duration = Duration::from_secs(30);
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the lag is brought up to date while no record arrives.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// How often librdkafka reports the partitions' high watermarks, from which lag is known.
+const STATS_INTERVAL_MS: &str = "1000";
+
+/// The consumer's context: keeps each partition's high watermark from librdkafka's
+/// statistics (no request of its own to the broker).
+#[derive(Clone, Default)]
+struct Watermarks(Arc<Mutex<BTreeMap<i32, i64>>>);
+
+impl ClientContext for Watermarks {
+    fn stats(&self, statistics: Statistics) {
+        let mut highs = self.0.lock().expect("watermarks");
+        for topic in statistics.topics.values() {
+            for (p, part) in &topic.partitions {
+                if *p >= 0 && part.hi_offset >= 0 {
+                    highs.insert(*p, part.hi_offset);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Watermarks {}
 
 pub struct KafkaSource {
     topic: String,
     group: String,
     partitions: i32,
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<Watermarks>,
+    highs: Watermarks,
+    lag: Lag,
     batch_size: usize,
     flush_interval: Duration,
     /// Per partition, the offset after the last record delivered.
@@ -48,16 +76,20 @@ impl KafkaSource {
             ("auto.offset.reset", cfg.start.name()),
             ("fetch.wait.max.ms", "100"),
             ("max.partition.fetch.bytes", "10485760"),
+            ("statistics.interval.ms", STATS_INTERVAL_MS),
         ];
         let config = client_config(&cfg.brokers, &defaults, &cfg.options)?;
-        let consumer: StreamConsumer = config
-            .create()
+        let highs = Watermarks::default();
+        let consumer: StreamConsumer<Watermarks> = config
+            .create_with_context(highs.clone())
             .map_err(|e| SourceError::Consumer(e.to_string()))?;
         let mut source = KafkaSource {
             topic: cfg.topic.clone(),
             group: cfg.group.clone(),
             partitions,
             consumer,
+            highs,
+            lag: Lag::default(),
             batch_size: cfg.batch_size.get(),
             flush_interval: cfg.flush_interval.get().max(Duration::from_millis(1)),
             next: BTreeMap::new(),
@@ -151,6 +183,16 @@ impl KafkaSource {
             .collect()
     }
 
+    /// Records behind each partition's high watermark, as last reported.
+    fn update_lag(&self) {
+        let highs = self.highs.0.lock().expect("watermarks");
+        let lag = self
+            .next
+            .iter()
+            .filter_map(|(p, next)| Some((*p, (highs.get(p)? - next).max(0))));
+        *self.lag.lock().expect("lag") = lag.collect();
+    }
+
     /// After a silence: stalled if records are waiting, idle otherwise.
     fn check_stall(&self) {
         let waiting = self.waiting();
@@ -200,19 +242,31 @@ impl Source for KafkaSource {
         self.health.clone()
     }
 
+    fn lag(&self) -> Lag {
+        self.lag.clone()
+    }
+
     fn next_batch(&mut self) -> BoxFut<'_, Result<Option<RawBatch>, SourceError>> {
         Box::pin(async move {
             let mut batch = RawBatch::with_capacity(self.batch_size, self.batch_size * 300);
             let mut deadline: Option<Instant> = None;
+            let mut stall_at = Instant::now() + STALL;
             while batch.len() < self.batch_size {
-                // Wait for the first message (saying so when records wait but none come),
-                // then fill the batch for at most the flush interval.
-                let until = deadline.unwrap_or_else(|| Instant::now() + STALL);
+                // Wait for the first message (saying so when records wait but none come;
+                // the lag stays current meanwhile), then fill the batch for at most the
+                // flush interval.
+                let tick = Instant::now() + LAG_EVERY;
+                let until = deadline.unwrap_or_else(|| stall_at.min(tick));
                 let msg = match tokio::time::timeout_at(until, self.consumer.recv()).await {
                     Ok(m) => m,
                     Err(_) if deadline.is_some() => break,
-                    Err(_) => {
+                    Err(_) if Instant::now() >= stall_at => {
                         self.check_stall();
+                        stall_at = Instant::now() + STALL;
+                        continue;
+                    }
+                    Err(_) => {
+                        self.update_lag();
                         continue;
                     }
                 };
@@ -235,6 +289,7 @@ impl Source for KafkaSource {
                     Err(e) => tracing::warn!(topic = %self.topic, "kafka consumer: {e}"),
                 }
             }
+            self.update_lag();
             Ok(Some(batch))
         })
     }

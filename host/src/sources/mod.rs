@@ -50,6 +50,9 @@ pub enum Resume {
 /// Why a source is not delivering, when it knows: `None` while it is healthy.
 pub type Health = Arc<Mutex<Option<String>>>;
 
+/// Records waiting behind what was read, per partition, for sources that know.
+pub type Lag = Arc<Mutex<std::collections::BTreeMap<i32, i64>>>;
+
 /// A stream of raw records.
 pub trait Source: Send {
     /// The name dead letters give as their origin (topic, file path, `generator`).
@@ -64,6 +67,11 @@ pub trait Source: Send {
     /// Shared word on whether the source is stalled.
     fn health(&self) -> Health {
         Health::default()
+    }
+
+    /// Shared word on how far behind each partition the source is.
+    fn lag(&self) -> Lag {
+        Lag::default()
     }
 
     /// The next batch, or `None` at the end of a finite input.

@@ -174,6 +174,17 @@ fn pipeline_families(e: &mut DescriptorEncoder, s: &Status) -> Result<(), std::f
         .map(|p| (pipeline(p), f64::from(u8::from(p.source_stalled.is_some()))));
     let help = "1 while the source has records waiting but delivers none.";
     family(e, ("source_stalled", help), false, stalled.collect())?;
+    let lag = s.pipelines.iter().flat_map(|p| {
+        p.source_lag.iter().map(|(part, n)| {
+            let labels = vec![
+                ("pipeline", p.name.clone()),
+                ("partition", part.to_string()),
+            ];
+            (labels, *n as f64)
+        })
+    });
+    let help = "Records behind each source partition's end (Kafka sources).";
+    family(e, ("source_lag_records", help), false, lag.collect())?;
     let batches = s.pipelines.iter().map(|p| (pipeline(p), &p.batch_seconds));
     let help = "Time a batch takes through every stage, in seconds.";
     histograms(e, ("batch_seconds", help), batches.collect())

@@ -56,6 +56,8 @@ pub struct PipelineStatus {
     pub checkpoint_age_s: Option<f64>,
     /// Why the source delivers nothing, while it is stalled.
     pub source_stalled: Option<String>,
+    /// Records behind each source partition's end (Kafka sources).
+    pub source_lag: BTreeMap<i32, i64>,
     pub stages: Vec<StageStatus>,
     pub sinks: Vec<SinkStatus>,
 }
@@ -261,6 +263,7 @@ fn entry_status(e: &BoardEntry) -> PipelineStatus {
             .last_checkpoint_ms
             .map(|t| (system_ms(SystemTime::now()) - t).max(0) as f64 / 1e3),
         source_stalled: stats.source_stalled.clone(),
+        source_lag: stats.source_lag.clone(),
         stages,
         sinks: e.sinks.read(),
     }

@@ -216,6 +216,16 @@ async fn production_pipelines_end_to_end_across_a_restart() {
         .await,
         "first half consumed"
     );
+    let lag = async || m1.1.lock().unwrap().source_lag.clone();
+    assert!(
+        eventually(Duration::from_secs(30), async || {
+            let l = lag().await;
+            l.len() == 3 && l.values().all(|n| *n == 0)
+        })
+        .await,
+        "each of the 3 partitions' lag known, and 0 once all was read: {:?}",
+        lag().await
+    );
     // Stop mid-window: the open window is kept in the checkpoint (not flushed half-full)
     // and completed after the restart.
     stop(m1).await;
