@@ -123,13 +123,15 @@ async fn the_dashboard_shows_live_charts_alerts_and_a_swapped_version_in_a_brows
     handle.stop().await;
 }
 
-/// Every `adstream_…` metric the README and docs name.
+/// Every `adstream_…` metric the README and docs name, and the Grafana dashboards query.
 fn documented_metrics() -> std::collections::BTreeSet<String> {
     let mut texts = vec![std::fs::read_to_string(root().join("README.md")).unwrap()];
-    for e in std::fs::read_dir(root().join("docs")).unwrap() {
-        let path = e.unwrap().path();
-        if path.extension().is_some_and(|x| x == "md") {
-            texts.push(std::fs::read_to_string(path).unwrap());
+    for dir in ["docs", "docs/grafana"] {
+        for e in std::fs::read_dir(root().join(dir)).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "md" || x == "json") {
+                texts.push(std::fs::read_to_string(path).unwrap());
+            }
         }
     }
     let mut names = std::collections::BTreeSet::new();

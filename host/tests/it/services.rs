@@ -264,6 +264,7 @@ async fn production_pipelines_end_to_end_across_a_restart() {
         got, want,
         "ClickHouse windows vs counts from the generated events"
     );
+    reports_dashboard_queries_run(&format!("adstream_{id}.metrics_1m")).await;
 
     // Redis: live metrics with values and a TTL.
     let mut redis = redis().await;

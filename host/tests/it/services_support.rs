@@ -297,3 +297,32 @@ pub async fn produce(topic: &str, raw: &RawBatch) {
         d.await.unwrap().unwrap();
     }
 }
+
+/// Runs every query of the Grafana reports dashboard (`docs/grafana/reports.json`) on
+/// `table` (in place of `adstream.ad_metrics_1m`, with the time filter open): each must
+/// run, and each but the list of fill-rate drops must return rows.
+pub async fn reports_dashboard_queries_run(table: &str) {
+    let path = super::support::root().join("docs/grafana/reports.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 4);
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap();
+        for target in panel["targets"].as_array().unwrap() {
+            let sql = target["rawSql"]
+                .as_str()
+                .unwrap()
+                .replace("adstream.ad_metrics_1m", table)
+                .replace(
+                    "$__timeFilter(window_start)",
+                    "window_start >= toDateTime(0)",
+                );
+            let rows = clickhouse(&sql).await;
+            assert!(
+                !rows.is_empty() || title.starts_with("Fill-rate drops"),
+                "dashboard panel `{title}` found no rows"
+            );
+        }
+    }
+}
