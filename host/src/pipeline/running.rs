@@ -205,6 +205,7 @@ impl RunningPipeline {
                 fields: new.fields[k].clone(),
                 dead_letters: Some(dead_letters.clone()),
                 resume: None,
+                ..Default::default()
             };
             let entry = sinkset::open(name, cfg, ctx).await?;
             senders.push((name.clone(), entry.tx.clone().expect("just opened")));

@@ -4,7 +4,7 @@
 
 use crate::config::SinkConfig;
 use crate::sinks::runner::{self, SinkMsg};
-use crate::sinks::{DeadLetterTx, SinkContext, SinkError};
+use crate::sinks::{DeadLetterTx, SinkContext, SinkError, SinkMeter};
 use adstream_sdk::Field;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +21,7 @@ pub(super) struct SinkEntry {
     pub tx: Option<mpsc::Sender<SinkMsg>>,
     pub task: Option<JoinHandle<Result<(), SinkError>>>,
     pub retries: Arc<AtomicU64>,
+    pub meter: Arc<SinkMeter>,
 }
 
 /// A sink as status shows it.
@@ -31,6 +32,9 @@ pub struct SinkStatus {
     /// waits).
     pub queued: usize,
     pub retries: u64,
+    /// Alerts a cooldown held back (webhook sinks), and the ids of the last ones.
+    pub held_back: u64,
+    pub recent_held: Vec<String>,
     /// Closed by an edit, still delivering what it holds.
     pub retiring: bool,
 }
@@ -48,6 +52,8 @@ impl SinkGauges {
                 name: e.name.clone(),
                 queued: e.tx.as_ref().map_or(0, |t| t.max_capacity() - t.capacity()),
                 retries: e.retries.load(Ordering::Relaxed),
+                held_back: e.meter.held_total(),
+                recent_held: e.meter.recent_held(),
                 retiring: e.tx.is_none(),
             })
             .collect()
@@ -66,6 +72,7 @@ pub(super) async fn open(
     ctx: SinkContext,
 ) -> Result<SinkEntry, SinkError> {
     static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    let meter = ctx.meter.clone();
     let handle = runner::spawn(name, crate::sinks::open(name, config, ctx).await?);
     Ok(SinkEntry {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -74,6 +81,7 @@ pub(super) async fn open(
         tx: Some(handle.tx),
         task: Some(handle.task),
         retries: handle.retries,
+        meter,
     })
 }
 
@@ -109,6 +117,7 @@ pub(super) async fn open_all(
             fields: fields[i].clone(),
             dead_letters: Some(dead_letters.clone()),
             resume: mark(name),
+            ..Default::default()
         };
         entries.push(open(name, cfg, ctx).await?);
     }

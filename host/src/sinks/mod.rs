@@ -78,6 +78,44 @@ pub struct SinkContext {
     /// The sink's mark in the checkpoint being restored: a file sink cuts its file back to
     /// this length, dropping what was written after the checkpoint (it is written again).
     pub resume: Option<u64>,
+    /// Where the sink notes what status shows of it while it runs.
+    pub meter: Arc<SinkMeter>,
+}
+
+/// Alerts kept per sink as held back by a cooldown, for status.
+const HELD_KEPT: usize = 100;
+
+/// What a running sink tells status: the alerts its cooldown held back.
+#[derive(Debug, Default)]
+pub struct SinkMeter {
+    held: std::sync::atomic::AtomicU64,
+    recent_held: std::sync::Mutex<std::collections::VecDeque<String>>,
+}
+
+impl SinkMeter {
+    /// A row (an alert with this id) was not sent: the cooldown held it back.
+    pub fn held(&self, id: &str) {
+        self.held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut recent = self.recent_held.lock().expect("held alerts");
+        recent.push_back(id.chars().take(128).collect());
+        if recent.len() > HELD_KEPT {
+            recent.pop_front();
+        }
+    }
+
+    pub fn held_total(&self) -> u64 {
+        self.held.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The ids of the last alerts held back, oldest first.
+    pub fn recent_held(&self) -> Vec<String> {
+        self.recent_held
+            .lock()
+            .expect("held alerts")
+            .iter()
+            .cloned()
+            .collect()
+    }
 }
 
 /// A destination for rows.
@@ -126,7 +164,7 @@ pub async fn open(
         }
         SinkConfig::Redis(c) => Box::new(redis::RedisSink::open(name, c).await?),
         SinkConfig::Webhook(c) => {
-            Box::new(webhook::WebhookSink::open(name, c, ctx.dead_letters).await?)
+            Box::new(webhook::WebhookSink::open(name, c, ctx.dead_letters, ctx.meter).await?)
         }
     })
 }

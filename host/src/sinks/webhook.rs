@@ -9,7 +9,7 @@
 
 mod cooldown;
 
-use super::{DeadLetterTx, Sink, SinkError};
+use super::{DeadLetterTx, Sink, SinkError, SinkMeter};
 use crate::config::RetryConfig;
 use crate::config::sink::WebhookConfig;
 use crate::connect::BoxFut;
@@ -36,6 +36,7 @@ pub struct WebhookSink {
     cooldown: Option<Cooldown>,
     dead_letters: Option<DeadLetterTx>,
     stats: WebhookStats,
+    meter: Arc<SinkMeter>,
 }
 
 /// The URL from its secret, checked to be one.
@@ -94,6 +95,7 @@ impl WebhookSink {
         name: &str,
         cfg: &WebhookConfig,
         dead_letters: Option<DeadLetterTx>,
+        meter: Arc<SinkMeter>,
     ) -> Result<Self, SinkError> {
         let fail = |message: String| SinkError::Config {
             sink: name.into(),
@@ -121,6 +123,7 @@ impl WebhookSink {
             cooldown,
             dead_letters,
             stats: WebhookStats::default(),
+            meter,
         })
     }
 
@@ -187,8 +190,9 @@ impl WebhookSink {
 
     async fn deliver(&mut self, batch: &Batch, row: usize, body: &str) -> Result<(), SinkError> {
         let claim = self.claim(batch, row).await?;
-        if let Claim::Held = claim {
+        if let Claim::Held(id) = &claim {
             self.stats.suppressed += 1;
+            self.meter.held(id);
             return Ok(());
         }
         match self.post(body).await {

@@ -214,7 +214,10 @@ fn sink_families(e: &mut DescriptorEncoder, s: &Status) -> Result<(), std::fmt::
     family(e, ("sink_queued_batches", help), false, queued.collect())?;
     let help = "Writes a sink retried.";
     let retries = sinks().map(|(l, k)| (l, k.retries as f64));
-    family(e, ("sink_retries", help), true, retries.collect())
+    family(e, ("sink_retries", help), true, retries.collect())?;
+    let help = "Alerts a webhook sink's cooldown held back.";
+    let held = sinks().map(|(l, k)| (l, k.held_back as f64));
+    family(e, ("sink_held_back", help), true, held.collect())
 }
 
 /// Every stage with its labels.

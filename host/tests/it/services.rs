@@ -325,17 +325,37 @@ async fn production_pipelines_end_to_end_across_a_restart() {
     let other = dir.path().join("replay");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::copy(dir.path().join("hook.url"), other.join("hook.url")).unwrap();
-    let replay = start(
+    // Through the supervisor, as `adstream run` runs it, to see the sink's status.
+    let file = pipeline_file(
         &other,
         "r.toml",
         &alert_delivery(&id, &other, &format!("{id}-replay")),
     );
+    let mut sup = adstream::supervisor::Supervisor::new(PluginEngine::new().unwrap());
+    sup.start_file(&file)
+        .await
+        .unwrap_or_else(|d| panic!("{d:#?}"));
+    let board = sup.board();
+    let replay = sup.spawn();
+    let held = || {
+        let status = board.status();
+        let sinks = status.pipelines[0].sinks.clone();
+        sinks.into_iter().map(|k| k.held_back).sum::<u64>()
+    };
     assert!(
-        eventually(Duration::from_secs(60), async || records(&replay.1) >= 4).await,
-        "alerts replayed"
+        eventually(Duration::from_secs(60), async || held() >= 4).await,
+        "alerts replayed and held back: {:?}",
+        board.status().pipelines[0].sinks
     );
-    stop(replay).await;
+    let sinks = board.status().pipelines[0].sinks.clone();
+    replay.stop().await;
     assert_eq!(hook.count(), 4, "no alert sent twice within the cooldown");
+    let slack = sinks.iter().find(|k| k.held_back > 0).unwrap();
+    assert_eq!(
+        (slack.held_back, slack.recent_held.len()),
+        (4, 4),
+        "{sinks:?}"
+    );
 
     // The broken message is in the dead-letter topic, with where it came from.
     let dead = consume_all(&format!("{id}-dead"), 1, Duration::from_secs(30));

@@ -21,8 +21,8 @@ pub enum Claim {
     Free,
     /// This delivery holds the key (named).
     Taken(String),
-    /// Another alert holds it: skip this one.
-    Held,
+    /// Another alert holds it: skip this one (its id).
+    Held(String),
 }
 
 /// Why the cooldown could not do its part.
@@ -82,7 +82,7 @@ impl Cooldown {
             if holder.as_deref() == Some(id.as_str()) && !id.is_empty() {
                 Claim::Taken(key)
             } else {
-                Claim::Held
+                Claim::Held(id)
             },
         )
     }
