@@ -85,13 +85,40 @@ async fn run_once(
         *sink = SinkConfig::File(toml::from_str(&text)?);
     }
     let (_stop, stopped) = tokio::sync::watch::channel(false);
-    crate::pipeline::run(p, stopped, None).await?;
+    let stats: Stats = std::sync::Arc::default();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let progress = {
+        let (stats, done, into) = (stats.clone(), done.clone(), dir.display().to_string());
+        std::thread::spawn(move || progress(&stats, &done, &into))
+    };
+    let ran = crate::pipeline::run(p, stopped, Some(stats)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = progress.join();
+    ran?;
     let mut rows = BTreeMap::new();
     for (name, file) in files {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         rows.insert(name, text.lines().map(canonical).collect());
     }
     Ok(rows)
+}
+
+type Stats = std::sync::Arc<std::sync::Mutex<crate::pipeline::PipelineStats>>;
+
+/// Says once a second how far a long replay has come (on a thread of its own: the
+/// replay keeps the runtime's threads busy).
+fn progress(stats: &Stats, done: &std::sync::atomic::AtomicBool, into: &str) {
+    let began = std::time::Instant::now();
+    let mut next = std::time::Duration::from_secs(1);
+    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if began.elapsed() >= next {
+            next += std::time::Duration::from_secs(1);
+            let records = stats.lock().map_or(0, |s| s.records);
+            let rate = records as f64 / began.elapsed().as_secs_f64();
+            eprintln!("replaying into {into}: {records} records, {rate:.0}/s");
+        }
+    }
 }
 
 /// A row as comparable text: keys sorted, and a dead letter without the plugin version

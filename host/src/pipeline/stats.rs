@@ -13,6 +13,8 @@ pub struct StageStats {
     pub dead_letters: u64,
     pub plugin_errors: u64,
     pub failures: u64,
+    /// Failures that were the call's deadline running out.
+    pub timeouts: u64,
     pub restarts: u64,
     /// Failed batches in a row; at the stage's limit it is quarantined.
     pub failing_in_a_row: u32,

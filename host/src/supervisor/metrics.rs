@@ -34,7 +34,7 @@ const PIPELINE_COUNTERS: [PipelineMetric; 5] = [
 
 /// Per-stage metrics: name, help, whether a counter (else a gauge), value.
 type StageMetric = (&'static str, &'static str, bool, fn(&StageStats) -> f64);
-const STAGE_METRICS: [StageMetric; 8] = [
+const STAGE_METRICS: [StageMetric; 11] = [
     ("stage_rows_in", "Rows given to a stage.", true, |s| {
         s.rows_in as f64
     }),
@@ -46,6 +46,24 @@ const STAGE_METRICS: [StageMetric; 8] = [
         "Plugin calls that failed (trap, deadline, bad output).",
         true,
         |s| s.failures as f64,
+    ),
+    (
+        "stage_timeouts",
+        "Plugin calls stopped at their deadline (also counted as failures).",
+        true,
+        |s| s.timeouts as f64,
+    ),
+    (
+        "stage_plugin_errors",
+        "Errors plugins returned for a batch.",
+        true,
+        |s| s.plugin_errors as f64,
+    ),
+    (
+        "stage_dead_letters",
+        "Rows a stage sent to the dead letters (rejected, late, or in a failed batch).",
+        true,
+        |s| s.dead_letters as f64,
     ),
     (
         "stage_restarts",

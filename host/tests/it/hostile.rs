@@ -138,6 +138,12 @@ async fn each_kind_of_failure_is_contained_and_dead_lettered_with_its_reason() {
             stage.restarts >= 2,
             "{mode}: restarted after each trap: {stage:?}"
         );
+        assert_eq!(
+            stage.timeouts > 0,
+            mode == "loop",
+            "{mode}: only deadlines count as timeouts: {stage:?}"
+        );
+        assert_eq!(stage.dead_letters, 40, "{mode}: {stage:?}");
         // The state survived every restart: nothing was counted twice or by a failed call.
         assert_eq!(counted(dir.path()), 0, "{mode}");
     }

@@ -10,7 +10,7 @@
 use super::{Envelope, Stage, StageFatal};
 use crate::batch::{DeadLetters, Reason};
 use crate::config::OnError;
-use crate::plugin::CallError;
+use crate::plugin::{CallError, TrapKind};
 
 /// How a batch went through its plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +126,12 @@ impl Stage {
         let message = e.describe();
         match e {
             CallError::Plugin(_) => self.stats.plugin_errors += 1,
-            CallError::Trap(_) => self.stats.failures += 1,
+            CallError::Trap(t) => {
+                self.stats.failures += 1;
+                if matches!(t.kind, TrapKind::Deadline { .. }) {
+                    self.stats.timeouts += 1;
+                }
+            }
         }
         tracing::warn!(stage = &*self.spec.name, "plugin call failed: {message}");
         self.stats.last_error = Some(message.clone());
