@@ -39,6 +39,8 @@ async function main() {
       await step(`a stage running ${hash.slice(0, 12)}`,
         (h) => [...document.querySelectorAll("tr.stage")].some((r) => r.dataset.hash === h), hash);
     }
+    // Two more updates, so that the rates (from successive updates) show too.
+    await page.waitForTimeout(2500);
     await page.screenshot({ path: screenshot, fullPage: true });
     const seen = await page.evaluate(() => ({
       series: document.querySelectorAll("#charts svg polyline.series").length,
