@@ -47,6 +47,12 @@ fn short(row: &str) -> String {
     }
 }
 
+/// Problems found in a pipeline file, one `file:line:col: message` per line.
+fn diagnostics(d: Vec<crate::config::Diagnostic>) -> anyhow::Error {
+    let lines: Vec<String> = d.iter().map(ToString::to_string).collect();
+    anyhow!(lines.join("\n"))
+}
+
 fn quoted(path: &Path) -> String {
     serde_json::to_string(&path.display().to_string()).expect("a string serializes")
 }
@@ -58,14 +64,7 @@ async fn run_once(
     args: &ReplayArgs,
     dir: &Path,
 ) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
-    let mut p = crate::pipeline::build(cfg, engine).map_err(|d| {
-        anyhow!(
-            d.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let mut p = crate::pipeline::build(cfg, engine).map_err(diagnostics)?;
     let source: FileSourceConfig = toml::from_str(&format!(
         "kind = \"file\"\npath = {}\nbatch_size = {}",
         quoted(&args.input),
@@ -182,14 +181,7 @@ fn compare(name: &str, before: &[String], after: &[String]) -> Vec<String> {
 }
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
-    let cfg = crate::config::load(&args.pipeline).map_err(|d| {
-        anyhow!(
-            d.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let cfg = crate::config::load(&args.pipeline).map_err(diagnostics)?;
     let engine =
         PluginEngine::new().map_err(|e| anyhow!("cannot start the WebAssembly engine: {e:#}"))?;
     let current = run_once(&engine, &cfg, &args, &args.out.join("current")).await?;

@@ -1,6 +1,7 @@
 //! The host's HTTP endpoint (axum): `GET /` the dashboard, `GET /events` its live feed
 //! (server-sent events, one update a second), `GET /status` (JSON, what `adstream status`
-//! prints) and `GET /metrics` (OpenMetrics text, which Prometheus reads). Requests have a time limit and no body;
+//! prints) and `GET /metrics` (OpenMetrics text, which Prometheus reads). Connections are
+//! few and must send their headers promptly, requests have a time limit and no body, and
 //! live feeds are few at once, since each costs a status snapshot a second.
 
 use super::status::Board;
@@ -10,6 +11,8 @@ use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +24,11 @@ use tower_http::timeout::TimeoutLayer;
 const DASHBOARD: &str = include_str!("dashboard.html");
 /// Dashboards that may follow the feed at once.
 const FEEDS: usize = 16;
+/// Connections open at once (feeds included).
+const CONNECTIONS: usize = 64;
+/// Longest a connection may take to send a request's headers (or stay idle between
+/// requests).
+const HEADERS_WITHIN: Duration = Duration::from_secs(10);
 /// How often the feed sends an update.
 const EVERY: Duration = Duration::from_secs(1);
 
@@ -30,13 +38,40 @@ struct Shared {
     feeds: Arc<Semaphore>,
 }
 
-/// Serves `board` on `listener` until the task is dropped.
+/// Serves `board` on `listener` until the task is dropped. Each connection is one of at
+/// most [`CONNECTIONS`] (more are closed at once) and must send its request headers within
+/// [`HEADERS_WITHIN`]; axum's own `serve` bounds neither.
 pub async fn serve(listener: TcpListener, board: Arc<Board>) {
+    let app = TowerToHyperService::new(router(board));
+    let open = Arc::new(Semaphore::new(CONNECTIONS));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            continue; // dropped: closed
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADERS_WITHIN)
+                .serve_connection(TokioIo::new(stream), app)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!("status endpoint: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+fn router(board: Arc<Board>) -> Router {
     let shared = Shared {
         board,
         feeds: Arc::new(Semaphore::new(FEEDS)),
     };
-    let app = Router::new()
+    Router::new()
         .route("/", get(|| async { Html(DASHBOARD) }))
         .route("/events", get(events))
         .route("/status", get(status))
@@ -46,10 +81,7 @@ pub async fn serve(listener: TcpListener, board: Arc<Board>) {
             Duration::from_secs(10),
         ))
         .layer(RequestBodyLimitLayer::new(0))
-        .with_state(shared);
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::warn!("status endpoint stopped: {e}");
-    }
+        .with_state(shared)
 }
 
 async fn status(State(s): State<Shared>) -> Response {

@@ -2,7 +2,7 @@
 //! candidate runs in shadow on the stream, is compared and reported, and (with
 //! `promote = "auto"`) takes over when it matched, changing no result.
 
-use super::support::{AD_SCHEMA, pipeline_file, plugin};
+use super::support::{AD_SCHEMA, pipeline_file, plugin, sorted_lines, window_starts};
 use adstream::pipeline::{CanaryReport, CanaryState};
 use adstream::plugin::{PluginEngine, retag};
 use adstream::supervisor::{Board, Change, Supervisor};
@@ -83,16 +83,6 @@ fn canary(board: &Board, stage: &str) -> CanaryReport {
     st.stats.canary.clone().expect("the stage has a canary")
 }
 
-fn sorted(path: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines
-}
-
 fn canary_changes(board: &Board) -> Vec<Change> {
     board
         .changes()
@@ -141,8 +131,8 @@ async fn a_matching_canary_with_promote_auto_takes_over_mid_stream_and_changes_n
     );
     for sink in ["windows", "alerts"] {
         let (a, b) = (
-            sorted(&dir.path().join(format!("plain-{sink}.jsonl"))),
-            sorted(&dir.path().join(format!("canary-{sink}.jsonl"))),
+            sorted_lines(&dir.path().join(format!("plain-{sink}.jsonl"))),
+            sorted_lines(&dir.path().join(format!("canary-{sink}.jsonl"))),
         );
         assert!(!a.is_empty());
         assert_eq!(a, b, "the promotion changed the `{sink}` rows");
@@ -157,11 +147,11 @@ async fn a_differing_canary_is_reported_with_examples_and_emits_nothing() {
     let plain = run(&pipeline(dir.path(), "plain", "", "")).await;
     let board = run(&pipeline(dir.path(), "canary", "", canary_table)).await;
 
-    let alerts = sorted(&dir.path().join("plain-alerts.jsonl"));
+    let alerts = sorted_lines(&dir.path().join("plain-alerts.jsonl"));
     assert!(!alerts.is_empty(), "the running rules raise alerts");
     assert_eq!(
         alerts,
-        sorted(&dir.path().join("canary-alerts.jsonl")),
+        sorted_lines(&dir.path().join("canary-alerts.jsonl")),
         "only the running version's alerts reach the sink"
     );
     let c = canary(&board, "anomalies");
@@ -313,11 +303,7 @@ async fn a_canary_added_rebuilt_and_removed_by_editing_while_the_host_runs() {
     until(&handle.board, "the canary removed", |c| c.is_none()).await;
     let outcomes = handle.stop().await;
     assert!(outcomes.iter().all(|(_, r)| r.is_ok()), "{outcomes:?}");
-    let mut starts: Vec<i64> = super::support::read_jsonl(&dir.path().join("a.jsonl"))
-        .iter()
-        .filter_map(|r| r["window_start"].as_i64())
-        .collect();
-    starts.dedup();
+    let starts = window_starts(&dir.path().join("a.jsonl"));
     assert!(
         starts.windows(2).all(|w| w[1] - w[0] == 1000),
         "the stage's own output has a gap: {starts:?}"

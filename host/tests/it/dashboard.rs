@@ -7,6 +7,7 @@ use super::support::{AD_SCHEMA, pipeline_file, plugin, root};
 use adstream::plugin::{PluginEngine, retag, sha256_hex};
 use adstream::supervisor::{self, Supervisor};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Generated traffic at 5× real time, a few records broken: 10 s windows by country ×
@@ -211,4 +212,58 @@ async fn metrics_parse_with_a_prometheus_parser_and_every_documented_metric_exis
         missing.is_empty(),
         "documented but not served: {missing:?}\n{parsed}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_bounds_connections_header_time_bodies_and_live_feeds() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(supervisor::serve(listener, Arc::default()));
+    let url = |path: &str| format!("http://{addr}{path}");
+
+    // A request with a body is refused.
+    let client = reqwest::Client::new();
+    let with_body = client.get(url("/status")).body("x").send().await.unwrap();
+    assert_eq!(with_body.status(), 413);
+
+    // At most 16 live feeds; the 17th is told so.
+    let mut feeds = Vec::new();
+    for _ in 0..16 {
+        let feed = client.get(url("/events")).send().await.unwrap();
+        assert_eq!(feed.status(), 200);
+        feeds.push(feed);
+    }
+    let extra = client.get(url("/events")).send().await.unwrap();
+    assert_eq!(extra.status(), 503);
+    drop(feeds);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // At most 64 connections: 64 that say nothing, and the 65th is closed at once.
+    let mut silent = Vec::new();
+    for _ in 0..64 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = TcpStream::connect(addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /status HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(3), extra.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "a 65th connection was served: {read:?}"
+    );
+
+    // A connection that sends no headers is closed after 10 s, freeing its place.
+    let began = std::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(20), silent[0].read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+    assert!(began.elapsed() < Duration::from_secs(15));
+    drop(silent);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = client.get(url("/status")).send().await.unwrap();
+    assert_eq!(again.status(), 200);
 }

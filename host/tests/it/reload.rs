@@ -1,7 +1,7 @@
 //! Hot reload: plugins swapped and pipeline files edited while the host runs, through the
 //! supervisor that `adstream run` uses.
 
-use super::support::{pipeline_file, plugin, read_jsonl};
+use super::support::{pipeline_file, plugin, read_jsonl, sorted_lines, window_starts};
 use adstream::plugin::{PluginEngine, retag};
 use adstream::supervisor::{Change, Handle, Supervisor};
 use serde_json::Value;
@@ -119,16 +119,6 @@ path = "{dir}/dead.jsonl"
         dir = dir.display()
     );
     pipeline_file(dir, "swaps.toml", &text)
-}
-
-fn sorted_lines(path: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines
 }
 
 /// Waits until `stage` has `n` swaps recorded, each of them accepted.
@@ -414,16 +404,6 @@ path = "dead.jsonl"
     .replace("a.jsonl", &dir.join("a.jsonl").display().to_string())
     .replace("b.jsonl", &dir.join("b.jsonl").display().to_string())
     .replace("dead.jsonl", &dir.join("dead.jsonl").display().to_string())
-}
-
-fn window_starts(path: &Path) -> Vec<i64> {
-    let mut starts: Vec<i64> = read_jsonl(path)
-        .iter()
-        .filter_map(|r| r["window_start"].as_i64())
-        .collect();
-    starts.sort();
-    starts.dedup();
-    starts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,3 +65,25 @@ network = "dict"
 revenue = "f64"
 cost = "f64"
 "#;
+
+/// The lines of a file, sorted (rows compared regardless of their order).
+pub fn sorted_lines(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The distinct `window_start`s of a JSON-lines file of windows, in order.
+pub fn window_starts(path: &Path) -> Vec<i64> {
+    let mut starts: Vec<i64> = read_jsonl(path)
+        .iter()
+        .filter_map(|r| r["window_start"].as_i64())
+        .collect();
+    starts.sort();
+    starts.dedup();
+    starts
+}
