@@ -52,6 +52,8 @@ fn stage(engine: &PluginEngine) -> Stage {
         input: Input::Source,
         to: Vec::new(),
         seed: 0,
+        shards: 1,
+        shard_by: Arc::from([]),
         canary: None,
     };
     Stage::start(spec).expect("the stage starts")

@@ -83,6 +83,43 @@ impl DeadLetters {
         self.reason.len()
     }
 
+    /// The source whose records these are.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Adds `other`'s rows after these (a stage's shards each collect their own).
+    pub fn extend(&mut self, other: DeadLetters) {
+        if other.is_empty() {
+            return;
+        }
+        for (reason, n) in other.by_reason() {
+            *self.by_reason.entry(reason).or_default() += n;
+        }
+        let batch = other.finish();
+        let text = |name: &str| batch.text(name).expect("a dead-letter column");
+        let int = |name: &str| batch.i64s(name).expect("a dead-letter column");
+        let (reason, stage, plugin, version) = (
+            text("reason"),
+            text("stage"),
+            text("plugin"),
+            text("plugin_version"),
+        );
+        let (error, origin, payload) = (text("error"), text("source"), text("payload"));
+        let (partition, offset) = (int("partition"), int("offset"));
+        for r in 0..batch.len() {
+            self.reason.push(reason.value(r));
+            self.stage.push(stage.value(r));
+            self.plugin.push(plugin.value(r));
+            self.version.push(version.value(r));
+            self.error.push(error.value(r));
+            self.origin.push(origin.value(r));
+            self.partition.push_opt(partition.get(r));
+            self.offset.push_opt(offset.get(r));
+            self.payload.push(payload.value(r));
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.reason.is_empty()
     }

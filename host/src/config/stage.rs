@@ -39,7 +39,17 @@ pub struct StageConfig {
     pub max_failures: NonZeroU32,
     /// A candidate version that runs in shadow on the live stream, compared, not emitted.
     pub canary: Option<Spanned<CanaryConfig>>,
+    /// Instances of the plugin that share the stage's rows, each on its own thread.
+    pub shards: Option<Spanned<NonZeroUsize>>,
+    /// The columns whose values choose a row's shard: what a stateful plugin keys its
+    /// state by (a window's group, a `unique` rule's column). Without it, a stateless
+    /// stage's rows are cut into consecutive runs, in order.
+    #[serde(default)]
+    pub shard_by: Vec<Spanned<String>>,
 }
+
+/// Most shards of one stage: each is a thread and an instance with its own memory.
+pub const MAX_SHARDS: usize = 16;
 
 /// `[stage.canary]`: a candidate version of the stage's plugin (or of its config) that
 /// sees every batch the running version sees, from the same state, for a while; its output
@@ -151,6 +161,7 @@ pub(super) fn parse_all(
             );
         }
         check_canary(&stage, diags);
+        check_shards(&stage, diags);
         stages.push(stage);
     }
     stages
@@ -179,6 +190,35 @@ fn check_canary(stage: &StageConfig, diags: &mut Diagnostics) {
             ),
             "give the canary a `plugin` (a new version) or a `config` (new settings)",
         );
+    }
+}
+
+fn check_shards(stage: &StageConfig, diags: &mut Diagnostics) {
+    let Some(shards) = &stage.shards else {
+        return;
+    };
+    let name = stage.name.get_ref();
+    if shards.get_ref().get() > MAX_SHARDS {
+        diags.error(
+            Some(shards.span()),
+            format!("stage `{name}`: shards must be at most {MAX_SHARDS}"),
+        );
+    }
+    if shards.get_ref().get() > 1
+        && let Some(c) = &stage.canary
+    {
+        diags.error_hint(
+            Some(c.span()),
+            format!("stage `{name}`: a canary cannot run on a stage with shards > 1"),
+            "try the candidate with shards = 1, or in `adstream replay --swap`",
+        );
+    }
+}
+
+impl StageConfig {
+    /// How many instances share the stage's rows.
+    pub fn shard_count(&self) -> usize {
+        self.shards.as_ref().map_or(1, |s| s.get_ref().get())
     }
 }
 

@@ -286,6 +286,7 @@ fn spec(
         secrets,
     };
     let canary = canary(cfg, sc, &setup, engine, diags);
+    let shard_by = shard_by(sc, &setup.input, plugin.stateful(), diags);
     Some(StageSpec {
         name: Arc::from(name.as_str()),
         plugin,
@@ -298,7 +299,42 @@ fn spec(
         input,
         to,
         seed: seed(&cfg.name, name),
+        shards: sc.shard_count(),
+        shard_by,
     })
+}
+
+/// The columns that choose a row's shard, checked against the stage's input: a plugin
+/// that keeps state must say what its state is keyed by before its rows can be shared.
+fn shard_by(
+    sc: &StageConfig,
+    input: &[Field],
+    stateful: bool,
+    diags: &mut Diagnostics,
+) -> Arc<[String]> {
+    let name = sc.name.get_ref();
+    for c in &sc.shard_by {
+        if !input.iter().any(|f| f.name == *c.get_ref()) {
+            diags.error(
+                Some(c.span()),
+                format!(
+                    "stage `{name}`: shard_by column `{}` is not in its input",
+                    c.get_ref()
+                ),
+            );
+        }
+    }
+    if let Some(shards) = sc.shards.as_ref().filter(|s| s.get_ref().get() > 1)
+        && sc.shard_by.is_empty()
+        && stateful
+    {
+        diags.error_hint(
+            Some(shards.span()),
+            format!("stage `{name}` keeps state, so with shards > 1 it needs `shard_by`"),
+            "name the columns its state is keyed by, e.g. shard_by = [\"country\", \"ad_format\"] for windows grouped by them",
+        );
+    }
+    sc.shard_by.iter().map(|c| c.get_ref().clone()).collect()
 }
 
 /// A stage's random seed, from the pipeline's and the stage's names.

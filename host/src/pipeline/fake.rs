@@ -160,6 +160,8 @@ pub fn spec(plugin: &Arc<FakePlugin>, max_failures: u32) -> StageSpec {
         input: Input::Source,
         to: Vec::new(),
         seed: 0,
+        shards: 1,
+        shard_by: Arc::from([]),
         canary: None,
     }
 }

@@ -294,7 +294,7 @@ impl Processor {
         s.stages = self
             .stages
             .iter()
-            .map(|st| (st.spec.name.to_string(), st.stats.clone()))
+            .map(|st| (st.spec.name.to_string(), st.totals()))
             .collect();
         s.source_stalled = self.health.lock().map(|h| h.clone()).unwrap_or_default();
         s.source_lag = self.lag.lock().map(|l| l.clone()).unwrap_or_default();

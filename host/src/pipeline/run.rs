@@ -40,7 +40,7 @@ fn restore(stages: &mut [Stage], cp: &Checkpoint, file: &Path) -> Result<(), Run
         stage.restore(state).map_err(|e| CheckpointError::Restore {
             stage: name.clone(),
             path: file.into(),
-            reason: e.describe(),
+            reason: e,
         })?;
     }
     tracing::info!(

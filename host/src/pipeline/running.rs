@@ -253,7 +253,11 @@ async fn prepare(spec: StageSpec) -> Result<Replacement, SwapError> {
         let (instance, output) = instantiate(&spec)?;
         // The stage's canary, if it has one, starts again from the new version's state.
         let canary = Canary::start(&spec, &output)?;
-        Ok(Replacement::new(spec, instance, output, canary))
+        let mut r = Replacement::new(spec, instance, output, canary);
+        for _ in 1..r.spec.shards {
+            r.add_shard(instantiate(&r.spec)?.0);
+        }
+        Ok(r)
     })
     .await
     .map_err(|_| SwapError::Panicked)?

@@ -38,6 +38,32 @@ pub struct StageStats {
     pub recent: Recent,
 }
 
+impl StageStats {
+    /// Adds another shard's counts to these (histogram and recent rows are shared).
+    pub fn add(&mut self, o: &StageStats) {
+        self.calls += o.calls;
+        self.rows_in += o.rows_in;
+        self.rows_out += o.rows_out;
+        self.dead_letters += o.dead_letters;
+        self.plugin_errors += o.plugin_errors;
+        self.failures += o.failures;
+        self.timeouts += o.timeouts;
+        self.restarts += o.restarts;
+        self.failing_in_a_row = self.failing_in_a_row.max(o.failing_in_a_row);
+        self.quarantined |= o.quarantined;
+        self.busy_ns += o.busy_ns;
+        for (k, v) in &o.plugin_counters {
+            let c = self.plugin_counters.entry(k.clone()).or_default();
+            *c = c.saturating_add(*v);
+        }
+        self.logs_dropped += o.logs_dropped;
+        self.counters_dropped += o.counters_dropped;
+        if self.last_error.is_none() {
+            self.last_error.clone_from(&o.last_error);
+        }
+    }
+}
+
 /// A latency histogram in seconds, 10 µs to about 10 s in steps of 4×; its copies share
 /// the counts.
 #[derive(Debug, Clone)]

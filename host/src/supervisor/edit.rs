@@ -72,6 +72,9 @@ pub fn plan(old: &PipelineConfig, new: &PipelineConfig) -> Plan {
                 a.name.get_ref()
             ));
         }
+        if a.shard_count() != b.shard_count() || a.shard_by != b.shard_by {
+            return Plan::Restart(format!("stage `{}`'s shards changed", a.name.get_ref()));
+        }
     }
     let routes_changed = old
         .stages

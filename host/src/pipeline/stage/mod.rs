@@ -5,6 +5,7 @@
 mod accept;
 mod canary;
 mod failure;
+mod shards;
 mod state;
 mod swap;
 #[cfg(test)]
@@ -48,6 +49,10 @@ pub struct StageSpec {
     pub seed: u64,
     /// A candidate version to run in shadow and compare (`canary.rs`).
     pub canary: Option<Arc<CanarySpec>>,
+    /// Instances that share the stage's rows (`shards.rs`), at least 1.
+    pub shards: usize,
+    /// The columns that choose a row's shard; empty: consecutive runs of rows.
+    pub shard_by: Arc<[String]>,
 }
 
 /// What a running stage runs, as status shows it and as a replacement is built from.
@@ -82,6 +87,8 @@ pub struct Stage {
     canary: Option<Canary>,
     /// A canary took over since the last `take_promoted`.
     promoted: bool,
+    /// The other shards' instances, each a stage of its own (`shards.rs`); empty with one.
+    lanes: Vec<Stage>,
 }
 
 /// Creates and configures an instance of `spec`'s plugin.
@@ -94,7 +101,20 @@ pub fn instantiate(spec: &StageSpec) -> Result<(Box<dyn Instance>, Vec<Field>), 
 }
 
 impl Stage {
+    /// Starts the stage's instances: one per shard.
     pub fn start(spec: StageSpec) -> Result<Stage, CallError> {
+        let mut stage = Stage::start_one(spec)?;
+        for _ in 1..stage.spec.shards {
+            let mut lane = Stage::start_one(stage.spec.clone())?;
+            // The histogram and recent rows are shared: status shows the stage as one.
+            lane.stats.call_seconds = stage.stats.call_seconds.clone();
+            lane.stats.recent = stage.stats.recent.clone();
+            stage.lanes.push(lane);
+        }
+        Ok(stage)
+    }
+
+    fn start_one(spec: StageSpec) -> Result<Stage, CallError> {
         let (instance, output) = instantiate(&spec)?;
         let info = instance.info().clone();
         Ok(Stage {
@@ -107,6 +127,7 @@ impl Stage {
             probation: None,
             canary: None,
             promoted: false,
+            lanes: Vec::new(),
         })
     }
 
@@ -125,9 +146,21 @@ impl Stage {
         }
     }
 
-    /// Sends `inputs` through the plugin; what fails is handled as `on_error` says (see
-    /// `failure.rs`).
+    /// Sends `inputs` through the plugin (each shard its share, at once); what fails is
+    /// handled as `on_error` says (see `failure.rs`).
     pub fn process(
+        &mut self,
+        inputs: Vec<Envelope>,
+        watermark: i64,
+        dl: &mut DeadLetters,
+    ) -> Result<Vec<Envelope>, StageFatal> {
+        match self.lanes.is_empty() {
+            true => self.process_one(inputs, watermark, dl),
+            false => self.process_shards(inputs, watermark, dl),
+        }
+    }
+
+    fn process_one(
         &mut self,
         inputs: Vec<Envelope>,
         watermark: i64,
@@ -194,8 +227,16 @@ impl Stage {
         self.stats.counters_dropped += r.counters_dropped;
     }
 
-    /// Closes open windows (aggregate stages).
+    /// Closes open windows (aggregate stages), in every shard.
     pub fn flush(&mut self, dl: &mut DeadLetters) -> Result<Vec<Envelope>, StageFatal> {
+        let mut flushed = self.flush_one(dl)?;
+        for lane in &mut self.lanes {
+            flushed.extend(lane.flush_one(dl)?);
+        }
+        Ok(flushed)
+    }
+
+    fn flush_one(&mut self, dl: &mut DeadLetters) -> Result<Vec<Envelope>, StageFatal> {
         // A version still on probation at the end has not failed: keep it.
         self.end_probation(Ok(None));
         let flushed = self.instance.flush();

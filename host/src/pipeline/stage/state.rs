@@ -10,7 +10,6 @@
 //! memory in proportion to the state's).
 
 use super::{Stage, StageFatal, instantiate};
-use crate::plugin::CallError;
 use adstream_sdk::{Batch, Values};
 
 /// Bytes of input kept for replay before the stage takes a snapshot to start afresh, for
@@ -95,6 +94,13 @@ impl Stage {
     /// plugins. A snapshot that fails rebuilds the instance and is an error: a checkpoint
     /// is then not taken at all.
     pub fn snapshot(&mut self) -> Result<Option<Vec<u8>>, String> {
+        if !self.lanes.is_empty() {
+            return self.snapshot_shards();
+        }
+        self.snapshot_one()
+    }
+
+    pub(super) fn snapshot_one(&mut self) -> Result<Option<Vec<u8>>, String> {
         match self.instance.snapshot() {
             Ok(state) => {
                 self.recovery.rebase(state.clone());
@@ -112,9 +118,16 @@ impl Stage {
         }
     }
 
-    /// Loads a saved state (from a checkpoint) into the plugin.
-    pub fn restore(&mut self, state: &[u8]) -> Result<(), CallError> {
-        self.instance.restore(state)?;
+    /// Loads a saved state (from a checkpoint) into the plugin, or its shards.
+    pub fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        match self.lanes.is_empty() {
+            true => self.restore_one(state),
+            false => self.restore_shards(state),
+        }
+    }
+
+    pub(super) fn restore_one(&mut self, state: &[u8]) -> Result<(), String> {
+        self.instance.restore(state).map_err(|e| e.describe())?;
         self.recovery.rebase(Some(state.to_vec()));
         Ok(())
     }

@@ -35,6 +35,8 @@ pub struct Replacement {
     pub spec: StageSpec,
     /// The spec's candidate, started; it is compared from the new version's state on.
     pub(super) canary: Option<super::Canary>,
+    /// Instances for the stage's other shards, one each.
+    pub(super) lanes: Vec<Replacement>,
 }
 
 impl Replacement {
@@ -50,7 +52,14 @@ impl Replacement {
             output,
             spec,
             canary,
+            lanes: Vec::new(),
         }
+    }
+
+    /// Adds the instance for one more shard.
+    pub fn add_shard(&mut self, instance: Box<dyn Instance>) {
+        let lane = Replacement::new(self.spec.clone(), instance, self.output.clone(), None);
+        self.lanes.push(lane);
     }
 
     /// What the stage will show once the replacement took over.
@@ -76,18 +85,27 @@ pub(super) struct Probation {
 
 impl Stage {
     /// Hands the state over to `r` and puts it on probation; refuses it (telling the
-    /// requester) if its output columns differ or it cannot take the state.
+    /// requester) if its output columns differ or it cannot take the state. Each shard
+    /// swaps to its own instance of `r`.
     pub fn begin_swap(&mut self, r: Replacement, reply: oneshot::Sender<SwapOutcome>) {
+        match self.lanes.is_empty() && r.lanes.is_empty() {
+            true => self.swap_one(r, reply),
+            false => self.swap_shards(r, reply),
+        }
+    }
+
+    pub(super) fn swap_one(&mut self, r: Replacement, reply: oneshot::Sender<SwapOutcome>) {
         let Replacement {
             mut instance,
             info,
             output,
             spec,
             canary,
+            lanes: _,
         } = r;
         // A version that has not run a batch yet is not proven: the newer one replaces it
         // and the proven one stays the fallback (its state is the same, nothing ran since).
-        if self.on_probation() {
+        if self.probation.is_some() {
             self.end_probation(Err(
                 "superseded by a newer version before its first batch".into()
             ));
@@ -210,11 +228,16 @@ impl Stage {
             output: self.output,
             spec: self.spec,
             canary: self.canary,
+            lanes: self
+                .lanes
+                .into_iter()
+                .map(Stage::into_replacement)
+                .collect(),
         }
     }
 
     pub fn on_probation(&self) -> bool {
-        self.probation.is_some()
+        self.probation.is_some() || self.lanes.iter().any(Stage::on_probation)
     }
 }
 
