@@ -281,3 +281,61 @@ async fn fixed_input_gives_the_expected_windows_and_alerts() {
     check_golden(&windows, "windows.jsonl");
     check_golden(&alerts, "alerts.jsonl");
 }
+
+/// `pipeline` with every stage in two shards: stateful ones keyed by what their state is.
+fn sharded(text: &str) -> String {
+    let keyed = |stage: &str, by: &str| {
+        (
+            format!("name = \"{stage}\"\n"),
+            format!("name = \"{stage}\"\nshards = 2\nshard_by = {by}\n"),
+        )
+    };
+    let edits = [
+        keyed("quality", r#"["event_id"]"#),
+        keyed("windows", r#"["country", "ad_format"]"#),
+        keyed("anomalies", r#"["country", "ad_format"]"#),
+        (
+            "name = \"pii\"\n".into(),
+            "name = \"pii\"\nshards = 2\n".into(),
+        ),
+        (
+            "name = \"slack\"\n".into(),
+            "name = \"slack\"\nshards = 2\n".into(),
+        ),
+    ];
+    edits.iter().fold(text.to_string(), |t, (a, b)| {
+        assert!(t.contains(a.as_str()), "{a}");
+        t.replace(a.as_str(), b)
+    })
+}
+
+fn sorted(rows: &[Value]) -> Vec<String> {
+    let mut lines: Vec<String> = rows.iter().map(Value::to_string).collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_shards_per_stage_give_the_same_windows_alerts_and_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    write_input(&input);
+    let text = sharded(&pipeline(dir.path(), &input));
+    let file = pipeline_file(dir.path(), "golden.toml", &text);
+    let cfg = adstream::config::load(&file).unwrap();
+    let engine = adstream::plugin::PluginEngine::new().unwrap();
+    let p = adstream::pipeline::build(&cfg, &engine).unwrap();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let summary = adstream::pipeline::run(p, stop, None).await.unwrap();
+
+    let golden = |name: &str| read_jsonl(&root().join("host/tests/fixtures/golden").join(name));
+    let got = |name: &str| read_jsonl(&dir.path().join(name));
+    assert_eq!(sorted(&got("windows.jsonl")), sorted(&golden("windows.jsonl")));
+    assert_eq!(sorted(&got("alerts.jsonl")), sorted(&golden("alerts.jsonl")));
+    let dead = got("dead.jsonl");
+    assert_eq!(dead.len(), 5, "{dead:?}");
+    // Both shards of each stage did work, and status shows the stage's totals.
+    let windows = &summary.stats.stages.iter().find(|(n, _)| n == "windows").unwrap().1;
+    assert_eq!(windows.rows_in as usize, summary.stats.records as usize - dead.len());
+    assert!(windows.calls >= 2 * summary.stats.batches, "{} calls", windows.calls);
+}

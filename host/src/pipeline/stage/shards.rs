@@ -162,7 +162,7 @@ impl Stage {
 }
 
 /// The states of a framed snapshot; `None` if `state` is not one.
-fn unframe(state: &[u8]) -> Option<Vec<Option<&[u8]>>> {
+pub(super) fn unframe(state: &[u8]) -> Option<Vec<Option<&[u8]>>> {
     let mut rest = state.strip_prefix(FRAME.as_slice())?;
     let mut take = |len: usize| -> Option<&[u8]> {
         let (head, tail) = (rest.get(..len)?, rest.get(len..)?);

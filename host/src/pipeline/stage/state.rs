@@ -127,6 +127,14 @@ impl Stage {
     }
 
     pub(super) fn restore_one(&mut self, state: &[u8]) -> Result<(), String> {
+        if let Some(states) = super::shards::unframe(state).filter(|_| self.lanes.is_empty()) {
+            return Err(format!(
+                "the checkpoint holds the state of {} shards, and the stage now has one: a \
+                 state cannot be merged by key. Set `shards` back, or remove the checkpoint \
+                 to start without state",
+                states.len()
+            ));
+        }
         self.instance.restore(state).map_err(|e| e.describe())?;
         self.recovery.rebase(Some(state.to_vec()));
         Ok(())
