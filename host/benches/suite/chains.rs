@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 /// Runs `stages` over `events` `n` times; the events/s of each run and each stage's
 /// median µs per row.
-async fn chain(
+pub async fn chain(
     engine: &adstream::plugin::PluginEngine,
     dir: &Path,
     events: &Path,

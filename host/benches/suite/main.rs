@@ -5,7 +5,7 @@
 //!   cargo bench -p adstream --bench suite -- [--repeat N] [--events N] [--only a,b]
 //!       [--services] [--write FILE]
 //!
-//! Sections: decode, plugins, boundary, chains, startup, memory, and with `--services`
+//! Sections: decode, plugins, boundary, chains, shards, startup, memory, and with `--services`
 //! (the broker, ClickHouse and Redis running) e2e. Every figure is a median
 //! of N runs (default 5) with its range, from this one process, so ratios compare runs on
 //! the same machine under the same load.
@@ -17,6 +17,7 @@ mod e2e;
 mod plugins;
 mod process;
 mod report;
+mod shards;
 
 use report::Section;
 
@@ -100,6 +101,9 @@ async fn main() {
     }
     if wanted("chains") {
         add(chains::run(&engine, dir.path(), &events, n).await);
+    }
+    if wanted("shards") {
+        add(shards::run(&engine, dir.path(), &events, &batches, n).await);
     }
     if wanted("startup") {
         add(process::startup(dir.path(), n));

@@ -9,6 +9,7 @@ pub mod deadletter;
 pub mod decode;
 pub mod encode;
 mod envelope;
+pub mod interleave;
 mod raw;
 pub mod render;
 

@@ -2,7 +2,7 @@
 
 /// Where a record came from: Kafka partition and offset, or line number in a file
 /// (partition 0), or sequence number for the generator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Position {
     pub partition: i32,
     pub offset: i64,

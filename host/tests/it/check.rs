@@ -250,3 +250,43 @@ fn every_problem_is_reported_at_once() {
         "sorted by position: {got:#?}"
     );
 }
+
+#[test]
+fn shard_mistakes() {
+    let with = |extra: &str| {
+        let stage = GOOD_STAGE.replace("to = [\"out\"]", &format!("{extra}\nto = [\"out\"]"));
+        format!("{}{stage}", source())
+    };
+    assert!(check(&with("shards = 2\nshard_by = [\"country\"]")).is_empty());
+    let line =
+        |text: &str, start: &str| text.lines().position(|l| l.starts_with(start)).unwrap() + 1;
+    let keyless = with("shards = 2");
+    let l = line(&keyless, "shards");
+    one(
+        &keyless,
+        &format!(
+            "p.toml:{l}:10: stage `windows` keeps state, so with shards > 1 it needs `shard_by`"
+        ),
+    );
+    let unknown = with("shards = 2\nshard_by = [\"planet\"]");
+    let l = line(&unknown, "shard_by");
+    one(
+        &unknown,
+        &format!("p.toml:{l}:13: stage `windows`: shard_by column `planet` is not in its input"),
+    );
+    let many = with("shards = 17\nshard_by = [\"country\"]");
+    let l = line(&many, "shards");
+    one(
+        &many,
+        &format!("p.toml:{l}:10: stage `windows`: shards must be at most 16"),
+    );
+    let canary = with(
+        "shards = 2\nshard_by = [\"country\"]\ncanary = { config = { window = \"1m\", group_by = [\"country\"] } }",
+    );
+    let got = check(&canary);
+    assert!(
+        got.iter()
+            .any(|d| d.contains("a canary cannot run on a stage with shards > 1")),
+        "{got:?}"
+    );
+}

@@ -330,12 +330,31 @@ async fn two_shards_per_stage_give_the_same_windows_alerts_and_dead_letters() {
 
     let golden = |name: &str| read_jsonl(&root().join("host/tests/fixtures/golden").join(name));
     let got = |name: &str| read_jsonl(&dir.path().join(name));
-    assert_eq!(sorted(&got("windows.jsonl")), sorted(&golden("windows.jsonl")));
-    assert_eq!(sorted(&got("alerts.jsonl")), sorted(&golden("alerts.jsonl")));
+    assert_eq!(
+        sorted(&got("windows.jsonl")),
+        sorted(&golden("windows.jsonl"))
+    );
+    assert_eq!(
+        sorted(&got("alerts.jsonl")),
+        sorted(&golden("alerts.jsonl"))
+    );
     let dead = got("dead.jsonl");
     assert_eq!(dead.len(), 5, "{dead:?}");
     // Both shards of each stage did work, and status shows the stage's totals.
-    let windows = &summary.stats.stages.iter().find(|(n, _)| n == "windows").unwrap().1;
-    assert_eq!(windows.rows_in as usize, summary.stats.records as usize - dead.len());
-    assert!(windows.calls >= 2 * summary.stats.batches, "{} calls", windows.calls);
+    let windows = &summary
+        .stats
+        .stages
+        .iter()
+        .find(|(n, _)| n == "windows")
+        .unwrap()
+        .1;
+    assert_eq!(
+        windows.rows_in as usize,
+        summary.stats.records as usize - dead.len()
+    );
+    assert!(
+        windows.calls >= 2 * summary.stats.batches,
+        "{} calls",
+        windows.calls
+    );
 }

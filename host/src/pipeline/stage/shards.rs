@@ -9,7 +9,8 @@
 //! restarted host sends each key back to the shard whose checkpointed state holds it.
 
 use super::{Replacement, Stage, StageFatal, SwapOutcome};
-use crate::batch::{DeadLetters, Envelope};
+use crate::batch::interleave::in_input_order;
+use crate::batch::{DeadLetters, Envelope, Position};
 use crate::pipeline::stats::StageStats;
 use adstream_sdk::{Batch, Column, Strings, Values};
 use tokio::sync::oneshot;
@@ -26,6 +27,14 @@ impl Stage {
         dl: &mut DeadLetters,
     ) -> Result<Vec<Envelope>, StageFatal> {
         let n = self.lanes.len() + 1;
+        let keyed = !self.spec.shard_by.is_empty();
+        let positions: Option<Vec<Position>> = match keyed {
+            true => inputs.iter().try_fold(Vec::new(), |mut all, e| {
+                all.extend(e.positions.as_ref()?);
+                Some(all)
+            }),
+            false => None,
+        };
         let mut parts: Vec<Vec<Envelope>> = (0..n).map(|_| Vec::new()).collect();
         for env in inputs {
             for (part, piece) in parts.iter_mut().zip(split(env, &self.spec.shard_by, n)) {
@@ -61,6 +70,12 @@ impl Stage {
             outputs.extend(out?);
             dl.extend(lane_dl);
         }
+        // Rows that are the input's own (a validate or transform stage's) go on in the
+        // input's order, as one instance would pass them.
+        let outputs = positions
+            .filter(|_| !outputs.is_empty())
+            .and_then(|p| in_input_order(&p, &outputs))
+            .map_or(outputs, |env| vec![env]);
         Ok(outputs)
     }
 

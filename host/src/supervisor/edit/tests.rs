@@ -96,3 +96,11 @@ fn source_schema_and_graph_changes_restart() {
         assert!(matches!(plan, Plan::Restart(_)), "{from} -> {to}: {plan:?}");
     }
 }
+
+#[test]
+fn a_change_of_shards_restarts_the_pipeline() {
+    let want = Plan::Restart("stage `a`'s shards changed".into());
+    assert_eq!(edited("to = [\"out\"]", "shards = 2\nto = [\"out\"]"), want);
+    let by = "shards = 2\nshard_by = [\"country\"]\nto = [\"out\"]";
+    assert_eq!(edited("to = [\"out\"]", by), want);
+}

@@ -1,0 +1,96 @@
+//! One shard against two: the chain pii-hash → quality → windows → anomaly-ema with every
+//! stage in one shard, then in two (stateful stages keyed by what their state is), from
+//! the JSON file as `adstream run` runs it (decoding shares the same two cores), and over
+//! batches decoded beforehand (the stages alone, which is the work shards share).
+
+use super::chains::chain;
+use super::data::{self, ANOMALIES, PII, QUALITY, WINDOWS};
+use super::report::{Section, Stat, repeat};
+use adstream::batch::{DeadLetters, Envelope};
+use adstream_sdk::Batch;
+use std::path::Path;
+use std::time::Instant;
+
+/// `stage` (one of the bench's stage tables) in `n` shards.
+fn in_shards(stage: &str, n: usize) -> String {
+    let by = match stage {
+        s if s == QUALITY => "shard_by = [\"event_id\"]\n",
+        s if s == WINDOWS || s == ANOMALIES => "shard_by = [\"country\", \"ad_format\"]\n",
+        _ => "",
+    };
+    let name_end = stage.find("\nplugin").expect("a stage table");
+    let (head, tail) = stage.split_at(name_end + 1);
+    format!("{head}shards = {n}\n{by}{tail}")
+}
+
+/// Events/s of the stages alone over `batches`, each batch through every stage in turn.
+fn stages_alone(
+    engine: &adstream::plugin::PluginEngine,
+    dir: &Path,
+    events: &Path,
+    stages: &[&str],
+    batches: &[Batch],
+    n: usize,
+) -> Stat {
+    repeat(n, || {
+        let cfg = data::load(&data::pipeline(dir, events, 5000, stages));
+        let mut p = adstream::pipeline::build(&cfg, engine).unwrap_or_else(|d| panic!("{d:#?}"));
+        let mut dl = DeadLetters::new("bench");
+        let (began, mut rows, mut watermark) = (Instant::now(), 0, i64::MIN);
+        for b in batches {
+            rows += b.len();
+            let times = b.column("event_time").and_then(|c| c.as_i64s().ok());
+            let latest = times.and_then(|t| t.values().iter().copied().max());
+            watermark = watermark.max(latest.unwrap_or(i64::MIN).saturating_sub(2000));
+            let mut flow = vec![Envelope {
+                batch: b.clone(),
+                positions: None,
+            }];
+            for stage in &mut p.stages {
+                flow = stage.process(flow, watermark, &mut dl).unwrap();
+            }
+        }
+        rows as f64 / began.elapsed().as_secs_f64()
+    })
+}
+
+pub async fn run(
+    engine: &adstream::plugin::PluginEngine,
+    dir: &Path,
+    events: &Path,
+    batches: &[Batch],
+    n: usize,
+) -> Section {
+    let chain_in = |shards: usize| -> Vec<String> {
+        [PII, QUALITY, WINDOWS, ANOMALIES]
+            .iter()
+            .map(|s| in_shards(s, shards))
+            .collect()
+    };
+    let (one, two) = (chain_in(1), chain_in(2));
+    let as_refs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>();
+    let (file_1, _) = chain(engine, dir, events, &as_refs(&one), n).await;
+    let (file_2, _) = chain(engine, dir, events, &as_refs(&two), n).await;
+    let alone_1 = stages_alone(engine, dir, events, &as_refs(&one), batches, n);
+    let alone_2 = stages_alone(engine, dir, events, &as_refs(&two), batches, n);
+    let row = |what: &str, a: Stat, b: Stat| {
+        let ratio = format!("{:.2}", b.median / a.median);
+        vec![what.to_string(), a.rate(), b.rate(), ratio]
+    };
+    Section {
+        title: "Shards",
+        about: format!(
+            "pii-hash → quality (3 stateless rules, keyed by event_id) → windows → \
+             anomaly-ema (keyed by country and ad_format), every stage in 1 shard and in 2, \
+             {} cores. From the JSON file: `adstream run` in this process, decoding \
+             included. Stages alone: decoded batches of 5000 through the stages. Events/s, \
+             median (min–max) of {n} runs.",
+            std::thread::available_parallelism().map_or(1, |c| c.get())
+        ),
+        header: vec!["what", "1 shard", "2 shards", "2 ÷ 1"],
+        rows: vec![
+            row("from the JSON file", file_1, file_2),
+            row("stages alone", alone_1, alone_2),
+        ],
+    }
+}
