@@ -54,6 +54,10 @@ fn stages_alone(
     })
 }
 
+fn as_refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 pub async fn run(
     engine: &adstream::plugin::PluginEngine,
     dir: &Path,
@@ -68,7 +72,6 @@ pub async fn run(
             .collect()
     };
     let (one, two) = (chain_in(1), chain_in(2));
-    let as_refs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>();
     let (file_1, _) = chain(engine, dir, events, &as_refs(&one), n).await;
     let (file_2, _) = chain(engine, dir, events, &as_refs(&two), n).await;
     let alone_1 = stages_alone(engine, dir, events, &as_refs(&one), batches, n);

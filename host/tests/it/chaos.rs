@@ -121,6 +121,12 @@ async fn inject(
         times: 1,
         note: format!("back in {:.1} s", began.elapsed().as_secs_f64()),
     });
+    // A host still starting opens its sinks; one that finds ClickHouse down then exits
+    // with that error (by design: unreachable at start is a setup problem). Wait for a
+    // checkpoint, which needs every sink open and answering, so the fault hits a host
+    // that runs (this test once lost that race on a loaded machine).
+    let h = &*host;
+    tokio::task::block_in_place(|| just_after_checkpoint(h, Duration::from_secs(60)));
     tokio::task::block_in_place(|| service("stop-one", "clickhouse"));
     let (mut peak, down) = (0, Instant::now());
     while down.elapsed() < plan.clickhouse_down {
