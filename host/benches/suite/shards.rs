@@ -14,7 +14,8 @@ use std::time::Instant;
 /// `stage` (one of the bench's stage tables) in `n` shards.
 fn in_shards(stage: &str, n: usize) -> String {
     let by = match stage {
-        // pii-hash remembers the ids it hashed: keyed by user, a shard sees the same ids.
+        // pii-hash reuses the previous row's hash of an equal id: keyed by user, a user's
+        // rows stay together.
         s if s == PII => "shard_by = [\"user_id\"]\n",
         s if s == QUALITY => "shard_by = [\"event_id\"]\n",
         s if s == WINDOWS || s == ANOMALIES => "shard_by = [\"country\", \"ad_format\"]\n",
