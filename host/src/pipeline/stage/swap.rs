@@ -106,9 +106,8 @@ impl Stage {
         // A version that has not run a batch yet is not proven: the newer one replaces it
         // and the proven one stays the fallback (its state is the same, nothing ran since).
         if self.probation.is_some() {
-            self.end_probation(Err(
-                "superseded by a newer version before its first batch".into()
-            ));
+            let why = "superseded by a newer version before its first batch";
+            self.end_probation(Err(why.into()));
         }
         if output != self.output {
             let _ = reply.send(SwapOutcome::Rejected(format!(
