@@ -1,7 +1,8 @@
 //! One shard against two: the chain pii-hash → quality → windows → anomaly-ema with every
-//! stage in one shard, then in two (stateful stages keyed by what their state is), from
-//! the JSON file as `adstream run` runs it (decoding shares the same two cores), and over
-//! batches decoded beforehand (the stages alone, which is the work shards share).
+//! stage in one shard, then in two, each stage keyed by what its state is (so each is cut
+//! on its own), or all keyed alike (one chain, cut once); from the JSON file as `adstream
+//! run` runs it (decoding shares the same two cores), and over batches decoded beforehand
+//! (the stages alone, which is the work shards share).
 
 use super::chains::chain;
 use super::data::{self, ANOMALIES, PII, QUALITY, WINDOWS};
@@ -11,9 +12,11 @@ use adstream_sdk::Batch;
 use std::path::Path;
 use std::time::Instant;
 
-/// `stage` (one of the bench's stage tables) in `n` shards.
-fn in_shards(stage: &str, n: usize) -> String {
+/// `stage` (one of the bench's stage tables) in `n` shards; `alike`: keyed as the windows
+/// are, so that the stages' shards line up in one chain.
+fn in_shards(stage: &str, n: usize, alike: bool) -> String {
     let by = match stage {
+        _ if alike => "shard_by = [\"country\", \"ad_format\"]\n",
         // pii-hash reuses the previous row's hash of an equal id: keyed by user, a user's
         // rows stay together.
         s if s == PII => "shard_by = [\"user_id\"]\n",
@@ -80,17 +83,18 @@ pub async fn run(
     batches: &[Batch],
     n: usize,
 ) -> Section {
-    let chain_in = |shards: usize| -> Vec<String> {
+    let chain_in = |shards: usize, alike: bool| -> Vec<String> {
         [PII, QUALITY, WINDOWS, ANOMALIES]
             .iter()
-            .map(|s| in_shards(s, shards))
+            .map(|s| in_shards(s, shards, alike))
             .collect()
     };
-    let (one, two) = (chain_in(1), chain_in(2));
+    let (one, two, two_alike) = (chain_in(1, false), chain_in(2, false), chain_in(2, true));
     let (file_1, _) = chain(engine, dir, events, &as_refs(&one), n).await;
-    let (file_2, _) = chain(engine, dir, events, &as_refs(&two), n).await;
+    let (file_2, _) = chain(engine, dir, events, &as_refs(&two_alike), n).await;
     let alone_1 = stages_alone(engine, dir, events, &as_refs(&one), batches, (n, 1));
     let alone_2 = stages_alone(engine, dir, events, &as_refs(&two), batches, (n, 1));
+    let alike_2 = stages_alone(engine, dir, events, &as_refs(&two_alike), batches, (n, 1));
     // The machine's own ceiling: two pipelines that share nothing, one per core.
     let apart = stages_alone(engine, dir, events, &as_refs(&one), batches, (n, 2));
     let row = |what: &str, a: Stat, b: Stat| {
@@ -100,10 +104,12 @@ pub async fn run(
     Section {
         title: "Shards",
         about: format!(
-            "pii-hash (keyed by user_id) → quality (3 stateless rules, keyed by event_id) → windows → \
-             anomaly-ema (keyed by country and ad_format), every stage in 1 shard and in 2, \
-             {} cores. From the JSON file: `adstream run` in this process, decoding \
-             included. Stages alone: decoded batches of 5000 through the stages. The ceiling: \
+            "pii-hash → quality (3 stateless rules) → windows → anomaly-ema, every stage in \
+             1 shard and in 2, {} cores. Each stage keyed on its own: pii-hash by user_id, \
+             quality by event_id, windows and anomaly-ema by country and ad_format (each \
+             stage cuts its input; windows → anomaly-ema run as one chain). One chain: every \
+             stage by country and ad_format (cut once). From the JSON file: `adstream run` \
+             in this process, decoding included, as one chain. Stages alone: decoded batches of 5000 through the stages. The ceiling: \
              two copies of the 1-shard pipeline sharing nothing, each on its own thread, \
              each through every batch (their events together). Events/s, median (min–max) \
              of {n} runs.",
@@ -111,8 +117,13 @@ pub async fn run(
         ),
         header: vec!["what", "1 shard", "2 shards", "2 ÷ 1"],
         rows: vec![
-            row("from the JSON file", file_1, file_2),
-            row("stages alone", alone_1, alone_2),
+            row("from the JSON file, one chain", file_1, file_2),
+            row(
+                "stages alone, each stage keyed on its own",
+                alone_1,
+                alone_2,
+            ),
+            row("stages alone, one chain", alone_1, alike_2),
             row(
                 "stages alone: 1 shard, then two whole copies of the pipeline on two threads (the ceiling)",
                 alone_1,

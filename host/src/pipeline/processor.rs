@@ -6,7 +6,7 @@
 use super::checkpointer::Cut;
 use super::error::RunError;
 use super::feed::{Feed, Incoming, Rewire};
-use super::stage::{Input, Replacement, Stage, StageView, SwapOutcome};
+use super::stage::{Input, Replacement, Stage, StageView, SwapOutcome, lines_up, process_chain};
 use super::stats::PipelineStats;
 use super::watermark::Watermark;
 use crate::batch::{DeadLetters, Envelope, Position, RawBatch};
@@ -37,6 +37,9 @@ pub struct Processor {
     pub lag: Lag,
     /// How many stages read the source, and each stage's output.
     readers: (usize, Vec<usize>),
+    /// For each stage, the last stage of the chain of sharded stages it starts
+    /// (`stage/chain.rs`); itself when it starts none.
+    chain_end: Vec<usize>,
     /// What each stage runs, as the pipeline's owner sees it (a canary may take over here).
     pub(super) views: Arc<Mutex<Vec<StageView>>>,
 }
@@ -57,7 +60,9 @@ impl Processor {
                 Input::Stage(j) => readers.1[j] += 1,
             }
         }
+        let chain_end = chain_ends(&stages, &readers.1);
         Processor {
+            chain_end,
             time_column,
             stages,
             sinks,
@@ -196,6 +201,8 @@ impl Processor {
         let mut source = (source, self.readers.0);
         let mut outputs: Vec<(Vec<Envelope>, usize)> = Vec::with_capacity(self.stages.len());
         let mut inject = inject;
+        // Outputs of a chain's later stages, computed with its first.
+        let mut ready: std::collections::VecDeque<Vec<Envelope>> = Default::default();
         for i in 0..self.stages.len() {
             let out = match inject.take() {
                 Some((k, env)) if k == i => env,
@@ -203,13 +210,24 @@ impl Processor {
                     inject = Some(other);
                     Vec::new()
                 }
+                other if !ready.is_empty() => {
+                    inject = other;
+                    ready.pop_front().unwrap_or_default()
+                }
                 other => {
                     inject = other;
                     let input = match self.stages[i].spec.input {
                         Input::Source => hand_over(&mut source),
                         Input::Stage(j) => hand_over(&mut outputs[j]),
                     };
-                    self.stages[i].process(input, watermark, dl)?
+                    let end = self.chain_end[i];
+                    if end > i && inject.is_none() {
+                        let chain = &mut self.stages[i..=end];
+                        ready = process_chain(chain, input, watermark, dl)?.into();
+                        ready.pop_front().unwrap_or_default()
+                    } else {
+                        self.stages[i].process(input, watermark, dl)?
+                    }
                 }
             };
             self.route(i, &out)?;
@@ -299,6 +317,26 @@ impl Processor {
         s.source_stalled = self.health.lock().map(|h| h.clone()).unwrap_or_default();
         s.source_lag = self.lag.lock().map(|l| l.clone()).unwrap_or_default();
     }
+}
+
+/// Where each stage's chain of lined-up sharded stages ends (`stage/chain.rs`): a chain
+/// goes on while the next stage reads only the one before it and its shards line up.
+fn chain_ends(stages: &[Stage], readers: &[usize]) -> Vec<usize> {
+    let mut ends: Vec<usize> = (0..stages.len()).collect();
+    let mut i = 0;
+    while i < stages.len() {
+        let mut end = i;
+        while let Some(next) = stages.get(end + 1)
+            && next.spec.input == Input::Stage(end)
+            && readers[end] == 1
+            && lines_up(&stages[i], next)
+        {
+            end += 1;
+        }
+        ends[i] = end;
+        i = end + 1;
+    }
+    ends
 }
 
 /// Gives a reader its input: a copy while other readers still need it, the original to the

@@ -282,8 +282,9 @@ async fn fixed_input_gives_the_expected_windows_and_alerts() {
     check_golden(&alerts, "alerts.jsonl");
 }
 
-/// `pipeline` with every stage in two shards: stateful ones keyed by what their state is.
-fn sharded(text: &str) -> String {
+/// `pipeline` with every stage in two shards: stateful ones keyed by what their state is,
+/// quality by `quality_key`.
+fn sharded(text: &str, quality_key: &str) -> String {
     let keyed = |stage: &str, by: &str| {
         (
             format!("name = \"{stage}\"\n"),
@@ -291,7 +292,7 @@ fn sharded(text: &str) -> String {
         )
     };
     let edits = [
-        keyed("quality", r#"["event_id"]"#),
+        keyed("quality", quality_key),
         keyed("windows", r#"["country", "ad_format"]"#),
         keyed("anomalies", r#"["country", "ad_format"]"#),
         (
@@ -315,12 +316,20 @@ fn sorted(rows: &[Value]) -> Vec<String> {
     lines
 }
 
+/// Quality keyed by event id: pii and quality shard on their own, windows → anomalies →
+/// slack as one chain; by country: quality → slack as one chain (`stage/chain.rs`).
 #[tokio::test(flavor = "multi_thread")]
 async fn two_shards_per_stage_give_the_same_windows_alerts_and_dead_letters() {
+    for quality_key in [r#"["event_id"]"#, r#"["country"]"#] {
+        sharded_run(quality_key).await;
+    }
+}
+
+async fn sharded_run(quality_key: &str) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.jsonl");
     write_input(&input);
-    let text = sharded(&pipeline(dir.path(), &input));
+    let text = sharded(&pipeline(dir.path(), &input), quality_key);
     let file = pipeline_file(dir.path(), "golden.toml", &text);
     let cfg = adstream::config::load(&file).unwrap();
     let engine = adstream::plugin::PluginEngine::new().unwrap();

@@ -4,6 +4,7 @@
 
 mod accept;
 mod canary;
+mod chain;
 mod failure;
 mod shards;
 mod state;
@@ -12,6 +13,7 @@ mod swap;
 mod tests;
 
 pub use canary::{Canary, CanaryError, CanarySpec};
+pub use chain::{lines_up, process_chain};
 pub use swap::{Replacement, SwapOutcome};
 
 pub use super::error::StageFatal;
@@ -160,7 +162,7 @@ impl Stage {
         }
     }
 
-    fn process_one(
+    pub(super) fn process_one(
         &mut self,
         inputs: Vec<Envelope>,
         watermark: i64,

@@ -70,13 +70,7 @@ impl Stage {
             outputs.extend(out?);
             dl.extend(lane_dl);
         }
-        // Rows that are the input's own (a validate or transform stage's) go on in the
-        // input's order, as one instance would pass them.
-        let outputs = positions
-            .filter(|_| !outputs.is_empty())
-            .and_then(|p| in_input_order(&p, &outputs))
-            .map_or(outputs, |env| vec![env]);
-        Ok(outputs)
+        Ok(merge(outputs, positions.as_deref()))
     }
 
     /// The stage's counts: every shard's together.
@@ -176,6 +170,16 @@ impl Stage {
     }
 }
 
+/// The shards' outputs together. Rows that are the input's own (a validate or transform
+/// stage's, which carry their source positions) go on in the input's order, as one
+/// instance would pass them, when the shards were keyed (`positions` given).
+pub(super) fn merge(outputs: Vec<Envelope>, positions: Option<&[Position]>) -> Vec<Envelope> {
+    positions
+        .filter(|_| !outputs.is_empty())
+        .and_then(|p| in_input_order(p, &outputs))
+        .map_or(outputs, |env| vec![env])
+}
+
 /// The states of a framed snapshot; `None` if `state` is not one.
 pub(super) fn unframe(state: &[u8]) -> Option<Vec<Option<&[u8]>>> {
     let mut rest = state.strip_prefix(FRAME.as_slice())?;
@@ -198,7 +202,7 @@ pub(super) fn unframe(state: &[u8]) -> Option<Vec<Option<&[u8]>>> {
 }
 
 /// `env` cut into `n` pieces, one per shard (some may be empty).
-fn split(env: Envelope, by: &[String], n: usize) -> Vec<Envelope> {
+pub(super) fn split(env: Envelope, by: &[String], n: usize) -> Vec<Envelope> {
     let rows = env.rows();
     let mut picks: Vec<Vec<u32>> = (0..n).map(|_| Vec::new()).collect();
     if by.is_empty() {
