@@ -52,6 +52,10 @@ pub fn process_chain(
             lanes[k].push(lane);
         }
     }
+    // Which stages' outputs go to sinks: the first shard's settings are the stage's own
+    // (a rewire changes only those).
+    let keep: Vec<bool> = stages.iter().map(|s| !s.spec.to.is_empty()).collect();
+    let keep = &keep;
     let mut parts = parts.into_iter();
     let own = parts.next().unwrap_or_default();
     let source = dl.source().to_string();
@@ -61,12 +65,15 @@ pub fn process_chain(
                 let source = &source;
                 s.spawn(move || {
                     let mut dl = DeadLetters::new(source);
-                    (run(chain.iter_mut(), part, watermark, &mut dl), dl)
+                    (run(chain.iter_mut(), keep, part, watermark, &mut dl), dl)
                 })
             })
             .collect();
         let mut own_dl = DeadLetters::new(&source);
-        let mut all = vec![(run(stages.iter_mut(), own, watermark, &mut own_dl), own_dl)];
+        let mut all = vec![(
+            run(stages.iter_mut(), keep, own, watermark, &mut own_dl),
+            own_dl,
+        )];
         all.extend(
             running
                 .into_iter()
@@ -98,22 +105,23 @@ pub fn process_chain(
 /// One shard's piece through its instances of the chain's stages.
 fn run<'a>(
     chain: impl Iterator<Item = &'a mut Stage>,
+    keep: &[bool],
     input: Vec<Envelope>,
     watermark: i64,
     dl: &mut DeadLetters,
 ) -> Result<Vec<Vec<Envelope>>, StageFatal> {
-    let mut chain = chain.peekable();
+    let mut chain = chain.zip(keep).peekable();
     let (mut flow, mut outs) = (input, Vec::new());
-    while let Some(stage) = chain.next() {
+    while let Some((stage, &keep)) = chain.next() {
         flow = stage.process_one(flow, watermark, dl)?;
         if chain.peek().is_none() {
             outs.push(flow);
             break;
         }
         // Only what goes to sinks is kept; the next stage takes the rest.
-        outs.push(match stage.spec.to.is_empty() {
-            true => Vec::new(),
-            false => flow.clone(),
+        outs.push(match keep {
+            true => flow.clone(),
+            false => Vec::new(),
         });
     }
     Ok(outs)
@@ -181,5 +189,11 @@ mod tests {
             assert_eq!((s.totals().rows_in, s.totals().calls), (40, 2));
             assert_eq!(s.lanes.len(), 1, "the other shard's instance is back");
         }
+        // A rewire sends the first stage to a sink: only the stage's own settings change,
+        // and every shard's rows must reach it.
+        stages[0].spec.to = vec![0];
+        let env = crate::pipeline::fake::rows(&ids.iter().map(String::as_str).collect::<Vec<_>>());
+        let outs = process_chain(&mut stages, vec![env], 0, &mut dl).unwrap();
+        assert_eq!(outs[0].iter().map(Envelope::rows).sum::<usize>(), 40);
     }
 }
