@@ -4,9 +4,9 @@
 //! same count and a row's shard in the first stage is its shard in each later one: a
 //! later stage keys by the first stage's columns or more of them, or keeps no state.
 
-use super::shards::{merge, split};
+use super::shards::{cut, merge};
 use super::{Stage, StageFatal};
-use crate::batch::{DeadLetters, Envelope, Position};
+use crate::batch::{DeadLetters, Envelope};
 
 /// Whether stage `next` can run in the same chain as `first`, given that it reads only
 /// the stage before it.
@@ -35,16 +35,7 @@ pub fn process_chain(
 ) -> Result<Vec<Vec<Envelope>>, StageFatal> {
     let n = stages[0].lanes.len() + 1;
     let by = stages[0].spec.shard_by.clone();
-    let positions: Option<Vec<Position>> = inputs.iter().try_fold(Vec::new(), |mut all, e| {
-        all.extend(e.positions.as_ref()?);
-        Some(all)
-    });
-    let mut parts: Vec<Vec<Envelope>> = (0..n).map(|_| Vec::new()).collect();
-    for env in inputs {
-        for (part, piece) in parts.iter_mut().zip(split(env, &by, n)) {
-            part.push(piece);
-        }
-    }
+    let (positions, parts) = cut(inputs, &by, n);
     // Shard k's instances of every stage, moved out for the call (shard 0 is the stages).
     let mut lanes: Vec<Vec<Stage>> = (1..n).map(|_| Vec::new()).collect();
     for stage in stages.iter_mut() {

@@ -28,19 +28,8 @@ impl Stage {
     ) -> Result<Vec<Envelope>, StageFatal> {
         let n = self.lanes.len() + 1;
         let keyed = !self.spec.shard_by.is_empty();
-        let positions: Option<Vec<Position>> = match keyed {
-            true => inputs.iter().try_fold(Vec::new(), |mut all, e| {
-                all.extend(e.positions.as_ref()?);
-                Some(all)
-            }),
-            false => None,
-        };
-        let mut parts: Vec<Vec<Envelope>> = (0..n).map(|_| Vec::new()).collect();
-        for env in inputs {
-            for (part, piece) in parts.iter_mut().zip(split(env, &self.spec.shard_by, n)) {
-                part.push(piece);
-            }
-        }
+        let (positions, parts) = cut(inputs, &self.spec.shard_by, n);
+        let positions = positions.filter(|_| keyed);
         let mut parts = parts.into_iter();
         let own = parts.next().unwrap_or_default();
         let source = dl.source().to_string();
@@ -201,8 +190,27 @@ pub(super) fn unframe(state: &[u8]) -> Option<Vec<Option<&[u8]>>> {
     Some(states)
 }
 
+/// The input's source positions (if every row has one), and its piece for each shard.
+pub(super) fn cut(
+    inputs: Vec<Envelope>,
+    by: &[String],
+    n: usize,
+) -> (Option<Vec<Position>>, Vec<Vec<Envelope>>) {
+    let positions = inputs.iter().try_fold(Vec::new(), |mut all, e| {
+        all.extend(e.positions.as_ref()?);
+        Some(all)
+    });
+    let mut parts: Vec<Vec<Envelope>> = (0..n).map(|_| Vec::new()).collect();
+    for env in inputs {
+        for (part, piece) in parts.iter_mut().zip(split(env, by, n)) {
+            part.push(piece);
+        }
+    }
+    (positions, parts)
+}
+
 /// `env` cut into `n` pieces, one per shard (some may be empty).
-pub(super) fn split(env: Envelope, by: &[String], n: usize) -> Vec<Envelope> {
+fn split(env: Envelope, by: &[String], n: usize) -> Vec<Envelope> {
     let rows = env.rows();
     let mut picks: Vec<Vec<u32>> = (0..n).map(|_| Vec::new()).collect();
     if by.is_empty() {
