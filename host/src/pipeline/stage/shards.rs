@@ -96,16 +96,14 @@ impl Stage {
         let states = unframe(state).ok_or_else(|| {
             format!(
                 "the checkpoint holds the state of one instance, and the stage now has {n} \
-                 shards: a state cannot be split by key. Set `shards` back, or remove the \
-                 checkpoint to start without state"
+                 shards: a state cannot be split by key; set `shards` back to 1"
             )
         })?;
         if states.len() != n {
+            let count = states.len();
             return Err(format!(
-                "the checkpoint holds the state of {} shards, and the stage now has {n}: a \
-                 state cannot be split or merged by key. Set `shards` back, or remove the \
-                 checkpoint to start without state",
-                states.len()
+                "the checkpoint holds the state of {count} shards, and the stage now has \
+                 {n}: a state cannot be split or merged by key; set `shards` back to {count}"
             ));
         }
         let mut states = states.into_iter();

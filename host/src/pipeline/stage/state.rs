@@ -128,11 +128,10 @@ impl Stage {
 
     pub(super) fn restore_one(&mut self, state: &[u8]) -> Result<(), String> {
         if let Some(states) = super::shards::unframe(state).filter(|_| self.lanes.is_empty()) {
+            let count = states.len();
             return Err(format!(
-                "the checkpoint holds the state of {} shards, and the stage now has one: a \
-                 state cannot be merged by key. Set `shards` back, or remove the checkpoint \
-                 to start without state",
-                states.len()
+                "the checkpoint holds the state of {count} shards, and the stage now has \
+                 one: a state cannot be merged by key; set `shards` back to {count}"
             ));
         }
         self.instance.restore(state).map_err(|e| e.describe())?;
