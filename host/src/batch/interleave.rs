@@ -10,6 +10,10 @@ use adstream_sdk::{Batch, Column, Dict, FastMap, Strings, Values};
 /// `parts` in the order of `input`'s positions; `None` when a row has no position, or one
 /// that `input` does not have (the rows are not the input's).
 pub fn in_input_order(input: &[Position], parts: &[Envelope]) -> Option<Envelope> {
+    // Windows and other new rows have no positions: nothing to order, nothing to index.
+    if parts.iter().any(|p| p.positions.is_none()) {
+        return None;
+    }
     let index: FastMap<Position, u32> = (input.iter().enumerate())
         .map(|(i, &p)| (p, i as u32))
         .collect();
@@ -83,12 +87,7 @@ fn validity(cols: &[&Column], picks: &[(u32, u32)]) -> Option<Vec<u8>> {
     }
     let mut bits = vec![0u8; picks.len().div_ceil(8)];
     for (i, &(k, r)) in picks.iter().enumerate() {
-        let r = r as usize;
-        let set = cols[k as usize]
-            .valid
-            .as_ref()
-            .is_none_or(|b| b.get(r / 8).is_some_and(|x| x & (1 << (r % 8)) != 0));
-        if set {
+        if cols[k as usize].is_valid(r as usize) {
             bits[i / 8] |= 1 << (i % 8);
         }
     }

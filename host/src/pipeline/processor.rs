@@ -349,3 +349,36 @@ fn hand_over(slot: &mut (Vec<Envelope>, usize)) -> Vec<Envelope> {
         slot.0.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Input, Stage, chain_ends};
+    use crate::pipeline::fake::{FakePlugin, spec};
+    use std::sync::Arc;
+
+    fn stage(input: Input, shards: usize, by: &[&str]) -> Stage {
+        let by: Vec<String> = by.iter().map(|c| c.to_string()).collect();
+        let plugin = FakePlugin::new("1");
+        let spec = crate::pipeline::StageSpec {
+            input,
+            shards,
+            shard_by: Arc::from(by),
+            ..spec(&plugin, 5)
+        };
+        Stage::start(spec).unwrap()
+    }
+
+    #[test]
+    fn chains_run_while_the_next_stage_reads_only_the_one_before_and_lines_up() {
+        let stages = [
+            stage(Input::Source, 2, &["id"]),
+            stage(Input::Stage(0), 2, &["id", "x"]),
+            stage(Input::Stage(1), 2, &["x"]),
+            stage(Input::Stage(2), 2, &["x"]),
+            stage(Input::Stage(2), 2, &["x"]),
+        ];
+        // Stage 2's output has two readers: the chain that starts there ends there.
+        assert_eq!(chain_ends(&stages, &[1, 1, 2, 0, 0]), [1, 1, 2, 3, 4]);
+        assert_eq!(chain_ends(&stages, &[1, 1, 1, 1, 0]), [1, 1, 3, 3, 4]);
+    }
+}

@@ -226,41 +226,41 @@ fn split(env: Envelope, by: &[String], n: usize) -> Vec<Envelope> {
 
 /// A hash per row of the values in the columns `by`.
 fn row_hashes(batch: &Batch, by: &[String]) -> Vec<u64> {
+    const NULL: u32 = 0x9e37_79b9;
     let mut hashes = vec![0u64; batch.len()];
-    for name in by {
-        let Some(col) = batch.column(name) else {
-            continue;
+    for col in by.iter().filter_map(|name| batch.column(name)) {
+        // A dictionary's values are hashed once per batch, not once per row.
+        let entries: Vec<u32> = match &col.values {
+            Values::Dictionary(d) => (0..d.values.offsets.len().saturating_sub(1))
+                .map(|i| text_hash(&d.values, i))
+                .collect(),
+            _ => Vec::new(),
         };
         for (r, h) in hashes.iter_mut().enumerate() {
-            let v = if col_valid(col, r) {
-                value_hash(col, r)
-            } else {
-                0x9e37_79b9
+            let v = match &col.values {
+                _ if !col.is_valid(r) => NULL,
+                Values::Dictionary(d) => entries[d.keys[r] as usize],
+                _ => value_hash(col, r),
             };
-            *h = (*h ^ v as u64).wrapping_mul(0x0100_0000_01b3);
+            *h = (*h ^ u64::from(v)).wrapping_mul(0x0100_0000_01b3);
         }
     }
     // Spread the bits, so that a small shard count sees all of them.
     hashes.iter().map(|&h| h ^ (h >> 29)).collect()
 }
 
-fn col_valid(col: &Column, row: usize) -> bool {
-    col.valid
-        .as_ref()
-        .is_none_or(|bits| bits.get(row / 8).is_some_and(|b| b & (1 << (row % 8)) != 0))
+fn text_hash(s: &Strings, i: usize) -> u32 {
+    let (a, b) = (s.offsets[i] as usize, s.offsets[i + 1] as usize);
+    crc32fast::hash(&s.bytes[a..b])
 }
 
 fn value_hash(col: &Column, r: usize) -> u32 {
-    let text = |s: &Strings, i: usize| {
-        let (a, b) = (s.offsets[i] as usize, s.offsets[i + 1] as usize);
-        crc32fast::hash(&s.bytes[a..b])
-    };
     match &col.values {
         Values::Int64(v) | Values::TimestampMs(v) => crc32fast::hash(&v[r].to_le_bytes()),
         Values::Float64(v) => crc32fast::hash(&v[r].to_bits().to_le_bytes()),
         Values::Boolean(v) => crc32fast::hash(&[v[r]]),
-        Values::Text(s) => text(s, r),
-        Values::Dictionary(d) => text(&d.values, d.keys[r] as usize),
+        Values::Text(s) => text_hash(s, r),
+        Values::Dictionary(d) => text_hash(&d.values, d.keys[r] as usize),
     }
 }
 

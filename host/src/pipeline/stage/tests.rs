@@ -276,6 +276,8 @@ fn shards_share_the_rows_and_each_keeps_its_own_state_through_a_checkpoint() {
     let out = s.process(vec![env(&ids(100, None))], 0, &mut dl).unwrap();
     assert_eq!(out.iter().map(|e| e.rows()).sum::<usize>(), 100);
     assert_eq!((s.totals().rows_in, s.totals().rows_out), (100, 100));
+    // Each shard is a whole instance under the stage's own limits.
+    assert!(s.lanes.iter().all(|l| l.spec.limits == s.spec.limits));
     let counts = shard_counts(&mut s);
     assert_eq!(counts.iter().sum::<u64>(), 100);
     assert!(
