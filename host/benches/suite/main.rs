@@ -6,7 +6,7 @@
 //!       [--services] [--write FILE]
 //!
 //! Sections: decode, plugins, boundary, chains, shards, startup, memory, and with `--services`
-//! (the broker, ClickHouse and Redis running) e2e. Every figure is a median
+//! (the broker, ClickHouse and Redis running) e2e and latency. Every figure is a median
 //! of N runs (default 5) with its range, from this one process, so ratios compare runs on
 //! the same machine under the same load.
 
@@ -14,6 +14,7 @@ mod chains;
 mod data;
 mod decode;
 mod e2e;
+mod latency;
 mod plugins;
 mod process;
 mod report;
@@ -113,6 +114,9 @@ async fn main() {
     }
     if a.services && wanted("e2e") {
         add(e2e::run(dir.path(), a.events.min(300_000), n.min(3)).await);
+    }
+    if a.services && wanted("latency") {
+        add(latency::run(dir.path(), 20, n.min(3)).await);
     }
     if let Some(path) = a.write {
         let body: Vec<String> = sections.iter().map(Section::markdown).collect();

@@ -26,6 +26,10 @@ pub struct GeneratorSource {
     seed: u64,
     /// Event time of the first event.
     pub start: i64,
+    /// Without a configured start, the clock is read again when the first batch is made,
+    /// so that paced event time follows the wall clock however long the pipeline took to
+    /// open its sinks and plugins after this source was made.
+    start_now: Option<Option<i64>>,
     /// Event-time spacing of events at the base rate, in ms (fractional).
     step: f64,
     /// Event time of the next event, in ms after `start`. Advances by `step / traffic`.
@@ -56,6 +60,11 @@ fn now_ms() -> i64 {
     now.map_or(0, |d| d.as_millis() as i64)
 }
 
+/// `ms` rounded down to a multiple of `align`.
+fn aligned(ms: i64, align: Option<i64>) -> i64 {
+    align.map_or(ms, |a| ms.div_euclid(a) * a)
+}
+
 impl GeneratorSource {
     pub fn new(cfg: &GeneratorConfig) -> Result<Self, SourceError> {
         let bad = SourceError::Generator;
@@ -66,15 +75,12 @@ impl GeneratorSource {
             return Err(bad(format!("speed = {} (must be > 0)", cfg.speed)));
         }
         let model = Model::new(cfg).map_err(bad)?;
-        let mut start = cfg.start.unwrap_or_else(now_ms);
-        if let Some(align) = cfg.align {
-            let a = align.as_millis_i64().max(1);
-            start = start.div_euclid(a) * a;
-        }
+        let align = cfg.align.map(|a| a.as_millis_i64().max(1));
         Ok(GeneratorSource {
             rng: Rng::new(cfg.seed),
             seed: cfg.seed,
-            start,
+            start: aligned(cfg.start.unwrap_or_else(now_ms), align),
+            start_now: cfg.start.is_none().then_some(align),
             step: 1000.0 / cfg.rate,
             clock_ms: 0.0,
             traffic: 1.0,
@@ -177,6 +183,11 @@ impl Source for GeneratorSource {
         Box::pin(async move {
             if self.finished() {
                 return Ok(None);
+            }
+            if self.began.is_none()
+                && let Some(align) = self.start_now
+            {
+                self.start = aligned(now_ms(), align);
             }
             let began = *self.began.get_or_insert_with(Instant::now);
             let mut batch = RawBatch::with_capacity(self.batch_size + 4, self.batch_size * 400);

@@ -140,3 +140,21 @@ fn malformed_and_late_events_appear_at_their_rates() {
     assert!((450..850).contains(&damaged), "{damaged} damaged");
     assert!((250..550).contains(&late), "{late} late");
 }
+
+/// Paced without a configured start, event time starts when the first batch is made, not
+/// when the source was: a pipeline that took long to open its sinks and plugins still
+/// stamps events with the wall clock (the latency bench measures against it).
+#[tokio::test]
+async fn paced_event_time_starts_at_the_first_batch() {
+    let cfg: GeneratorConfig = toml::from_str(
+        "kind = \"generator\"\nrate = 1000.0\nbatch_size = 10\nflush_interval = \"20ms\"",
+    )
+    .unwrap();
+    let mut g = GeneratorSource::new(&cfg).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = now_ms();
+    let b = g.next_batch().await.unwrap().unwrap();
+    let first: serde_json::Value = serde_json::from_slice(b.record(0)).unwrap();
+    let lag = before - first["event_time"].as_i64().unwrap();
+    assert!(lag <= 5, "event time lags the wall clock by {lag} ms");
+}
