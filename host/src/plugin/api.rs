@@ -51,6 +51,11 @@ pub trait Instance: Send {
     /// Sends `input` through the plugin. The input comes back whatever happens, so that a
     /// failed batch can go to the dead letters.
     fn process(&mut self, input: Batch, watermark: i64) -> (Batch, Result<Output, CallError>);
+    /// The input columns the plugin declared it reads (see `plugin::reads`); `None`: it
+    /// reads every column.
+    fn reads(&self) -> Option<&[String]> {
+        None
+    }
     /// Closes every open window (aggregate only; others have nothing to flush).
     fn flush(&mut self) -> Result<Option<Batch>, CallError>;
     /// The plugin's state (stateful plugins only).

@@ -9,7 +9,8 @@ use super::convert::Convert;
 use super::error::{CallError, Malformed, Trap, TrapKind};
 use super::limits::Limits;
 use super::loaded::LoadedPlugin;
-use super::role::{Calls, WireOutput};
+use super::reads;
+use super::role::{Calls, Role, WireOutput};
 use super::runtime::TICK;
 use super::store::{Reports, StoreState};
 use super::text;
@@ -27,6 +28,9 @@ pub struct PluginInstance {
     limits: Limits,
     output: Vec<Field>,
     info: PluginInfo,
+    role: Role,
+    /// The input columns the plugin declared it reads; `None`: every column.
+    reads: Option<Vec<String>>,
 }
 
 /// What a trap was, by kind: a limit the store recorded, or the wasm trap code.
@@ -161,6 +165,8 @@ impl PluginInstance {
                 version: String::new(),
                 description: String::new(),
             },
+            role: compiled.role,
+            reads: None,
         };
         inst.info = clean_info(inst.call(|c, s| c.info(s))?.convert());
         Ok(inst)
@@ -264,6 +270,7 @@ impl Instance for PluginInstance {
     }
 
     fn configure(&mut self, setup: Setup) -> Result<Vec<Field>, CallError> {
+        let input = setup.input.clone();
         let setup = w::Setup {
             config: setup.config,
             input: setup.input.convert(),
@@ -276,18 +283,38 @@ impl Instance for PluginInstance {
                 })
                 .collect(),
         };
-        let fields: Vec<w::Field> = self.try_call(|c, s| c.configure(s, &setup))?;
+        self.store.data_mut().reads = Some(None);
+        let fields = self.try_call(|c, s| c.configure(s, &setup));
+        let declared = self.store.data_mut().reads.take().flatten();
+        let fields: Vec<w::Field> = fields?;
+        self.reads = match declared {
+            Some(names) => Some(
+                reads::declared(self.role, &input, &names)
+                    .map_err(|e| CallError::Plugin(cut_error(e, self.limits.message_bytes)))?,
+            ),
+            None => None,
+        };
         self.output = fields.convert();
         Ok(self.output.clone())
     }
 
-    fn process(&mut self, input: Batch, watermark: i64) -> (Batch, Result<Output, CallError>) {
+    fn process(&mut self, mut input: Batch, watermark: i64) -> (Batch, Result<Output, CallError>) {
+        let aside = match &self.reads {
+            Some(r) => reads::project(&mut input, r),
+            None => Vec::new(),
+        };
         let rows = input.rows;
         let wire: w::Batch = input.convert();
         let result = self
             .try_call(|c, s| c.process(s, &wire, watermark))
             .and_then(|out| self.check(out, rows));
-        (wire.convert(), result)
+        let mut back: Batch = wire.convert();
+        reads::unproject(&mut back, aside);
+        (back, result)
+    }
+
+    fn reads(&self) -> Option<&[String]> {
+        self.reads.as_deref()
     }
 
     fn flush(&mut self) -> Result<Option<Batch>, CallError> {

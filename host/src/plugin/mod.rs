@@ -13,6 +13,7 @@ mod error;
 mod instance;
 mod limits;
 mod loaded;
+pub(crate) mod reads;
 mod role;
 mod runtime;
 mod store;

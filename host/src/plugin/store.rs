@@ -143,6 +143,9 @@ pub struct StoreState {
     message_bytes: usize,
     /// What the plugin wrote to stderr (Rust panics write their message there).
     pub stderr: MemoryOutputPipe,
+    /// The input columns the plugin said it reads (`host.reads`), while `configure` runs:
+    /// `Some(None)` until it says; `None` outside `configure`, where the call is ignored.
+    pub reads: Option<Option<Vec<String>>>,
 }
 
 impl StoreState {
@@ -178,6 +181,7 @@ impl StoreState {
             },
             message_bytes: limits.message_bytes,
             stderr,
+            reads: None,
         }
     }
 
@@ -260,6 +264,14 @@ impl host::Host for StoreState {
                 *c = c.saturating_add(delta);
             }
             _ => self.reports.counters_dropped += 1,
+        }
+    }
+
+    fn reads(&mut self, columns: Vec<String>) {
+        // The list is bounded by the call's hostcall fuel while it is lifted; the host
+        // checks each name against the input once `configure` returns.
+        if let Some(declared) = &mut self.reads {
+            *declared = Some(columns);
         }
     }
 }

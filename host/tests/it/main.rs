@@ -16,6 +16,7 @@ mod fuzz;
 mod golden;
 mod hostile;
 mod plugins;
+mod projection;
 mod reload;
 mod services;
 mod services_support;

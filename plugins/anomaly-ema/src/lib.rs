@@ -117,14 +117,18 @@ impl Detect for AnomalyEma {
         let ttl = parse_duration_ms(&cfg.baseline_ttl)
             .map_err(|e| invalid(format!("baseline_ttl: {e}")))?;
         let input = &setup.input;
-        input.require("window_start", INT_KINDS)?;
-        input.require("window_end", INT_KINDS)?;
-        input.require("impressions", INT_KINDS)?;
-        input.require("ctr", &[adstream_sdk::ColumnKind::Float64])?;
-        input.require("ecpm", &[adstream_sdk::ColumnKind::Float64])?;
+        let mut reads = vec!["window_start", "window_end", "impressions", "ctr", "ecpm"];
+        for c in &reads[..3] {
+            input.require(c, INT_KINDS)?;
+        }
+        for c in &reads[3..] {
+            input.require(c, &[adstream_sdk::ColumnKind::Float64])?;
+        }
         for d in &cfg.group_by {
             input.require(d, STRING_KINDS)?;
+            reads.push(d);
         }
+        adstream_sdk::reads(&reads);
         let fields = alerts::fields(&cfg.group_by);
         let plugin = AnomalyEma {
             alpha: cfg.alpha,

@@ -73,7 +73,10 @@ impl Validate for Quality {
                     other => other,
                 })
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<Rule>, _>>()?;
+        // Only the columns the rules name cross the boundary.
+        let columns: Vec<&str> = rules.iter().flat_map(Rule::columns).collect();
+        adstream_sdk::reads(&columns);
         Ok(Quality { rules })
     }
 

@@ -124,6 +124,14 @@ impl Rule {
         })
     }
 
+    /// The input columns the rule reads.
+    pub fn columns(&self) -> Vec<&str> {
+        match &self.check {
+            Check::NotNull(columns) => columns.iter().map(String::as_str).collect(),
+            _ => vec![self.column.as_str()],
+        }
+    }
+
     /// The rule's name in rejections and counters, e.g. `in_set:event_type`.
     pub fn name(&self) -> &str {
         &self.name

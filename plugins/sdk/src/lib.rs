@@ -20,6 +20,7 @@ pub mod export;
 mod hash;
 pub mod log;
 mod read;
+pub mod reads;
 mod roles;
 mod schema;
 mod select;
@@ -34,6 +35,7 @@ pub use config::ConfigExt;
 pub use hash::{FastMap, FixedHasher};
 pub use log::{count, log_debug, log_error, log_info, log_warn};
 pub use read::{BoolCol, F64Col, I64Col, StrCol};
+pub use reads::reads;
 pub use roles::{Aggregate, Detect, Format, StatefulValidate, Transform, Validate};
 pub use schema::{FieldsExt, INT_KINDS, STRING_KINDS, field, kind_name, kind_of};
 

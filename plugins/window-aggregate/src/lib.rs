@@ -112,6 +112,11 @@ impl WindowAggregate {
         for dim in &cfg.group_by {
             input.require(dim, STRING_KINDS)?;
         }
+        // Only these columns cross the boundary (7 of the seed's 17 by default).
+        let mut reads = vec![&c.time, &c.event_type, &c.network, &c.revenue, &c.cost];
+        reads.extend(&cfg.group_by);
+        let reads: Vec<&str> = reads.into_iter().map(String::as_str).collect();
+        adstream_sdk::reads(&reads);
         Ok(())
     }
 

@@ -7,7 +7,8 @@
 //! [`REDO_LIMIT`] bytes and [`REDO_PER_STATE`] times the snapshot (a large state is not
 //! snapshotted more often than a few times its own size in input has gone by, which keeps
 //! the cost of snapshots a share of the work whatever the state's size, and the log's
-//! memory in proportion to the state's).
+//! memory in proportion to the state's). The log keeps only the columns the plugin
+//! declared it reads.
 
 use super::{Stage, StageFatal, instantiate};
 use adstream_sdk::{Batch, Values};
@@ -58,9 +59,17 @@ impl Recovery {
 
 impl Stage {
     /// Notes a batch the plugin took, for replay after a failure (stateful stages only).
-    pub(super) fn after_success(&mut self, input: Batch, watermark: i64) -> Result<(), StageFatal> {
+    pub(super) fn after_success(
+        &mut self,
+        mut input: Batch,
+        watermark: i64,
+    ) -> Result<(), StageFatal> {
         if !self.spec.plugin.stateful() {
             return Ok(());
+        }
+        // A replay hands the plugin only what it reads, so only that is kept.
+        if let Some(reads) = self.instance.reads() {
+            drop(crate::plugin::reads::project(&mut input, reads));
         }
         self.recovery.bytes += size(&input);
         self.recovery.log.push((input, watermark));
