@@ -65,7 +65,7 @@ fn peak(pid: u32) -> Option<u64> {
 pub fn demo_memory(dir: &Path, n: usize) -> Section {
     let rss = repeat(n, || {
         let mut child = Command::new(BIN)
-            .args(["demo", "--duration", "20", "--out"])
+            .args(["demo", "--duration", "60", "--out"])
             .arg(dir.join("demo-out"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -81,9 +81,9 @@ pub fn demo_memory(dir: &Path, n: usize) -> Section {
     Section {
         title: "Resident memory",
         about: format!(
-            "Peak resident memory of `adstream demo --duration 20` (the generator at 20,000 \
-             events/s through the demo's six stages into files), sampled every 50 ms. MiB, \
-             median (min–max) of {n} runs."
+            "Peak resident memory of `adstream demo --duration 60` (the generator at 20,000 \
+             events/s through the demo's six stages into files; the `unique` rule's state \
+             is full after 20 s), sampled every 50 ms. MiB, median (min–max) of {n} runs."
         ),
         header: vec!["process", "peak MiB"],
         rows: vec![vec!["adstream demo".into(), rss.show(0)]],

@@ -123,11 +123,26 @@ struct State {
 const MAGIC: &[u8] = b"quality/2\n";
 
 /// Bytes written as one byte string.
-struct Bytes(Vec<u8>);
+struct Bytes<'a>(&'a [u8]);
 
-impl serde::Serialize for Bytes {
+impl serde::Serialize for Bytes<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// One `unique` rule's buckets as the snapshot writes them: the same bytes as a
+/// `Vec<(i64, Bytes)>`, each bucket sorted only when its turn comes.
+struct Buckets<'a>(&'a unique::Unique);
+
+impl serde::Serialize for Buckets<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.size().0))?;
+        for (start, values) in self.0.sorted_buckets() {
+            seq.serialize_element(&(start, Bytes(values.as_flattened())))?;
+        }
+        seq.end()
     }
 }
 
@@ -140,19 +155,6 @@ struct StateV1 {
 }
 
 impl State {
-    fn write(&self) -> Result<Vec<u8>, String> {
-        let wire: Wire<Bytes> = (self.unique.iter())
-            .map(|(i, buckets)| {
-                let buckets = buckets.iter().map(|(start, fps)| {
-                    let bytes = fps.iter().flat_map(|f| f.to_le_bytes()).collect();
-                    (*start, Bytes(bytes))
-                });
-                (*i, buckets.collect())
-            })
-            .collect();
-        postcard::to_extend(&wire, MAGIC.to_vec()).map_err(|e| e.to_string())
-    }
-
     fn read(bytes: &[u8]) -> Result<State, String> {
         if let Some(v2) = bytes.strip_prefix(MAGIC) {
             let wire: Wire<&[u8]> = postcard::from_bytes(v2).map_err(|e| e.to_string())?;
@@ -193,15 +195,16 @@ impl State {
 
 impl StatefulValidate for Quality {
     fn snapshot(&self) -> Result<Vec<u8>, PluginError> {
-        let mut rules = Vec::new();
-        for (i, r) in self.rules.iter().enumerate() {
-            if let Some(u) = r.unique_ref() {
-                rules.push((i, u.state()));
-            }
-        }
-        State { unique: rules }
-            .write()
-            .map_err(|e| PluginError::Other(format!("snapshot: {e}")))
+        let rules: Vec<(usize, Buckets)> = (self.rules.iter().enumerate())
+            .filter_map(|(i, r)| Some((i, Buckets(r.unique_ref()?))))
+            .collect();
+        // Sized up front (values, plus a few bytes of lengths per bucket), so that the
+        // output is not copied as it grows: a large state is written once.
+        let size = |b: &Buckets| b.0.size().0 * 24 + b.0.size().1 + 8;
+        let mut out =
+            Vec::with_capacity(MAGIC.len() + 8 + rules.iter().map(|(_, b)| size(b)).sum::<usize>());
+        out.extend_from_slice(MAGIC);
+        postcard::to_extend(&rules, out).map_err(|e| PluginError::Other(format!("snapshot: {e}")))
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {

@@ -55,15 +55,21 @@ pub struct Unique {
 pub type UniqueState = Vec<(i64, Vec<Fingerprint>)>;
 
 impl Unique {
-    pub fn state(&self) -> UniqueState {
-        self.buckets
-            .iter()
-            .map(|(start, set)| {
-                let mut values: Vec<Fingerprint> = set.iter().copied().collect();
-                values.sort_unstable();
-                (*start, values)
-            })
-            .collect()
+    /// Each bucket (oldest first) with its fingerprints sorted, as 16 little-endian bytes
+    /// each (so that the same state always gives the same bytes), made one bucket at a
+    /// time: a snapshot holds one bucket's copy at once, not the whole state's.
+    pub fn sorted_buckets(&self) -> impl Iterator<Item = (i64, Vec<[u8; 16]>)> + '_ {
+        self.buckets.iter().map(|(start, set)| {
+            let mut values: Vec<[u8; 16]> = set.iter().map(|f| f.to_le_bytes()).collect();
+            values.sort_unstable_by_key(|v| u128::from_le_bytes(*v));
+            (*start, values)
+        })
+    }
+
+    /// How many buckets, and the bytes their fingerprints take.
+    pub fn size(&self) -> (usize, usize) {
+        let values: usize = self.buckets.iter().map(|(_, set)| set.len()).sum();
+        (self.buckets.len(), values * 16)
     }
 
     pub fn set_state(&mut self, state: UniqueState) {
@@ -96,7 +102,11 @@ impl Unique {
             .back()
             .is_none_or(|(start, _)| *start != bucket)
         {
-            self.buckets.push_back((bucket, Set::default()));
+            // Sized like the bucket before it: a set that grows by doubling holds its old
+            // and new tables at once, and leaves the old one's memory behind.
+            let expected = self.buckets.back().map_or(0, |(_, set)| set.len());
+            let set = Set::with_capacity_and_hasher(expected, Default::default());
+            self.buckets.push_back((bucket, set));
         }
     }
 

@@ -5,18 +5,19 @@
 //! time). So the state is exactly what it was before the call that failed, and no
 //! snapshot is taken per call: snapshots happen at checkpoints, or when the log outgrows
 //! [`REDO_LIMIT`] bytes and [`REDO_PER_STATE`] times the snapshot (a large state is not
-//! snapshotted more often than a few times its own size in input has gone by, which keeps
-//! the cost of snapshots a share of the work whatever the state's size, and the log's
-//! memory in proportion to the state's). The log keeps only the columns the plugin
-//! declared it reads.
+//! snapshotted more often than twice its own size in input has gone by, which keeps the
+//! cost of snapshots a share of the work whatever the state's size, and the log's memory
+//! in proportion to the state's). The log keeps only the columns the plugin declared it
+//! reads. Both limits are small because the log and the base are resident memory: the
+//! demo's `unique` rule holds a 6.4 MB state.
 
 use super::{Stage, StageFatal, instantiate};
 use adstream_sdk::{Batch, Values};
 
 /// Bytes of input kept for replay before the stage takes a snapshot to start afresh, for
 /// a small state; a large one keeps [`REDO_PER_STATE`] times its snapshot's size.
-pub const REDO_LIMIT: usize = 4 << 20;
-pub const REDO_PER_STATE: usize = 4;
+pub const REDO_LIMIT: usize = 1 << 20;
+pub const REDO_PER_STATE: usize = 2;
 
 /// The base state and what came after it.
 #[derive(Default)]
@@ -174,5 +175,25 @@ impl Stage {
         self.instance = inst;
         self.stats.restarts += 1;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_is_full_at_a_mebibyte_or_twice_the_state() {
+        let mut r = Recovery::default();
+        r.rebase(Some(vec![0; 1000]));
+        r.bytes = REDO_LIMIT - 1;
+        assert!(!r.full());
+        r.bytes = REDO_LIMIT;
+        assert!(r.full());
+        r.rebase(Some(vec![0; 4 << 20]));
+        r.bytes = (8 << 20) - 1;
+        assert!(!r.full());
+        r.bytes = 8 << 20;
+        assert!(r.full());
     }
 }
