@@ -17,8 +17,16 @@ pub fn check_file(
         .stages
         .iter()
         .map(|s| {
+            // What crosses the boundary, when the plugin declared it (host.reads).
+            let reads = s.reads().map_or(String::new(), |r| {
+                format!(
+                    ", reads {} of {} columns",
+                    r.len(),
+                    s.spec.setup.input.len()
+                )
+            });
             format!(
-                "{} ({} {} {})",
+                "{} ({} {} {}{reads})",
                 s.spec.name,
                 s.spec.plugin.role().name(),
                 s.info.name,

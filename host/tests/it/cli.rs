@@ -30,7 +30,15 @@ fn check_exits_non_zero_and_prints_positions() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok: pipeline `demo`"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ok: pipeline `demo`"), "{text}");
+    // What crosses the boundary: quality's five rules name five columns (the demo's
+    // schema has 17); pii-hash, a transform, is handed every column.
+    assert!(
+        text.contains("quality (validate quality 0.1.0, reads 5 of 17 columns)"),
+        "{text}"
+    );
+    assert!(text.contains("pii (transform pii-hash 0.1.0)"), "{text}");
 }
 
 /// Ctrl-C flushes open windows before exit: the windows of events already read appear.

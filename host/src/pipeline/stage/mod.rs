@@ -103,6 +103,11 @@ pub fn instantiate(spec: &StageSpec) -> Result<(Box<dyn Instance>, Vec<Field>), 
 }
 
 impl Stage {
+    /// The input columns the plugin declared it reads; `None`: all of them.
+    pub fn reads(&self) -> Option<&[String]> {
+        self.instance.reads()
+    }
+
     /// Starts the stage's instances: one per shard.
     pub fn start(spec: StageSpec) -> Result<Stage, CallError> {
         let mut stage = Stage::start_one(spec)?;
