@@ -9,7 +9,7 @@
 //! cost of snapshots a share of the work whatever the state's size, and the log's memory
 //! in proportion to the state's). The log keeps only the columns the plugin declared it
 //! reads. Both limits are small because the log and the base are resident memory: the
-//! demo's `unique` rule holds a 6.4 MB state.
+//! demo's `unique` rule holds a state of about 6.4 MB.
 
 use super::{Stage, StageFatal, instantiate};
 use adstream_sdk::{Batch, Values};
