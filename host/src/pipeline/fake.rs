@@ -25,6 +25,10 @@ pub struct FakePlugin {
     /// Calls made to any of its instances, and the state each instance last had.
     pub calls: AtomicU64,
     pub counts: Mutex<Vec<u64>>,
+    /// The columns it declares it reads (`Instance::reads`), and the columns of every
+    /// batch it was handed.
+    pub reads: Option<Vec<String>>,
+    pub seen: Mutex<Vec<Vec<String>>>,
 }
 
 struct FakeInstance {
@@ -96,6 +100,8 @@ impl Instance for FakeInstance {
     }
     fn process(&mut self, input: Batch, _: i64) -> (Batch, Result<Output, CallError>) {
         self.plugin.calls.fetch_add(1, Ordering::Relaxed);
+        let names = input.columns.iter().map(|c| c.name.clone()).collect();
+        self.plugin.seen.lock().unwrap().push(names);
         let ids = input.text("id").expect("fake input has ids");
         let poisoned = (0..input.len()).any(|r| ids.get(r) == Some("poison"));
         if self.plugin.broken || poisoned {
@@ -118,6 +124,9 @@ impl Instance for FakeInstance {
             None => input.clone(),
         };
         (input, Ok(Output::Batch(out)))
+    }
+    fn reads(&self) -> Option<&[String]> {
+        self.plugin.reads.as_deref()
     }
     fn flush(&mut self) -> Result<Option<Batch>, CallError> {
         Ok(None)
@@ -164,6 +173,18 @@ pub fn spec(plugin: &Arc<FakePlugin>, max_failures: u32) -> StageSpec {
         shard_by: Arc::from([]),
         canary: None,
     }
+}
+
+/// A started stage of `shards` fake instances reading `input`, keyed by `by`.
+pub fn sharded(input: Input, shards: usize, by: &[&str]) -> Stage {
+    let by: Vec<String> = by.iter().map(|c| c.to_string()).collect();
+    let spec = StageSpec {
+        input,
+        shards,
+        shard_by: Arc::from(by),
+        ..spec(&FakePlugin::new("1"), 5)
+    };
+    Stage::start(spec).expect("a fake starts")
 }
 
 /// A batch of rows with these ids.

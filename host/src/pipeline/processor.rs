@@ -352,21 +352,8 @@ fn hand_over(slot: &mut (Vec<Envelope>, usize)) -> Vec<Envelope> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Input, Stage, chain_ends};
-    use crate::pipeline::fake::{FakePlugin, spec};
-    use std::sync::Arc;
-
-    fn stage(input: Input, shards: usize, by: &[&str]) -> Stage {
-        let by: Vec<String> = by.iter().map(|c| c.to_string()).collect();
-        let plugin = FakePlugin::new("1");
-        let spec = crate::pipeline::StageSpec {
-            input,
-            shards,
-            shard_by: Arc::from(by),
-            ..spec(&plugin, 5)
-        };
-        Stage::start(spec).unwrap()
-    }
+    use super::{Input, chain_ends};
+    use crate::pipeline::fake::sharded as stage;
 
     #[test]
     fn chains_run_while_the_next_stage_reads_only_the_one_before_and_lines_up() {

@@ -132,18 +132,10 @@ fn transpose(lanes: Vec<Vec<Stage>>, stages: usize) -> Vec<Vec<Stage>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::fake::{FakePlugin, spec};
-    use std::sync::Arc;
+    use crate::pipeline::fake::sharded as stage;
 
     fn sharded(shards: usize, by: &[&str]) -> Stage {
-        let plugin = FakePlugin::new("1");
-        let by: Vec<String> = by.iter().map(|c| c.to_string()).collect();
-        let spec = super::super::StageSpec {
-            shards,
-            shard_by: Arc::from(by),
-            ..spec(&plugin, 5)
-        };
-        Stage::start(spec).unwrap()
+        stage(crate::pipeline::stage::Input::Source, shards, by)
     }
 
     #[test]
