@@ -122,30 +122,6 @@ struct State {
 /// 16 little-endian bytes each. Version 1 was JSON with the values spelled out.
 const MAGIC: &[u8] = b"quality/2\n";
 
-/// Bytes written as one byte string.
-struct Bytes<'a>(&'a [u8]);
-
-impl serde::Serialize for Bytes<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0)
-    }
-}
-
-/// One `unique` rule's buckets as the snapshot writes them: the same bytes as a
-/// `Vec<(i64, Bytes)>`, each bucket sorted only when its turn comes.
-struct Buckets<'a>(&'a unique::Unique);
-
-impl serde::Serialize for Buckets<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.0.size().0))?;
-        for (start, values) in self.0.sorted_buckets() {
-            seq.serialize_element(&(start, Bytes(values.as_flattened())))?;
-        }
-        seq.end()
-    }
-}
-
 type Wire<B> = Vec<(usize, Vec<(i64, B)>)>;
 
 /// A version 1 snapshot, still read so that an older build hands its state over.
@@ -194,17 +170,27 @@ impl State {
 }
 
 impl StatefulValidate for Quality {
+    /// The bytes of `postcard` for a [`Wire`] of byte strings, written by hand so that
+    /// each bucket's fingerprints are copied once, straight into the output, and sorted
+    /// there: a large state costs its own size once more in the plugin's memory, not
+    /// twice (linear memory never shrinks, so a snapshot's peak stays resident).
     fn snapshot(&self) -> Result<Vec<u8>, PluginError> {
-        let rules: Vec<(usize, Buckets)> = (self.rules.iter().enumerate())
-            .filter_map(|(i, r)| Some((i, Buckets(r.unique_ref()?))))
+        let rules: Vec<(usize, &unique::Unique)> = (self.rules.iter().enumerate())
+            .filter_map(|(i, r)| Some((i, r.unique_ref()?)))
             .collect();
-        // Sized up front (values, plus a few bytes of lengths per bucket), so that the
-        // output is not copied as it grows: a large state is written once.
-        let size = |b: &Buckets| b.0.size().0 * 24 + b.0.size().1 + 8;
-        let mut out =
-            Vec::with_capacity(MAGIC.len() + 8 + rules.iter().map(|(_, b)| size(b)).sum::<usize>());
+        // Values, plus at most 10 bytes for each of a bucket's two numbers.
+        let size = |u: &unique::Unique| u.size().0 * 20 + u.size().1 + 20;
+        let mut out = Vec::with_capacity(
+            MAGIC.len() + 10 + rules.iter().map(|(_, u)| size(u)).sum::<usize>(),
+        );
         out.extend_from_slice(MAGIC);
-        postcard::to_extend(&rules, out).map_err(|e| PluginError::Other(format!("snapshot: {e}")))
+        let err = |e: postcard::Error| PluginError::Other(format!("snapshot: {e}"));
+        out = postcard::to_extend(&rules.len(), out).map_err(err)?;
+        for (i, unique) in rules {
+            out = postcard::to_extend(&(i, unique.size().0), out).map_err(err)?;
+            out = unique.write_sorted(out).map_err(err)?;
+        }
+        Ok(out)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {

@@ -181,6 +181,44 @@ fn unique_state_survives_snapshot_and_restore_into_a_new_instance() {
     assert!(b.restore(b"not json").is_err());
 }
 
+proptest::proptest! {
+    /// The hand-written snapshot is byte for byte what `postcard` gives for the wire form
+    /// (rule index, then each bucket's start and its sorted fingerprints): the format the
+    /// reader, and every older build, expects.
+    #[test]
+    fn a_snapshot_is_the_postcard_of_its_sorted_buckets(
+        batches in proptest::collection::vec(
+            (0i64..40_000, proptest::collection::vec(0u32..500, 0..30)), 0..6),
+    ) {
+        use adstream_sdk::StatefulValidate;
+        let setup = setup(r#"[{"rule": "unique", "column": "event_id", "window": "10s"},
+            {"rule": "in_range", "column": "revenue", "min": 0.0, "max": 1.0},
+            {"rule": "unique", "column": "country", "window": "5s"}]"#);
+        let mut q = Quality::configure(&setup).unwrap();
+        let mut watermark = 0;
+        for (step, ids) in batches {
+            watermark += step;
+            let ids: Vec<String> = ids.iter().map(|i| format!("e{i}")).collect();
+            let rows: Vec<Row> =
+                ids.iter().map(|id| Row(id, None, Some(id), None, 0)).collect();
+            q.validate(&batch(&rows), watermark).unwrap();
+        }
+        let state = State::read(&q.snapshot().unwrap()).unwrap();
+        let wire: Wire<Vec<u8>> = (state.unique.into_iter())
+            .map(|(i, buckets)| {
+                let buckets = buckets.into_iter().map(|(start, mut fps)| {
+                    fps.sort_unstable();
+                    (start, fps.iter().flat_map(|f| f.to_le_bytes()).collect())
+                });
+                (i, buckets.collect())
+            })
+            .collect();
+        let mut want = MAGIC.to_vec();
+        want.extend(postcard::to_allocvec(&wire).unwrap());
+        proptest::prop_assert_eq!(q.snapshot().unwrap(), want);
+    }
+}
+
 #[test]
 fn a_version_1_snapshot_of_an_older_build_is_still_read() {
     use adstream_sdk::StatefulValidate;

@@ -55,15 +55,18 @@ pub struct Unique {
 pub type UniqueState = Vec<(i64, Vec<Fingerprint>)>;
 
 impl Unique {
-    /// Each bucket (oldest first) with its fingerprints sorted, as 16 little-endian bytes
-    /// each (so that the same state always gives the same bytes), made one bucket at a
-    /// time: a snapshot holds one bucket's copy at once, not the whole state's.
-    pub fn sorted_buckets(&self) -> impl Iterator<Item = (i64, Vec<[u8; 16]>)> + '_ {
-        self.buckets.iter().map(|(start, set)| {
-            let mut values: Vec<[u8; 16]> = set.iter().map(|f| f.to_le_bytes()).collect();
+    /// Appends each bucket (oldest first) as postcard writes an `(i64, bytes)`: its
+    /// start, then its fingerprints as 16 little-endian bytes each, sorted in place (so
+    /// that the same state always gives the same bytes).
+    pub fn write_sorted(&self, mut out: Vec<u8>) -> postcard::Result<Vec<u8>> {
+        for (start, set) in &self.buckets {
+            out = postcard::to_extend(&(*start, set.len() * 16), out)?;
+            let from = out.len();
+            out.extend(set.iter().flat_map(|f| f.to_le_bytes()));
+            let (values, _) = out[from..].as_chunks_mut::<16>();
             values.sort_unstable_by_key(|v| u128::from_le_bytes(*v));
-            (*start, values)
-        })
+        }
+        Ok(out)
     }
 
     /// How many buckets, and the bytes their fingerprints take.
