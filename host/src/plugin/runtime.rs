@@ -8,10 +8,14 @@ use super::store::StoreState;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Cache, Config, Engine};
+use wasmtime::{Cache, Config, Engine, ProfilingStrategy};
 
 /// How often the epoch advances; call deadlines are rounded up to it.
 pub const TICK: Duration = Duration::from_millis(5);
+
+/// `ADSTREAM_PROFILE=perfmap` names each plugin function's machine code in
+/// `/tmp/perf-PID.map`, so that `perf report` shows a plugin's own functions.
+const PROFILE_VAR: &str = "ADSTREAM_PROFILE";
 
 /// An engine and the linker plugins are instantiated against.
 #[derive(Clone)]
@@ -30,6 +34,9 @@ impl Runtime {
         config.epoch_interruption(true);
         config.consume_fuel(metered);
         config.cache(cache.cloned());
+        if std::env::var_os(PROFILE_VAR).is_some_and(|v| v == "perfmap") {
+            config.profiler(ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;

@@ -41,6 +41,28 @@ fn check_exits_non_zero_and_prints_positions() {
     assert!(text.contains("pii (transform pii-hash 0.1.0)"), "{text}");
 }
 
+/// `ADSTREAM_PROFILE=perfmap` (docs/plugins.md, "Profile a plugin"): perf's map of the
+/// process names the plugins' own functions.
+#[test]
+fn profile_perfmap_names_the_plugin_functions() {
+    let demo = super::support::root().join("pipelines/demo.toml");
+    let child = adstream()
+        .arg("check")
+        .arg(&demo)
+        .env("ADSTREAM_PROFILE", "perfmap")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&map).unwrap_or_default();
+    let _ = std::fs::remove_file(&map);
+    for function in ["window_aggregate::", "quality::", "pii_hash::"] {
+        assert!(text.contains(function), "no `{function}` in {map:?}");
+    }
+}
+
 /// Ctrl-C flushes open windows before exit: the windows of events already read appear.
 #[test]
 fn interrupt_flushes_open_windows() {
