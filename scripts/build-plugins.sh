@@ -35,12 +35,12 @@ fi
 args=()
 for p in "${packages[@]}"; do args+=(-p "$p"); done
 echo "building ${#packages[@]} plugin(s) for wasm32-wasip2: ${packages[*]}" >&2
-cargo build --release --target wasm32-wasip2 "${args[@]}"
+cargo build --profile plugin --target wasm32-wasip2 "${args[@]}"
 
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 for p in "${packages[@]}"; do
     file="${p//-/_}.wasm"
-    src="$target_dir/wasm32-wasip2/release/$file"
+    src="$target_dir/wasm32-wasip2/plugin/$file"
     dist="${folder[$p]}/dist"
     dst="$dist/$file"
     mkdir -p "$dist"

@@ -38,9 +38,10 @@ impl KeyedHash {
                 hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
                     .expect("HMAC accepts keys of any length"),
             ),
-            Algorithm::Blake3 => {
-                State::Blake3(blake3::derive_key("adstream pii-hash 2026 keyed blake3", key))
-            }
+            Algorithm::Blake3 => State::Blake3(blake3::derive_key(
+                "adstream pii-hash 2026 keyed blake3",
+                key,
+            )),
         };
         KeyedHash { state, out_bytes }
     }

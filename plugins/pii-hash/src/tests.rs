@@ -81,7 +81,10 @@ fn digests_match_other_implementations() {
     let hmac = KeyedHash::new(Algorithm::HmacSha256, KEY, 16);
     assert_eq!(hmac.hash_hex(b"alice"), "e574d7c57c8410187a6670283e42082e");
     let blake3 = KeyedHash::new(Algorithm::Blake3, KEY, 16);
-    assert_eq!(blake3.hash_hex(b"alice"), "a3fce5ef57fb8bf03dd25490669cd88a");
+    assert_eq!(
+        blake3.hash_hex(b"alice"),
+        "a3fce5ef57fb8bf03dd25490669cd88a"
+    );
 }
 
 #[test]

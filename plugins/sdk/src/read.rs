@@ -39,6 +39,7 @@ enum StrRepr<'a> {
     },
 }
 
+#[inline]
 fn slice<'a>(offsets: &[u32], text: &'a str, i: usize) -> &'a str {
     let (Some(&start), Some(&end)) = (offsets.get(i), offsets.get(i + 1)) else {
         return "";
