@@ -4,20 +4,19 @@
 //! restored, the logged batches run again (their output dropped, it was emitted the first
 //! time). So the state is exactly what it was before the call that failed, and no
 //! snapshot is taken per call: snapshots happen at checkpoints, or when the log outgrows
-//! [`REDO_LIMIT`] bytes and [`REDO_PER_STATE`] times the snapshot (a large state is not
-//! snapshotted more often than twice its own size in input has gone by, which keeps the
-//! cost of snapshots a share of the work whatever the state's size, and the log's memory
-//! in proportion to the state's). The log keeps only the columns the plugin declared it
-//! reads. Both limits are small because the log and the base are resident memory: the
-//! demo's `unique` rule holds a state of about 6.4 MB.
+//! both [`REDO_LIMIT`] bytes and the snapshot itself (a large state is not snapshotted
+//! more often than its own size in input has gone by, which keeps the cost of snapshots a
+//! share of the work whatever the state's size, and the log's memory no larger than the
+//! state's). The log keeps only the columns the plugin declared it reads. Both limits are
+//! small because the log and the base are resident memory: the demo's `unique` rule holds
+//! a state of about 6.4 MB.
 
 use super::{Stage, StageFatal, instantiate};
 use adstream_sdk::{Batch, Values};
 
 /// Bytes of input kept for replay before the stage takes a snapshot to start afresh, for
-/// a small state; a large one keeps [`REDO_PER_STATE`] times its snapshot's size.
+/// a small state; a larger one keeps as many bytes as its snapshot has.
 pub const REDO_LIMIT: usize = 1 << 20;
-pub const REDO_PER_STATE: usize = 2;
 
 /// The base state and what came after it.
 #[derive(Default)]
@@ -54,7 +53,7 @@ impl Recovery {
 
     pub fn full(&self) -> bool {
         let base = self.base.as_ref().map_or(0, Vec::len);
-        self.bytes >= REDO_LIMIT.max(REDO_PER_STATE * base)
+        self.bytes >= REDO_LIMIT.max(base)
     }
 }
 
@@ -183,7 +182,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_log_is_full_at_a_mebibyte_or_twice_the_state() {
+    fn the_log_is_full_at_a_mebibyte_or_the_state_s_size() {
         let mut r = Recovery::default();
         r.rebase(Some(vec![0; 1000]));
         r.bytes = REDO_LIMIT - 1;
@@ -191,9 +190,9 @@ mod tests {
         r.bytes = REDO_LIMIT;
         assert!(r.full());
         r.rebase(Some(vec![0; 4 << 20]));
-        r.bytes = (8 << 20) - 1;
+        r.bytes = (4 << 20) - 1;
         assert!(!r.full());
-        r.bytes = 8 << 20;
+        r.bytes = 4 << 20;
         assert!(r.full());
     }
 }
