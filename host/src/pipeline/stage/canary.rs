@@ -265,7 +265,7 @@ impl Stage {
         self.info = c.info;
         self.spec.plugin = spec.plugin.clone();
         self.spec.setup = spec.setup.clone();
-        self.recovery.rebase(state);
+        self.recovery.rebase(state.as_deref());
         self.promoted = true;
     }
 

@@ -3,6 +3,7 @@
 //! trap, or by hot reload.
 
 mod accept;
+mod base;
 mod canary;
 mod chain;
 mod failure;

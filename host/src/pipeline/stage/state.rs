@@ -11,6 +11,7 @@
 //! small because the log and the base are resident memory: the demo's `unique` rule holds
 //! a state of about 6.4 MB.
 
+use super::base::Base;
 use super::{Stage, StageFatal, instantiate};
 use adstream_sdk::{Batch, Values};
 
@@ -21,7 +22,7 @@ pub const REDO_LIMIT: usize = 1 << 20;
 /// The base state and what came after it.
 #[derive(Default)]
 pub(super) struct Recovery {
-    pub base: Option<Vec<u8>>,
+    pub base: Base,
     log: Vec<(Batch, i64)>,
     bytes: usize,
 }
@@ -45,15 +46,16 @@ fn size(b: &Batch) -> usize {
 
 impl Recovery {
     /// A fresh start from `base`.
-    pub fn rebase(&mut self, base: Option<Vec<u8>>) {
-        self.base = base;
+    pub fn rebase(&mut self, base: Option<&[u8]>) {
+        // The old base goes first, so that the two are never kept at once.
+        self.base = Base::None;
+        self.base = Base::keep(base);
         self.log.clear();
         self.bytes = 0;
     }
 
     pub fn full(&self) -> bool {
-        let base = self.base.as_ref().map_or(0, Vec::len);
-        self.bytes >= REDO_LIMIT.max(base)
+        self.bytes >= REDO_LIMIT.max(self.base.len())
     }
 }
 
@@ -84,7 +86,7 @@ impl Stage {
     fn take_snapshot(&mut self) -> Result<(), String> {
         match self.instance.snapshot() {
             Ok(state) => {
-                self.recovery.rebase(state);
+                self.recovery.rebase(state.as_deref());
                 Ok(())
             }
             Err(e) => {
@@ -112,7 +114,7 @@ impl Stage {
     pub(super) fn snapshot_one(&mut self) -> Result<Option<Vec<u8>>, String> {
         match self.instance.snapshot() {
             Ok(state) => {
-                self.recovery.rebase(state.clone());
+                self.recovery.rebase(state.as_deref());
                 Ok(state)
             }
             Err(e) => {
@@ -144,7 +146,7 @@ impl Stage {
             ));
         }
         self.instance.restore(state).map_err(|e| e.describe())?;
-        self.recovery.rebase(Some(state.to_vec()));
+        self.recovery.rebase(Some(state));
         Ok(())
     }
 
@@ -153,8 +155,10 @@ impl Stage {
     pub(super) fn restart(&mut self) -> Result<(), StageFatal> {
         let (mut inst, _) = instantiate(&self.spec)
             .map_err(|e| self.fatal(format!("restart failed: {}", e.describe())))?;
-        if let Some(state) = &self.recovery.base {
-            inst.restore(state).map_err(|e| {
+        let base = (self.recovery.base.load())
+            .map_err(|e| self.fatal(format!("reading the recovery snapshot failed: {e}")))?;
+        if let Some(state) = base {
+            inst.restore(&state).map_err(|e| {
                 self.fatal(format!("restore after restart failed: {}", e.describe()))
             })?;
         }
@@ -184,12 +188,12 @@ mod tests {
     #[test]
     fn the_log_is_full_at_a_mebibyte_or_the_state_s_size() {
         let mut r = Recovery::default();
-        r.rebase(Some(vec![0; 1000]));
+        r.rebase(Some(&[0; 1000]));
         r.bytes = REDO_LIMIT - 1;
         assert!(!r.full());
         r.bytes = REDO_LIMIT;
         assert!(r.full());
-        r.rebase(Some(vec![0; 4 << 20]));
+        r.rebase(Some(&vec![0; 4 << 20]));
         r.bytes = (4 << 20) - 1;
         assert!(!r.full());
         r.bytes = 4 << 20;

@@ -144,7 +144,7 @@ impl Stage {
         let old_info = std::mem::replace(&mut self.info, info);
         let old_spec = std::mem::replace(&mut self.spec, spec);
         let mut fresh = super::state::Recovery::default();
-        fresh.rebase(snapshot);
+        fresh.rebase(snapshot.as_deref());
         let old_recovery = std::mem::replace(&mut self.recovery, fresh);
         self.probation = Some(Probation {
             instance: old,
