@@ -219,50 +219,6 @@ proptest::proptest! {
     }
 }
 
-proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
-    /// Frozen buckets (sorted, indexed by leading bits) and the open one reject exactly
-    /// what plain sets of the values would, through a snapshot and restore halfway.
-    #[test]
-    fn unique_rejects_what_plain_sets_would(
-        batches in proptest::collection::vec(
-            (0i64..12_000, proptest::collection::vec(0u32..3_000, 0..700)), 1..8),
-        restore_at in 0usize..8,
-    ) {
-        use adstream_sdk::StatefulValidate;
-        let setup = setup(r#"[{"rule": "unique", "column": "event_id", "window": "10s"}]"#);
-        let mut q = Quality::configure(&setup).unwrap();
-        let mut model: Vec<(i64, std::collections::HashSet<u32>)> = Vec::new();
-        let mut watermark = 0;
-        for (at, (step, ids)) in batches.into_iter().enumerate() {
-            if at == restore_at {
-                let state = q.snapshot().unwrap();
-                q = Quality::configure(&setup).unwrap();
-                q.restore(&state).unwrap();
-            }
-            watermark += step;
-            let bucket = watermark / 10_000 * 10_000;
-            model.retain(|(start, _)| *start >= bucket - 10_000);
-            if model.last().is_none_or(|(start, _)| *start != bucket) {
-                model.push((bucket, Default::default()));
-            }
-            let mut want = Vec::new();
-            for (row, id) in ids.iter().enumerate() {
-                if model.iter().any(|(_, seen)| seen.contains(id)) {
-                    want.push(row as u32);
-                } else {
-                    model.last_mut().unwrap().1.insert(*id);
-                }
-            }
-            let names: Vec<String> = ids.iter().map(|i| format!("e{i}")).collect();
-            let rows: Vec<Row> = names.iter().map(|id| Row(id, None, None, None, 0)).collect();
-            let got: Vec<u32> =
-                rejected(&mut q, &batch(&rows), watermark).into_iter().map(|r| r.0).collect();
-            proptest::prop_assert_eq!(got, want);
-        }
-    }
-}
-
 #[test]
 fn a_version_1_snapshot_of_an_older_build_is_still_read() {
     use adstream_sdk::StatefulValidate;
