@@ -4,9 +4,11 @@
 //! same count and a row's shard in the first stage is its shard in each later one: a
 //! later stage keys by the first stage's columns or more of them, or keeps no state.
 
-use super::shards::{cut, merge};
+use super::shards::merge;
+use super::share::{Share, cut};
 use super::{Stage, StageFatal};
 use crate::batch::{DeadLetters, Envelope};
+use std::sync::Arc;
 
 /// Whether stage `next` can run in the same chain as `first`, given that it reads only
 /// the stage before it.
@@ -35,7 +37,13 @@ pub fn process_chain(
 ) -> Result<Vec<Vec<Envelope>>, StageFatal> {
     let n = stages[0].lanes.len() + 1;
     let by = stages[0].spec.shard_by.clone();
-    let (positions, parts) = cut(inputs, &by, n);
+    let (positions, parts) = cut(inputs, &by, &mut stages[0].router, n);
+    // A later stage keyed alike keeps the placements too, so that run on its own (after a
+    // rewire) it sends each key to the shard that holds its state.
+    let (first, later) = stages.split_at_mut(1);
+    for stage in later.iter_mut().filter(|s| s.spec.shard_by == by) {
+        stage.router.follow(&first[0].router);
+    }
     // Shard k's instances of every stage, moved out for the call (shard 0 is the stages).
     let mut lanes: Vec<Vec<Stage>> = (1..n).map(|_| Vec::new()).collect();
     for stage in stages.iter_mut() {
@@ -45,33 +53,31 @@ pub fn process_chain(
     }
     // Which stages' outputs go to sinks: the first shard's settings are the stage's own
     // (a rewire changes only those).
-    let keep: Vec<bool> = stages.iter().map(|s| !s.spec.to.is_empty()).collect();
-    let keep = &keep;
+    let keep: Arc<[bool]> = stages.iter().map(|s| !s.spec.to.is_empty()).collect();
     let mut parts = parts.into_iter();
-    let own = parts.next().unwrap_or_default();
-    let source = dl.source().to_string();
-    let results: Vec<LaneResult> = std::thread::scope(|s| {
-        let running: Vec<_> = (lanes.iter_mut().zip(parts))
-            .map(|(chain, part)| {
-                let source = &source;
-                s.spawn(move || {
-                    let mut dl = DeadLetters::new(source);
-                    (run(chain.iter_mut(), keep, part, watermark, &mut dl), dl)
-                })
+    let own = parts.next();
+    let source: Arc<str> = dl.source().into();
+    let running: Vec<_> = (lanes.into_iter().zip(parts).zip(stages[0].workers()))
+        .map(|((mut chain, part), worker)| {
+            let (source, keep) = (source.clone(), keep.clone());
+            worker.run(move || {
+                let mut dl = DeadLetters::new(&source);
+                let out = run(chain.iter_mut(), &keep, part.take(), watermark, &mut dl);
+                (chain, (out, dl))
             })
-            .collect();
-        let mut own_dl = DeadLetters::new(&source);
-        let mut all = vec![(
-            run(stages.iter_mut(), keep, own, watermark, &mut own_dl),
-            own_dl,
-        )];
-        all.extend(
-            running
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
-        );
-        all
-    });
+        })
+        .collect();
+    let mut own_dl = DeadLetters::new(&source);
+    // Taken once the other shards are under way.
+    let own = own.map(Share::take).unwrap_or_default();
+    let own = run(stages.iter_mut(), &keep, own, watermark, &mut own_dl);
+    let mut results: Vec<LaneResult> = vec![(own, own_dl)];
+    let mut lanes = Vec::with_capacity(running.len());
+    for job in running {
+        let (chain, result) = job.wait();
+        lanes.push(chain);
+        results.push(result);
+    }
     let count = stages.len();
     for (stage, extra) in stages.iter_mut().zip(transpose(lanes, count)) {
         stage.lanes = extra;

@@ -7,11 +7,14 @@ mod base;
 mod canary;
 mod chain;
 mod failure;
+mod route;
 mod shards;
+mod share;
 mod state;
 mod swap;
 #[cfg(test)]
 mod tests;
+mod worker;
 
 pub use canary::{Canary, CanaryError, CanarySpec};
 pub use chain::{lines_up, process_chain};
@@ -92,6 +95,10 @@ pub struct Stage {
     promoted: bool,
     /// The other shards' instances, each a stage of its own (`shards.rs`); empty with one.
     lanes: Vec<Stage>,
+    /// Which shard each key's rows go to (`route.rs`).
+    router: route::Router,
+    /// A thread for each other shard, started at its first batch (`worker.rs`).
+    workers: Vec<worker::Worker>,
 }
 
 /// Creates and configures an instance of `spec`'s plugin.
@@ -136,6 +143,8 @@ impl Stage {
             canary: None,
             promoted: false,
             lanes: Vec::new(),
+            router: route::Router::default(),
+            workers: Vec::new(),
         })
     }
 

@@ -138,7 +138,7 @@ impl Stage {
     }
 
     pub(super) fn restore_one(&mut self, state: &[u8]) -> Result<(), String> {
-        if let Some(states) = super::shards::unframe(state).filter(|_| self.lanes.is_empty()) {
+        if let Some((states, _)) = super::shards::unframe(state).filter(|_| self.lanes.is_empty()) {
             let count = states.len();
             return Err(format!(
                 "the checkpoint holds the state of {count} shards, and the stage now has \

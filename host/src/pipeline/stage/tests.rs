@@ -263,6 +263,7 @@ fn shard_counts(s: &mut super::Stage) -> Vec<u64> {
     let state = s.snapshot().unwrap().unwrap();
     super::shards::unframe(&state)
         .expect("a framed state")
+        .0
         .into_iter()
         .map(|st| u64::from_le_bytes(st.unwrap().try_into().unwrap()))
         .collect()
@@ -356,4 +357,28 @@ fn the_replay_after_a_failure_hands_over_only_the_declared_columns() {
     assert_eq!(seen[..2], [both.clone(), both]);
     assert_eq!(seen[2], ["id"], "{seen:?}");
     assert_eq!(plugin.count(), 2, "the replay restored the state");
+}
+
+/// A key keeps its shard through a checkpoint: the placements are restored with the states,
+/// so rows of unequal keys after a restore go where they went before it.
+#[test]
+fn a_restored_sharded_stage_sends_each_key_where_it_went_before() {
+    let plugin = FakePlugin::new("1");
+    let mut s = sharded(&plugin);
+    let mut dl = DeadLetters::new("test");
+    s.process(vec![env(&ids(100, None))], 0, &mut dl).unwrap();
+    let state = s.snapshot().unwrap().unwrap();
+    let mut again = sharded(&plugin);
+    again.restore(&state).unwrap();
+    // The same keys, now unequal: placed afresh they would be spread another way.
+    let unequal: Vec<String> = (0..100)
+        .flat_map(|i| std::iter::repeat_n(format!("e{i}"), i % 7 + 1))
+        .collect();
+    for stage in [&mut s, &mut again] {
+        stage.process(vec![env(&unequal)], 0, &mut dl).unwrap();
+    }
+    assert_eq!(shard_counts(&mut again), shard_counts(&mut s));
+    let damaged = &state[..state.len() - 12];
+    let why = sharded(&plugin).restore(damaged).unwrap_err();
+    assert!(why.contains("placements of keys"), "{why}");
 }
