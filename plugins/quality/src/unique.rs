@@ -122,19 +122,22 @@ impl Unique {
     ) -> Result<(), PluginError> {
         self.advance(watermark);
         let col = input.text(column)?;
+        let Some(((_, open), older)) = self.buckets.make_contiguous().split_last_mut() else {
+            return Ok(());
+        };
         for row in 0..input.len() {
             if out.failed(row) {
                 continue;
             }
             let Some(v) = col.get(row) else { continue };
             let fp = fingerprint(v);
-            if self.buckets.iter().any(|(_, set)| set.contains(&fp)) {
+            // The open bucket is probed once: `insert` says whether it held the value.
+            let seen = older.iter().any(|(_, set)| set.contains(&fp)) || !open.insert(fp);
+            if seen {
                 out.fail(
                     row,
                     format!("{column} `{v}` was already seen within the window"),
                 );
-            } else if let Some((_, set)) = self.buckets.back_mut() {
-                set.insert(fp);
             }
         }
         Ok(())
