@@ -29,6 +29,8 @@ pub struct FakePlugin {
     /// batch it was handed.
     pub reads: Option<Vec<String>>,
     pub seen: Mutex<Vec<Vec<String>>>,
+    /// The thread each call ran on.
+    pub threads: Mutex<Vec<std::thread::ThreadId>>,
 }
 
 struct FakeInstance {
@@ -102,6 +104,7 @@ impl Instance for FakeInstance {
         self.plugin.calls.fetch_add(1, Ordering::Relaxed);
         let names = input.columns.iter().map(|c| c.name.clone()).collect();
         self.plugin.seen.lock().unwrap().push(names);
+        (self.plugin.threads.lock().unwrap()).push(std::thread::current().id());
         let ids = input.text("id").expect("fake input has ids");
         let poisoned = (0..input.len()).any(|r| ids.get(r) == Some("poison"));
         if self.plugin.broken || poisoned {

@@ -277,3 +277,25 @@ proptest::proptest! {
         proptest::prop_assert_eq!(judge(ColumnKind::Dictionary), judge(ColumnKind::Text));
     }
 }
+
+/// A value first seen in the previous bucket (still within the window) is a duplicate in
+/// the open one, and so is a value repeated within one batch.
+#[test]
+fn unique_finds_values_in_the_older_bucket_and_within_a_batch() {
+    let rules = r#"[{"rule": "unique", "column": "event_id", "window": "10s"}]"#;
+    let mut q = Quality::configure(&setup(rules)).unwrap();
+    let x = batch(&[Row("x", None, Some("US"), None, 0)]);
+    assert!(rejected(&mut q, &x, 1_000).is_empty());
+    let later = batch(&[
+        Row("x", None, Some("US"), None, 0),
+        Row("z", None, Some("US"), None, 0),
+        Row("z", None, Some("US"), None, 0),
+    ]);
+    assert_eq!(
+        rejected(&mut q, &later, 12_000),
+        vec![
+            (0, "unique:event_id".to_string()),
+            (2, "unique:event_id".to_string())
+        ]
+    );
+}

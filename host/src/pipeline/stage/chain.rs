@@ -38,8 +38,9 @@ pub fn process_chain(
     let n = stages[0].lanes.len() + 1;
     let by = stages[0].spec.shard_by.clone();
     let (positions, parts) = cut(inputs, &by, &mut stages[0].router, n);
-    // A later stage keyed alike keeps the placements too, so that run on its own (after a
-    // rewire) it sends each key to the shard that holds its state.
+    // A later stage keyed alike keeps the placements too (they go into its checkpoint), so
+    // that run on its own (restarted with the chain changed) it sends each key to the shard
+    // that holds its state.
     let (first, later) = stages.split_at_mut(1);
     for stage in later.iter_mut().filter(|s| s.spec.shard_by == by) {
         stage.router.follow(&first[0].router);
@@ -57,7 +58,8 @@ pub fn process_chain(
     let mut parts = parts.into_iter();
     let own = parts.next();
     let source: Arc<str> = dl.source().into();
-    let running: Vec<_> = (lanes.into_iter().zip(parts).zip(stages[0].workers()))
+    let count = lanes.len();
+    let running: Vec<_> = (lanes.into_iter().zip(parts).zip(stages[0].workers(count)))
         .map(|((mut chain, part), worker)| {
             let (source, keep) = (source.clone(), keep.clone());
             worker.run(move || {

@@ -39,7 +39,8 @@ impl Stage {
         let own = parts.next();
         let source: std::sync::Arc<str> = dl.source().into();
         let lanes = std::mem::take(&mut self.lanes);
-        let running: Vec<_> = (lanes.into_iter().zip(parts).zip(self.workers()))
+        let count = lanes.len();
+        let running: Vec<_> = (lanes.into_iter().zip(parts).zip(self.workers(count)))
             .map(|((mut lane, part), worker)| {
                 let source = source.clone();
                 worker.run(move || {
@@ -66,9 +67,9 @@ impl Stage {
         Ok(merge(outputs, positions.as_deref()))
     }
 
-    /// A thread for each other shard.
-    pub(super) fn workers(&mut self) -> &[Worker] {
-        while self.workers.len() < self.spec.shards.saturating_sub(1) {
+    /// A thread for each of `count` other shards.
+    pub(super) fn workers(&mut self, count: usize) -> &[Worker] {
+        while self.workers.len() < count {
             let name = format!("shard-{}", self.workers.len() + 1);
             // As `std::thread::spawn`, a thread that cannot be started is a panic.
             let worker = Worker::start(name).expect("starting a shard's thread");

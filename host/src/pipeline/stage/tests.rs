@@ -382,3 +382,24 @@ fn a_restored_sharded_stage_sends_each_key_where_it_went_before() {
     let why = sharded(&plugin).restore(damaged).unwrap_err();
     assert!(why.contains("placements of keys"), "{why}");
 }
+
+/// The other shard's calls run on one thread of its own, batch after batch (the docs'
+/// promise), not on a thread started per batch.
+#[test]
+fn the_other_shard_keeps_one_thread_of_its_own() {
+    let plugin = FakePlugin::new("1");
+    let mut s = sharded(&plugin);
+    let mut dl = DeadLetters::new("test");
+    for _ in 0..3 {
+        s.process(vec![env(&ids(40, None))], 0, &mut dl).unwrap();
+    }
+    let here = std::thread::current().id();
+    let threads = plugin.threads.lock().unwrap().clone();
+    let others: std::collections::BTreeSet<String> = (threads.iter())
+        .filter(|t| **t != here)
+        .map(|t| format!("{t:?}"))
+        .collect();
+    assert_eq!(threads.iter().filter(|t| **t == here).count(), 3);
+    assert_eq!(others.len(), 1, "{threads:?}");
+    assert_eq!(threads.len(), 6);
+}
