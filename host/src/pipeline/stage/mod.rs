@@ -8,6 +8,8 @@ mod canary;
 mod chain;
 mod failure;
 mod route;
+#[cfg(test)]
+mod shard_tests;
 mod shards;
 mod share;
 mod state;

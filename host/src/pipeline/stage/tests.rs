@@ -11,7 +11,7 @@ use crate::pipeline::stage::{Replacement, instantiate};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-fn ids(n: usize, poison: Option<usize>) -> Vec<String> {
+pub(super) fn ids(n: usize, poison: Option<usize>) -> Vec<String> {
     (0..n)
         .map(|i| {
             if Some(i) == poison {
@@ -23,7 +23,7 @@ fn ids(n: usize, poison: Option<usize>) -> Vec<String> {
         .collect()
 }
 
-fn env(ids: &[String]) -> crate::batch::Envelope {
+pub(super) fn env(ids: &[String]) -> crate::batch::Envelope {
     rows(&ids.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
@@ -61,7 +61,7 @@ fn a_plugin_that_keeps_failing_is_quarantined_and_no_longer_called() {
     assert_eq!(dl.len(), 16, "every row of every batch is a dead letter");
 }
 
-fn replacement(plugin: &std::sync::Arc<FakePlugin>) -> Replacement {
+pub(super) fn replacement(plugin: &std::sync::Arc<FakePlugin>) -> Replacement {
     let spec = spec(plugin, 5);
     let (instance, output) = instantiate(&spec).unwrap();
     Replacement::new(spec, instance, output, None)
@@ -249,87 +249,6 @@ fn a_failing_canary_ends_and_never_touches_the_running_version() {
     );
 }
 
-fn sharded(plugin: &Arc<FakePlugin>) -> super::Stage {
-    let spec = super::StageSpec {
-        shards: 2,
-        shard_by: Arc::from(["id".to_string()]),
-        ..spec(plugin, 5)
-    };
-    super::Stage::start(spec).unwrap()
-}
-
-/// Each shard's row count, from a sharded stage's snapshot.
-fn shard_counts(s: &mut super::Stage) -> Vec<u64> {
-    let state = s.snapshot().unwrap().unwrap();
-    super::shards::unframe(&state)
-        .expect("a framed state")
-        .0
-        .into_iter()
-        .map(|st| u64::from_le_bytes(st.unwrap().try_into().unwrap()))
-        .collect()
-}
-
-#[test]
-fn shards_share_the_rows_and_each_keeps_its_own_state_through_a_checkpoint() {
-    let plugin = FakePlugin::new("1");
-    let mut s = sharded(&plugin);
-    let mut dl = DeadLetters::new("test");
-    let out = s.process(vec![env(&ids(100, None))], 0, &mut dl).unwrap();
-    assert_eq!(out.iter().map(|e| e.rows()).sum::<usize>(), 100);
-    assert_eq!((s.totals().rows_in, s.totals().rows_out), (100, 100));
-    // Each shard is a whole instance under the stage's own limits.
-    assert!(s.lanes.iter().all(|l| l.spec.limits == s.spec.limits));
-    let counts = shard_counts(&mut s);
-    assert_eq!(counts.iter().sum::<u64>(), 100);
-    assert!(
-        counts.iter().all(|&c| c > 20),
-        "rows spread over both: {counts:?}"
-    );
-
-    let state = s.snapshot().unwrap().unwrap();
-    let mut again = sharded(&plugin);
-    again.restore(&state).unwrap();
-    assert_eq!(shard_counts(&mut again), counts);
-    let why = stage(&plugin, 5).restore(&state).unwrap_err();
-    assert!(
-        why.contains("state of 2 shards, and the stage now has one"),
-        "{why}"
-    );
-    let why = again.restore(&10u64.to_le_bytes()).unwrap_err();
-    assert!(
-        why.contains("state of one instance, and the stage now has 2"),
-        "{why}"
-    );
-}
-
-#[test]
-fn a_swap_of_a_sharded_stage_swaps_every_shard_with_its_state() {
-    let (old, new) = (FakePlugin::new("1"), FakePlugin::new("2"));
-    let mut s = sharded(&old);
-    let mut dl = DeadLetters::new("test");
-    s.process(vec![env(&ids(50, None))], 0, &mut dl).unwrap();
-    let before = shard_counts(&mut s);
-    let mut r = replacement(&new);
-    r.add_shard(instantiate(&r.spec).unwrap().0);
-    let (reply, outcome) = oneshot::channel();
-    s.begin_swap(r, reply);
-    s.process(vec![env(&ids(50, None))], 0, &mut dl).unwrap();
-    let outcome = outcome.blocking_recv().unwrap();
-    assert!(
-        matches!(outcome, SwapOutcome::Swapped { .. }),
-        "{outcome:?}"
-    );
-    assert_eq!(s.info.version, "2");
-    assert!(s.lanes.iter().all(|l| l.info.version == "2"));
-    let after = shard_counts(&mut s);
-    assert_eq!(
-        after.iter().sum::<u64>(),
-        100,
-        "the new shards went on from the old states"
-    );
-    assert!(after.iter().zip(&before).all(|(a, b)| a > b));
-}
-
 /// A plugin that declared the columns it reads is replayed only those after a failure:
 /// the redo log keeps no more.
 #[test]
@@ -357,49 +276,4 @@ fn the_replay_after_a_failure_hands_over_only_the_declared_columns() {
     assert_eq!(seen[..2], [both.clone(), both]);
     assert_eq!(seen[2], ["id"], "{seen:?}");
     assert_eq!(plugin.count(), 2, "the replay restored the state");
-}
-
-/// A key keeps its shard through a checkpoint: the placements are restored with the states,
-/// so rows of unequal keys after a restore go where they went before it.
-#[test]
-fn a_restored_sharded_stage_sends_each_key_where_it_went_before() {
-    let plugin = FakePlugin::new("1");
-    let mut s = sharded(&plugin);
-    let mut dl = DeadLetters::new("test");
-    s.process(vec![env(&ids(100, None))], 0, &mut dl).unwrap();
-    let state = s.snapshot().unwrap().unwrap();
-    let mut again = sharded(&plugin);
-    again.restore(&state).unwrap();
-    // The same keys, now unequal: placed afresh they would be spread another way.
-    let unequal: Vec<String> = (0..100)
-        .flat_map(|i| std::iter::repeat_n(format!("e{i}"), i % 7 + 1))
-        .collect();
-    for stage in [&mut s, &mut again] {
-        stage.process(vec![env(&unequal)], 0, &mut dl).unwrap();
-    }
-    assert_eq!(shard_counts(&mut again), shard_counts(&mut s));
-    let damaged = &state[..state.len() - 12];
-    let why = sharded(&plugin).restore(damaged).unwrap_err();
-    assert!(why.contains("placements of keys"), "{why}");
-}
-
-/// The other shard's calls run on one thread of its own, batch after batch (the docs'
-/// promise), not on a thread started per batch.
-#[test]
-fn the_other_shard_keeps_one_thread_of_its_own() {
-    let plugin = FakePlugin::new("1");
-    let mut s = sharded(&plugin);
-    let mut dl = DeadLetters::new("test");
-    for _ in 0..3 {
-        s.process(vec![env(&ids(40, None))], 0, &mut dl).unwrap();
-    }
-    let here = std::thread::current().id();
-    let threads = plugin.threads.lock().unwrap().clone();
-    let others: std::collections::BTreeSet<String> = (threads.iter())
-        .filter(|t| **t != here)
-        .map(|t| format!("{t:?}"))
-        .collect();
-    assert_eq!(threads.iter().filter(|t| **t == here).count(), 3);
-    assert_eq!(others.len(), 1, "{threads:?}");
-    assert_eq!(threads.len(), 6);
 }
