@@ -87,6 +87,25 @@ impl<'a> StrCol<'a> {
     pub fn is_valid(&self, row: usize) -> bool {
         is_valid(self.valid, row)
     }
+
+    /// For a dictionary column, how many values its dictionary holds. A key at or above
+    /// it reads as the empty string, as [`value`](Self::value) does.
+    pub fn dict_len(&self) -> Option<usize> {
+        match self.repr {
+            StrRepr::Dict { offsets, .. } => Some(offsets.len().saturating_sub(1)),
+            StrRepr::Text { .. } => None,
+        }
+    }
+
+    /// For a dictionary column, the value of dictionary key `key` (the empty string for a
+    /// plain text column or a key out of range): a plugin can decode each distinct value
+    /// once per batch instead of once per row.
+    pub fn dict_value(&self, key: u32) -> &'a str {
+        match self.repr {
+            StrRepr::Dict { offsets, text, .. } => slice(offsets, text, key as usize),
+            StrRepr::Text { .. } => "",
+        }
+    }
 }
 
 macro_rules! primitive_col {

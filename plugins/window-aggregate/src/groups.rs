@@ -29,13 +29,18 @@ impl Groups {
     }
 
     /// The measures of group `key`, created empty on first use.
-    #[inline]
     pub fn slot(&mut self, key: &[u32]) -> &mut Sums {
-        let at = match self.index.get(key) {
+        let at = self.at(key);
+        &mut self.sums[at]
+    }
+
+    /// Where in `sums` group `key` is, created empty on first use.
+    #[inline]
+    pub fn at(&mut self, key: &[u32]) -> usize {
+        match self.index.get(key) {
             Some(&at) => at as usize,
             None => self.insert(key, Sums::default()),
-        };
-        &mut self.sums[at]
+        }
     }
 
     fn insert(&mut self, key: &[u32], sums: Sums) -> usize {

@@ -10,6 +10,7 @@
 //! plus the allowed lateness; rows that arrive for a closed window are returned as late
 //! (the host dead-letters them), never dropped.
 
+mod fold;
 mod groups;
 mod intern;
 mod output;
@@ -22,7 +23,6 @@ use adstream_sdk::{
     Aggregate, AggregateOutput, Batch, ConfigExt, Field, FieldsExt, INT_KINDS, PluginError,
     STRING_KINDS, Setup, count, export_aggregate,
 };
-use intern::DimReader;
 use serde::Deserialize;
 use state::Windows;
 
@@ -74,28 +74,6 @@ pub struct WindowAggregate {
     windows: Windows,
 }
 
-/// Event types, decoded once per dictionary key.
-#[derive(Clone, Copy, PartialEq)]
-enum EventType {
-    Request,
-    Impression,
-    Click,
-    Conversion,
-    Other,
-}
-
-impl EventType {
-    fn parse(s: &str) -> EventType {
-        match s {
-            "request" => EventType::Request,
-            "impression" => EventType::Impression,
-            "click" => EventType::Click,
-            "conversion" => EventType::Conversion,
-            _ => EventType::Other,
-        }
-    }
-}
-
 fn config_error(key: &str) -> impl Fn(String) -> PluginError + '_ {
     move |e| PluginError::InvalidConfig(format!("{key}: {e}"))
 }
@@ -122,61 +100,26 @@ impl WindowAggregate {
 
     fn fold(&mut self, input: &Batch) -> Result<Vec<u32>, PluginError> {
         let c = &self.columns;
-        let time = input.i64s(&c.time)?;
-        let types = input.text(&c.event_type)?;
-        let network = input.text(&c.network)?;
-        let (revenue, cost) = (input.f64s(&c.revenue)?, input.f64s(&c.cost)?);
-        let mut dims: Vec<DimReader> = self
-            .group_by
-            .iter()
-            .map(|d| input.text(d).map(DimReader::new))
-            .collect::<Result<_, _>>()?;
-        let mut type_by_key: Vec<Option<EventType>> = Vec::new();
-        let mut key = vec![0u32; dims.len()];
-        let (mut late, mut other) = (Vec::new(), 0u64);
-        for row in 0..input.len() {
-            let Some(t) = time.get(row) else {
-                late.push(row as u32);
-                continue;
-            };
-            for (slot, dim) in key.iter_mut().zip(dims.iter_mut()) {
-                *slot = dim.id(row, &mut self.windows.interner);
-            }
-            let start = self.windows.start_of(t);
-            let Some(sums) = self.windows.slot(start, &key) else {
-                late.push(row as u32);
-                continue;
-            };
-            let event_type = match types.key(row) {
-                Some(k) => {
-                    let k = k as usize;
-                    if k >= type_by_key.len() {
-                        type_by_key.resize(k + 1, None);
-                    }
-                    *type_by_key[k].get_or_insert_with(|| EventType::parse(types.value(row)))
-                }
-                None => EventType::parse(types.value(row)),
-            };
-            match event_type {
-                EventType::Request => {
-                    sums.requests += 1;
-                    sums.fills += i64::from(network.get(row).is_some_and(|n| !n.is_empty()));
-                }
-                EventType::Impression => sums.impressions += 1,
-                EventType::Click => sums.clicks += 1,
-                EventType::Conversion => sums.conversions += 1,
-                EventType::Other => other += 1,
-            }
-            sums.revenue += revenue.get(row).unwrap_or(0.0);
-            sums.cost += cost.get(row).unwrap_or(0.0);
+        let cols = fold::Cols {
+            time: input.i64s(&c.time)?,
+            types: input.text(&c.event_type)?,
+            network: input.text(&c.network)?,
+            revenue: input.f64s(&c.revenue)?,
+            cost: input.f64s(&c.cost)?,
+            dims: self
+                .group_by
+                .iter()
+                .map(|d| input.text(d))
+                .collect::<Result<_, _>>()?,
+        };
+        let folded = fold::fold(&mut self.windows, &cols, input.len());
+        if folded.other > 0 {
+            count("unknown_event_type", folded.other);
         }
-        if other > 0 {
-            count("unknown_event_type", other);
+        if !folded.late.is_empty() {
+            count("late_rows", folded.late.len() as u64);
         }
-        if !late.is_empty() {
-            count("late_rows", late.len() as u64);
-        }
-        Ok(late)
+        Ok(folded.late)
     }
 }
 

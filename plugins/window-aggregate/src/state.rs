@@ -34,15 +34,8 @@ impl Windows {
         }
     }
 
-    /// The start of the window `t` falls in.
-    #[inline]
-    pub fn start_of(&self, t: i64) -> i64 {
-        t.div_euclid(self.size_ms) * self.size_ms
-    }
-
     /// The sums of the group `key` in the window starting at `start`, or `None` if that
     /// window already closed.
-    #[inline]
     pub fn slot(&mut self, start: i64, key: &[u32]) -> Option<&mut Sums> {
         if start.saturating_add(self.size_ms) <= self.closed_until {
             return None;

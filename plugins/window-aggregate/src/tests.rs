@@ -3,6 +3,8 @@ use crate::sums::Sums;
 use adstream_sdk::{ColumnKind, DictBuilder, F64Builder, I64Builder, TextBuilder, field};
 use proptest::prelude::*;
 
+mod fold;
+
 #[derive(Clone, Debug)]
 struct Ev {
     t: i64,
@@ -51,8 +53,10 @@ fn batch(events: &[Ev], text_dims: bool) -> Batch {
     for e in events {
         t.push(e.t);
         ty.push(e.ty);
-        cd.push(e.country);
-        ct.push(e.country);
+        // An empty country goes in as a null: both group under the empty string.
+        let country = Some(e.country).filter(|c| !c.is_empty());
+        cd.push_opt(country);
+        ct.push_opt(country);
         net.push_opt(e.network);
         rev.push_opt(e.revenue);
         cost.push_opt(e.revenue.map(|r| r * 1.25));
