@@ -100,6 +100,7 @@ impl PluginEngine {
             None => {
                 let runtime = if metered { &self.metered } else { &self.plain };
                 let c = Arc::new(Compiled::new(runtime, path, bytes, key.0.clone())?);
+                give_back_free_memory();
                 let mut cache = self.cache.lock().expect("plugin cache");
                 if cache.len() >= CACHE_SPARE {
                     cache.retain(|_, p| Arc::strong_count(p) > 1);
@@ -114,3 +115,17 @@ impl PluginEngine {
         }))
     }
 }
+
+/// Returns the allocator's free memory to the system. Compiling a component takes tens of
+/// MiB on several threads, and glibc keeps what each thread's arena freed: the demo's first
+/// run (nothing in the compile cache) peaked at 77 MiB against 62 once the cache was filled.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn give_back_free_memory() {
+    // SAFETY: malloc_trim only releases free pages; it is safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back_free_memory() {}
