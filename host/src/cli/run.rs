@@ -77,12 +77,13 @@ pub fn print_summary(s: &RunSummary) {
     );
     for (name, stage) in &st.stages {
         eprintln!(
-            "  stage {name}: {} rows in, {} out, {} dead letters, {} calls ({:.1} ms busy){}",
+            "  stage {name}: {} rows in, {} out, {} dead letters, {} calls ({:.1} ms busy, {:.1} ms CPU){}",
             stage.rows_in,
             stage.rows_out,
             stage.dead_letters,
             stage.calls,
             stage.busy_ns as f64 / 1e6,
+            stage.cpu_ns as f64 / 1e6,
             stage
                 .last_error
                 .as_ref()

@@ -31,6 +31,8 @@ pub struct FakePlugin {
     pub seen: Mutex<Vec<Vec<String>>>,
     /// The thread each call ran on.
     pub threads: Mutex<Vec<std::thread::ThreadId>>,
+    /// Each call waits this long first (wall time without CPU).
+    pub sleep: Option<std::time::Duration>,
 }
 
 struct FakeInstance {
@@ -105,6 +107,9 @@ impl Instance for FakeInstance {
         let names = input.columns.iter().map(|c| c.name.clone()).collect();
         self.plugin.seen.lock().unwrap().push(names);
         (self.plugin.threads.lock().unwrap()).push(std::thread::current().id());
+        if let Some(wait) = self.plugin.sleep {
+            std::thread::sleep(wait);
+        }
         let ids = input.text("id").expect("fake input has ids");
         let poisoned = (0..input.len()).any(|r| ids.get(r) == Some("poison"));
         if self.plugin.broken || poisoned {

@@ -20,7 +20,11 @@ pub struct StageStats {
     pub failing_in_a_row: u32,
     /// The plugin is no longer called; batches are handled by `on_error`.
     pub quarantined: bool,
+    /// Wall time inside plugin calls.
     pub busy_ns: u64,
+    /// CPU time of the threads that made those calls, while they made them: below
+    /// `busy_ns` when other work took the cores (0 where the platform cannot tell).
+    pub cpu_ns: u64,
     /// How long each plugin call took.
     #[serde(skip)]
     pub call_seconds: Latency,
@@ -52,6 +56,7 @@ impl StageStats {
         self.failing_in_a_row = self.failing_in_a_row.max(o.failing_in_a_row);
         self.quarantined |= o.quarantined;
         self.busy_ns += o.busy_ns;
+        self.cpu_ns += o.cpu_ns;
         for (k, v) in &o.plugin_counters {
             let c = self.plugin_counters.entry(k.clone()).or_default();
             *c = c.saturating_add(*v);
@@ -218,4 +223,22 @@ pub struct RunSummary {
     pub pipeline: String,
     pub elapsed: Duration,
     pub stats: PipelineStats,
+}
+
+/// CPU time the calling thread has used, in nanoseconds (`None` where the platform cannot
+/// tell): a stage's cost apart from the time other work held the cores.
+#[cfg(unix)]
+pub fn thread_cpu_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a pointer to a local.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    ok.then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+#[cfg(not(unix))]
+pub fn thread_cpu_ns() -> Option<u64> {
+    None
 }

@@ -34,7 +34,7 @@ const PIPELINE_COUNTERS: [PipelineMetric; 5] = [
 
 /// Per-stage metrics: name, help, whether a counter (else a gauge), value.
 type StageMetric = (&'static str, &'static str, bool, fn(&StageStats) -> f64);
-const STAGE_METRICS: [StageMetric; 11] = [
+const STAGE_METRICS: [StageMetric; 12] = [
     ("stage_rows_in", "Rows given to a stage.", true, |s| {
         s.rows_in as f64
     }),
@@ -82,6 +82,12 @@ const STAGE_METRICS: [StageMetric; 11] = [
         "Time spent in the plugin.",
         true,
         |s| s.busy_ns as f64 / 1e9,
+    ),
+    (
+        "stage_cpu_seconds",
+        "CPU time of the threads calling the plugin, during its calls.",
+        true,
+        |s| s.cpu_ns as f64 / 1e9,
     ),
     (
         "stage_canary_rows_compared",

@@ -23,7 +23,7 @@ pub use chain::{lines_up, process_chain};
 pub use swap::{Replacement, SwapOutcome};
 
 pub use super::error::StageFatal;
-use super::stats::StageStats;
+use super::stats::{StageStats, thread_cpu_ns};
 use crate::batch::{Culprit, DeadLetters, Envelope, Reason};
 use crate::config::OnError;
 use crate::plugin::{CallError, Instance, Limits, Output, Plugin, Role};
@@ -221,11 +221,14 @@ impl Stage {
     fn call(&mut self, env: Envelope, watermark: i64) -> (Envelope, Result<Output, CallError>) {
         self.stats.calls += 1;
         self.before_call();
-        let began = Instant::now();
+        let (began, cpu) = (Instant::now(), thread_cpu_ns());
         let Envelope { batch, positions } = env;
         let (batch, result) = self.instance.process(batch, watermark);
         let took = began.elapsed();
         self.stats.busy_ns += took.as_nanos() as u64;
+        if let (Some(from), Some(to)) = (cpu, thread_cpu_ns()) {
+            self.stats.cpu_ns += to.saturating_sub(from);
+        }
         self.stats.call_seconds.observe(took);
         self.collect_counters();
         let batch = match &result {

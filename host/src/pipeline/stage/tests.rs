@@ -277,3 +277,26 @@ fn the_replay_after_a_failure_hands_over_only_the_declared_columns() {
     assert_eq!(seen[2], ["id"], "{seen:?}");
     assert_eq!(plugin.count(), 2, "the replay restored the state");
 }
+
+/// Busy time is the calls' wall time, CPU time what the calling thread used meanwhile: a
+/// call that waits (here, sleeps) counts in full in the first and hardly in the second.
+#[test]
+fn a_stage_counts_wall_time_and_cpu_time_of_its_calls_apart() {
+    let plugin = Arc::new(FakePlugin {
+        version: "1",
+        sleep: Some(std::time::Duration::from_millis(30)),
+        ..Default::default()
+    });
+    let mut s = stage(&plugin, 5);
+    let mut dl = DeadLetters::new("test");
+    for _ in 0..2 {
+        s.process(vec![env(&ids(4, None))], 0, &mut dl).unwrap();
+    }
+    let (busy, cpu) = (s.stats.busy_ns, s.stats.cpu_ns);
+    assert!(busy >= 60_000_000, "two calls of 30 ms: {busy} ns busy");
+    assert!(cpu > 0, "the calls used some CPU");
+    assert!(
+        cpu < busy / 2,
+        "{cpu} ns of CPU in {busy} ns of mostly sleeping"
+    );
+}
