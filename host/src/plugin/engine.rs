@@ -116,9 +116,9 @@ impl PluginEngine {
     }
 }
 
-/// Returns the allocator's free memory to the system. Compiling a component takes tens of
-/// MiB on several threads, and glibc keeps what each thread's arena freed: the demo's first
-/// run (nothing in the compile cache) peaked at 77 MiB against 62 once the cache was filled.
+/// Returns the allocator's free memory to the system: glibc keeps what compiling a
+/// component freed. The demo's first run (nothing in the compile cache) peaked at 80/81
+/// MiB without this and 74/74 with it (BENCHMARKS.md); warm runs peak at 60–63.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn give_back_free_memory() {
     // SAFETY: malloc_trim only releases free pages; it is safe to call from any thread.
