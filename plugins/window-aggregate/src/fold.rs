@@ -56,27 +56,28 @@ impl EventType {
 }
 
 /// A string column read per row through a table of its dictionary's values decoded once
-/// (index `len` stands for a key out of range), or per row for plain text.
+/// (index `len` stands for a key out of range), or decoded per row for plain text.
 struct ByKey<'a, T> {
     col: StrCol<'a>,
     table: Vec<T>,
+    decode: fn(&str) -> T,
 }
 
 impl<'a, T: Copy> ByKey<'a, T> {
-    fn new(col: StrCol<'a>, decode: impl Fn(&str) -> T) -> Self {
+    fn new(col: StrCol<'a>, decode: fn(&str) -> T) -> Self {
         let len = col.dict_len().unwrap_or(0);
         let table = (0..=len as u32)
             .map(|k| decode(col.dict_value(k)))
             .collect();
-        ByKey { col, table }
+        ByKey { col, table, decode }
     }
 
     /// The decoded value of `row`, nulls included (their placeholder is decoded).
     #[inline]
-    fn get(&self, row: usize, decode: impl Fn(&str) -> T) -> T {
+    fn get(&self, row: usize) -> T {
         match self.col.key(row) {
             Some(k) => self.table[(k as usize).min(self.table.len() - 1)],
-            None => decode(self.col.value(row)),
+            None => (self.decode)(self.col.value(row)),
         }
     }
 }
@@ -163,13 +164,12 @@ pub fn fold(windows: &mut Windows, cols: &Cols, rows: usize) -> Folded {
             }
             None => find(),
         };
-        let kind = kinds.get(row, EventType::parse);
-        let fill = kind == EventType::Request
-            && cols.network.is_valid(row)
-            && fills.get(row, |n| !n.is_empty());
-        add(&mut g.sums[at], kind, fill, &mut out.other);
-        g.sums[at].revenue += cols.revenue.get(row).unwrap_or(0.0);
-        g.sums[at].cost += cols.cost.get(row).unwrap_or(0.0);
+        let kind = kinds.get(row);
+        let fill = kind == EventType::Request && cols.network.is_valid(row) && fills.get(row);
+        let sums = &mut g.sums[at];
+        add(sums, kind, fill, &mut out.other);
+        sums.revenue += cols.revenue.get(row).unwrap_or(0.0);
+        sums.cost += cols.cost.get(row).unwrap_or(0.0);
     }
     out
 }

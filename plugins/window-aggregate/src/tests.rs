@@ -290,14 +290,24 @@ fn config_errors_are_clear() {
 }
 
 fn arb_event() -> impl Strategy<Value = Ev> {
-    let types = prop::sample::select(vec!["request", "impression", "click", "conversion"]);
-    let countries = prop::sample::select(vec!["US", "KR", "JP"]);
-    let networks = prop::option::of(prop::sample::select(vec!["admob", "unity"]));
+    events_of(
+        &["request", "impression", "click", "conversion"],
+        &["US", "KR", "JP"],
+        &["admob", "unity"],
+    )
+}
+
+/// Events within one minute with the given types, countries and networks (or none).
+fn events_of(
+    types: &[&'static str],
+    countries: &[&'static str],
+    networks: &[&'static str],
+) -> impl Strategy<Value = Ev> {
     (
         0i64..60_000,
-        types,
-        countries,
-        networks,
+        prop::sample::select(types.to_vec()),
+        prop::sample::select(countries.to_vec()),
+        prop::option::of(prop::sample::select(networks.to_vec())),
         prop::option::of(0.0f64..0.05),
     )
         .prop_map(|(t, ty, country, network, revenue)| Ev {

@@ -6,23 +6,11 @@ use super::*;
 /// Events that stress the memo: unknown types, countries left null (the empty string
 /// goes in as a null), times spread over six windows in no order.
 fn arb_messy_event() -> impl Strategy<Value = Ev> {
-    let types = prop::sample::select(vec!["request", "impression", "click", "view"]);
-    let countries = prop::sample::select(vec!["US", "KR", "JP", "", "DE"]);
-    let networks = prop::option::of(prop::sample::select(vec!["admob", ""]));
-    (
-        0i64..60_000,
-        types,
-        countries,
-        networks,
-        prop::option::of(0.0f64..0.05),
+    events_of(
+        &["request", "impression", "click", "view"],
+        &["US", "KR", "JP", "", "DE"],
+        &["admob", ""],
     )
-        .prop_map(|(t, ty, country, network, revenue)| Ev {
-            t,
-            ty,
-            country,
-            network,
-            revenue,
-        })
 }
 
 type Windows = Vec<(i64, String, Sums, u64, u64)>;
