@@ -6,6 +6,16 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     fix_mmap_threshold();
     let cli = adstream::cli::Cli::parse();
+    // A compile child compiles and exits: no runtime, no threads, so its memory limit
+    // measures the compiler.
+    if let adstream::cli::Command::CompilePlugin {
+        out,
+        memory,
+        metered,
+    } = &cli.command
+    {
+        return adstream::plugin::serve_compile(out, *memory, *metered);
+    }
     adstream::cli::init_logging(cli.log.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -64,10 +64,10 @@ fn setup(
 }
 
 pub fn check(files: &[PathBuf], config: Option<&str>, input: Option<&Path>) -> ExitCode {
-    let engine = match PluginEngine::new() {
+    let engine = match super::engine() {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: cannot start the WebAssembly engine: {e:#}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -6,7 +6,6 @@ use super::run::{report, serve_status, stop_signal};
 use crate::config::SinkConfig;
 use crate::config::{self, PipelineConfig};
 use crate::pipeline;
-use crate::plugin::PluginEngine;
 use crate::supervisor::{self, Supervisor};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,10 +48,10 @@ pub async fn demo(duration: u64, out: &Path, status_addr: Option<&str>) -> ExitC
         }
     };
     redirect(&mut cfg, out);
-    let engine = match PluginEngine::new() {
+    let engine = match super::engine() {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: cannot start the WebAssembly engine: {e:#}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };

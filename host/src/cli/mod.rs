@@ -91,6 +91,18 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Produce realistic ad events (and anomaly scenarios) to a Kafka topic.
     Generate(generate::GenerateArgs),
+    /// Compile a component read from stdin into a file of machine code (the host runs this
+    /// as a child process; see `plugin/child.rs`).
+    #[command(name = "compile-plugin", hide = true)]
+    CompilePlugin {
+        #[arg(long)]
+        out: PathBuf,
+        /// The child's address-space limit, in bytes.
+        #[arg(long)]
+        memory: u64,
+        #[arg(long)]
+        metered: bool,
+    },
 }
 
 pub async fn main(cli: Cli) -> ExitCode {
@@ -130,7 +142,20 @@ pub async fn main(cli: Cli) -> ExitCode {
         }
         Command::Status(args) => status::status(args),
         Command::Generate(args) => generate::generate(args).await,
+        Command::CompilePlugin {
+            out,
+            memory,
+            metered,
+        } => crate::plugin::serve_compile(&out, memory, metered),
     }
+}
+
+/// The plugin engine of a command: plugins are compiled in child processes, so that
+/// compiling costs the host no resident memory.
+fn engine() -> Result<crate::plugin::PluginEngine, String> {
+    crate::plugin::PluginEngine::new()
+        .and_then(|e| e.compile_in(crate::plugin::CompileChild::this_exe()))
+        .map_err(|e| format!("cannot start the WebAssembly engine: {e:#}"))
 }
 
 /// Logs go to stderr, so that stdout carries only what sinks print.

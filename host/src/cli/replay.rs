@@ -182,8 +182,7 @@ fn compare(name: &str, before: &[String], after: &[String]) -> Vec<String> {
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<bool> {
     let cfg = crate::config::load(&args.pipeline).map_err(diagnostics)?;
-    let engine =
-        PluginEngine::new().map_err(|e| anyhow!("cannot start the WebAssembly engine: {e:#}"))?;
+    let engine = super::engine().map_err(|e| anyhow!(e))?;
     let current = run_once(&engine, &cfg, &args, &args.out.join("current")).await?;
     let Some(swap) = &args.swap else {
         for (name, rows) in &current {

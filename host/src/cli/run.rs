@@ -1,7 +1,6 @@
 //! `adstream run FILE|DIR... [--duration SECS] [--status-addr ADDR] [--no-watch]`
 
 use crate::pipeline::RunSummary;
-use crate::plugin::PluginEngine;
 use crate::supervisor::{self, Board, Supervisor};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -172,10 +171,10 @@ pub async fn run(paths: &[PathBuf], opts: RunOptions) -> ExitCode {
     // First of all, so that a signal during start-up (compiling plugins, reaching the
     // services) is a graceful stop too.
     let mut stop = stop_signal(opts.duration);
-    let engine = match PluginEngine::new() {
+    let engine = match super::engine() {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: cannot start the WebAssembly engine: {e:#}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };

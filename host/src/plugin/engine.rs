@@ -1,16 +1,20 @@
 //! The plugin engine: the two runtimes (plain and fuel-metered) and the compiled-plugin
 //! caches: each distinct component (by content hash) is compiled once per process, whoever
-//! asks for it (a pipeline being built, a hot swap), and once per machine: Wasmtime keeps
-//! compiled code on disk keyed by the component's bytes, the engine's settings and
-//! Wasmtime's version, so a later `run` or `check` starts without compiling. An entry that
-//! cannot be read back is compiled again.
+//! asks for it (a pipeline being built, a hot swap), and once per machine: compiled code is
+//! kept on disk (`disk.rs`), so a later `run` or `check` maps it instead of compiling.
+//! With a [`CompileChild`] (the commands), compiling happens in a child process that
+//! writes the code there (`child.rs`); the host itself only maps it.
 
-use super::loaded::{Compiled, LoadError, LoadedPlugin, sha256_hex};
-use super::runtime::Runtime;
+use super::child::{ChildError, CompileChild};
+use super::disk::DiskCache;
+use super::loaded::{Compiled, LoadError, LoadedPlugin, chain, sha256_hex};
+use super::runtime::{self, Runtime};
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use wasmtime::{Cache, CacheConfig};
+use wasmtime::Engine;
+use wasmtime::component::Component;
 
 /// Compiled plugins kept beyond those in use; older unused ones are dropped.
 const CACHE_SPARE: usize = 16;
@@ -21,6 +25,35 @@ pub struct PluginEngine {
     plain: Runtime,
     metered: Runtime,
     cache: Mutex<HashMap<(String, bool), Arc<Compiled>>>,
+    /// Compiled plugins on disk, when a folder for them could be made.
+    disk: Option<DiskCache>,
+    /// Where components are compiled when there is an on-disk cache; `None`: here.
+    child: Option<CompileChild>,
+    /// The on-disk cache when no lasting one is kept: removed with the engine.
+    scratch: Option<tempfile::TempDir>,
+}
+
+/// The largest plugin file the host reads: the shipped plugins are under 1 MiB.
+pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
+
+/// Reads the component at `path`, refusing a file over [`MAX_COMPONENT_BYTES`].
+pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
+    let read_error = |source| LoadError::Read {
+        path: path.into(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    let limit = MAX_COMPONENT_BYTES as u64;
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(LoadError::TooLarge {
+            path: path.into(),
+            limit: MAX_COMPONENT_BYTES,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Where compiled plugins are kept unless `ADSTREAM_COMPILE_CACHE` says otherwise (a
@@ -38,28 +71,6 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     }
 }
 
-/// Most bytes of compiled plugins kept on disk; beyond it the oldest are removed.
-const DISK_CACHE_BYTES: u64 = 256 << 20;
-
-/// Wasmtime's on-disk cache in `dir`; without one (a directory that cannot be created)
-/// plugins are compiled at every start, which is slower, not wrong.
-fn disk_cache(dir: &Path) -> Option<Cache> {
-    let mut config = CacheConfig::new();
-    config
-        .with_directory(dir)
-        .with_files_total_size_soft_limit(DISK_CACHE_BYTES);
-    match Cache::new(config) {
-        Ok(cache) => Some(cache),
-        Err(e) => {
-            tracing::warn!(
-                "compiled plugins will not be cached in {}: {e:#}",
-                dir.display()
-            );
-            None
-        }
-    }
-}
-
 impl PluginEngine {
     /// An engine with the on-disk cache in [`default_cache_dir`].
     pub fn new() -> wasmtime::Result<Self> {
@@ -68,22 +79,38 @@ impl PluginEngine {
 
     /// An engine that keeps compiled plugins in `dir` (`None`: only in memory).
     pub fn with_cache_dir(dir: Option<&Path>) -> wasmtime::Result<Self> {
-        let cache = dir.and_then(disk_cache);
         Ok(PluginEngine {
-            plain: Runtime::new(false, cache.as_ref())?,
-            metered: Runtime::new(true, cache.as_ref())?,
+            plain: Runtime::new(false)?,
+            metered: Runtime::new(true)?,
             cache: Mutex::default(),
+            disk: dir.and_then(DiskCache::open),
+            child: None,
+            scratch: None,
         })
+    }
+
+    /// Compiles in `child` processes from now on. They hand compiled code over through the
+    /// on-disk cache; without one (`ADSTREAM_COMPILE_CACHE=off`, or a directory that cannot
+    /// be made) through a scratch one that lasts as long as the engine.
+    pub fn compile_in(mut self, child: Option<CompileChild>) -> wasmtime::Result<Self> {
+        let Some(child) = child else {
+            return Ok(self);
+        };
+        if self.disk.is_none() {
+            let scratch = tempfile::Builder::new()
+                .prefix("adstream-compiled-")
+                .tempdir()?;
+            self.disk = DiskCache::open(scratch.path());
+            self.scratch = Some(scratch);
+        }
+        self.child = Some(child);
+        Ok(self)
     }
 
     /// Reads and compiles the component at `path`, or reuses the compiled one with the
     /// same content.
     pub fn load(&self, path: &Path, metered: bool) -> Result<Arc<LoadedPlugin>, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            path: path.into(),
-            source,
-        })?;
-        self.load_bytes(path, &bytes, metered)
+        self.load_bytes(path, &read_component(path)?, metered)
     }
 
     /// Like [`load`](Self::load), from bytes already read; `path` names it in errors.
@@ -99,8 +126,9 @@ impl PluginEngine {
             Some(c) => c,
             None => {
                 let runtime = if metered { &self.metered } else { &self.plain };
-                let c = Arc::new(Compiled::new(runtime, path, bytes, key.0.clone())?);
-                give_back_free_memory();
+                let component = self.component(runtime, path, bytes, &key.0)?;
+                let c = Compiled::new(runtime, path, component, bytes.len(), key.0.clone());
+                let c = Arc::new(c?);
                 let mut cache = self.cache.lock().expect("plugin cache");
                 if cache.len() >= CACHE_SPARE {
                     cache.retain(|_, p| Arc::strong_count(p) > 1);
@@ -114,11 +142,71 @@ impl PluginEngine {
             compiled,
         }))
     }
+
+    /// The compiled component: mapped from the on-disk cache, else compiled by a child
+    /// into it and mapped, else (no child, or one that cannot start) compiled here and
+    /// kept there.
+    fn component(
+        &self,
+        runtime: &Runtime,
+        path: &Path,
+        bytes: &[u8],
+        hash: &str,
+    ) -> Result<Component, LoadError> {
+        let engine = &runtime.engine;
+        let Some(disk) = &self.disk else {
+            return compile_here(engine, path, bytes);
+        };
+        let file = disk.file(engine, hash, runtime.metered);
+        if let Some(component) = disk.load(engine, &file) {
+            return Ok(component);
+        }
+        let failed = |reason: String| LoadError::Compile {
+            path: path.into(),
+            reason,
+        };
+        if let Some(child) = &self.child {
+            match child.compile(bytes, runtime.metered, &file) {
+                Ok(()) => {
+                    disk.trim();
+                    let loaded = disk.load(engine, &file);
+                    return loaded.ok_or_else(|| failed("its compiled code does not load".into()));
+                }
+                Err(ChildError::Spawn(e)) => {
+                    tracing::warn!("cannot start a compile child ({e}); compiling in the host");
+                }
+                Err(ChildError::Failed(reason)) => return Err(failed(reason)),
+            }
+        }
+        let component = compile_here(engine, path, bytes)?;
+        if let Ok(code) = component.serialize() {
+            disk.store(&file, &code);
+        }
+        Ok(component)
+    }
+}
+
+/// Compiles `bytes` in this process.
+fn compile_here(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component, LoadError> {
+    let component = Component::from_binary(engine, bytes).map_err(|e| LoadError::Compile {
+        path: path.into(),
+        reason: chain(&e),
+    });
+    give_back_free_memory();
+    component
+}
+
+/// A compile child's work: compiles `bytes` with the engine settings of
+/// [`Runtime`](super::runtime::Runtime) and writes the code to `out`.
+pub(super) fn compile_to(out: &Path, bytes: &[u8], metered: bool) -> Result<(), String> {
+    let engine = Engine::new(&runtime::config(metered)).map_err(|e| chain(&e))?;
+    let code = engine.precompile_component(bytes).map_err(|e| chain(&e))?;
+    super::disk::write_whole(out, &code).map_err(|e| format!("writing {}: {e}", out.display()))
 }
 
 /// Returns the allocator's free memory to the system: glibc keeps what compiling a
 /// component freed. The demo's first run (nothing in the compile cache) peaked at 80/81
-/// MiB without this and 74/74 with it (BENCHMARKS.md); warm runs peak at 60–63.
+/// MiB without this and 74/74 with it, when the host compiled its plugins itself.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn give_back_free_memory() {
     // SAFETY: malloc_trim only releases free pages; it is safe to call from any thread.

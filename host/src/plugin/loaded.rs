@@ -1,5 +1,5 @@
-//! Loading a plugin: compile the component, find which role (world) it implements, and
-//! pre-link it so that instances start quickly.
+//! Loading a plugin: find which role (world) a compiled component implements, and pre-link
+//! it so that instances start quickly.
 
 use super::role::{self, Pre, Role};
 use super::runtime::Runtime;
@@ -14,6 +14,8 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} is larger than the {} MiB a plugin may be", limit >> 20)]
+    TooLarge { path: PathBuf, limit: usize },
     #[error("{path} is not a valid WebAssembly component: {reason}")]
     Compile { path: PathBuf, reason: String },
     #[error(
@@ -48,7 +50,7 @@ pub struct LoadedPlugin {
     pub compiled: std::sync::Arc<Compiled>,
 }
 
-fn chain(e: &wasmtime::Error) -> String {
+pub(super) fn chain(e: &wasmtime::Error) -> String {
     e.chain()
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
@@ -56,18 +58,15 @@ fn chain(e: &wasmtime::Error) -> String {
 }
 
 impl Compiled {
-    /// Compiles and pre-links component bytes; `path` names it in errors.
+    /// Finds a compiled component's role and pre-links it; `path` names it in errors,
+    /// `size` is its component's bytes and `hash` their SHA-256.
     pub(super) fn new(
         runtime: &Runtime,
         path: &Path,
-        bytes: &[u8],
+        component: Component,
+        size: usize,
         hash: String,
     ) -> Result<Compiled, LoadError> {
-        let component =
-            Component::from_binary(&runtime.engine, bytes).map_err(|e| LoadError::Compile {
-                path: path.into(),
-                reason: chain(&e),
-            })?;
         let ty = component.component_type();
         let role = Role::ALL
             .into_iter()
@@ -89,7 +88,7 @@ impl Compiled {
         Ok(Compiled {
             role,
             hash,
-            size: bytes.len(),
+            size,
             stateful,
             imports,
             exports,

@@ -7,7 +7,9 @@
 mod api;
 pub mod bindings;
 mod check;
+mod child;
 mod convert;
+mod disk;
 mod engine;
 mod error;
 mod instance;
@@ -20,7 +22,8 @@ mod store;
 mod text;
 
 pub use api::{Instance, Output, Plugin, Reports};
-pub use engine::PluginEngine;
+pub use child::{CompileChild, SUBCOMMAND as COMPILE_SUBCOMMAND, serve as serve_compile};
+pub use engine::{MAX_COMPONENT_BYTES, PluginEngine, read_component};
 pub use error::{CallError, Malformed, Trap, TrapKind};
 pub use instance::PluginInstance;
 pub use limits::Limits;

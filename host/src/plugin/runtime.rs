@@ -8,7 +8,7 @@ use super::store::StoreState;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Cache, Config, Engine, ProfilingStrategy};
+use wasmtime::{Config, Engine, ProfilingStrategy};
 
 /// How often the epoch advances; call deadlines are rounded up to it.
 pub const TICK: Duration = Duration::from_millis(5);
@@ -27,17 +27,9 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// A runtime whose compiled components are kept in `cache` (keyed by the component's
-    /// bytes and this engine's settings) when there is one.
-    pub(super) fn new(metered: bool, cache: Option<&Cache>) -> wasmtime::Result<Self> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        config.consume_fuel(metered);
-        config.cache(cache.cloned());
-        if std::env::var_os(PROFILE_VAR).is_some_and(|v| v == "perfmap") {
-            config.profiler(ProfilingStrategy::PerfMap);
-        }
-        let engine = Engine::new(&config)?;
+    /// A runtime, fuel-metered or not.
+    pub(super) fn new(metered: bool) -> wasmtime::Result<Self> {
+        let engine = Engine::new(&config(metered))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         super::store::never_block(&mut linker)?;
@@ -49,6 +41,18 @@ impl Runtime {
             metered,
         })
     }
+}
+
+/// The engine's settings; a compile child (`child.rs`) builds its engine from the same, so
+/// that the code it compiles loads here.
+pub(super) fn config(metered: bool) -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.consume_fuel(metered);
+    if std::env::var_os(PROFILE_VAR).is_some_and(|v| v == "perfmap") {
+        config.profiler(ProfilingStrategy::PerfMap);
+    }
+    config
 }
 
 /// Advances the engine's epoch every [`TICK`] for as long as the engine lives.

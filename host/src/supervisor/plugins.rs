@@ -4,7 +4,7 @@
 
 use super::{Event, Supervisor, SwapDone, normalize, status::Change};
 use crate::pipeline::{Replacement, SwapOutcome};
-use crate::plugin::{Plugin, sha256_hex};
+use crate::plugin::{LoadError, Plugin, read_component, sha256_hex};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,9 +25,11 @@ impl Supervisor {
         if users.is_empty() {
             return;
         }
-        let bytes = match std::fs::read(path) {
+        let bytes = match read_component(path) {
             Ok(b) => Arc::new(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(LoadError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 tracing::warn!(
                     "plugin {} was removed; its stages keep running the version they loaded",
                     path.display()
@@ -36,12 +38,7 @@ impl Supervisor {
             }
             Err(e) => {
                 for User { p, stage, .. } in &users {
-                    self.reject(
-                        *p,
-                        stage,
-                        None,
-                        format!("cannot read {}: {e}", path.display()),
-                    );
+                    self.reject(*p, stage, None, e.to_string());
                 }
                 return;
             }

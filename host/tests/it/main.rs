@@ -11,6 +11,7 @@ mod chaos;
 mod chaos_support;
 mod check;
 mod cli;
+mod compile;
 mod dashboard;
 mod fuzz;
 mod golden;

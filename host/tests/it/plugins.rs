@@ -76,7 +76,7 @@ fn compiled_plugins_are_kept_on_disk_and_a_damaged_entry_is_compiled_again() {
     // One entry per engine setting: plain and fuel-metered code differ.
     let entries: Vec<_> = files_under(dir.path())
         .into_iter()
-        .filter(|p| p.extension().is_none())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
         .collect();
     assert_eq!(entries.len(), 2, "{entries:?}");
     for e in &entries {

@@ -185,10 +185,10 @@ pub async fn test(args: TestArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let engine = match PluginEngine::new() {
+    let engine = match super::engine() {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: cannot start the WebAssembly engine: {e:#}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
