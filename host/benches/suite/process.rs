@@ -62,9 +62,19 @@ fn peak(pid: u32) -> Option<u64> {
     Some(kb << 10)
 }
 
+/// The peak resident memory of `child` until it exits, in MiB, read every `every`.
+fn watch_peak(mut child: std::process::Child, every: Duration) -> f64 {
+    let mut seen = 0;
+    while child.try_wait().unwrap().is_none() {
+        seen = peak(child.id()).unwrap_or(seen).max(seen);
+        std::thread::sleep(every);
+    }
+    seen as f64 / (1 << 20) as f64
+}
+
 /// Peak resident memory of `adstream demo --duration 60` with its compile cache in `cache`.
 fn demo_peak(dir: &Path, cache: &Path) -> f64 {
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["demo", "--duration", "60", "--status-addr", "off", "--out"])
         .arg(dir.join("demo-out"))
         .env("ADSTREAM_COMPILE_CACHE", cache)
@@ -72,20 +82,12 @@ fn demo_peak(dir: &Path, cache: &Path) -> f64 {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut seen = 0;
-    while child.try_wait().unwrap().is_none() {
-        seen = peak(child.id()).unwrap_or(seen).max(seen);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    seen as f64 / (1 << 20) as f64
+    watch_peak(child, Duration::from_millis(50))
 }
 
 /// Peak resident memory, in MiB, of the compile child (`adstream compile-plugin`) compiling
-/// the plugin `name`: what the host no longer holds.
-#[expect(
-    clippy::zombie_processes,
-    reason = "reaped by wait4, which gives its peak too"
-)]
+/// the plugin `name`: what the host no longer holds. (Not the child's `ru_maxrss`: that
+/// counts the memory of the process it was spawned from.)
 fn compile_peak(dir: &Path, name: &str) -> f64 {
     let out = dir.join(format!("{name}.cwasm"));
     let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../plugins/dist/{name}.wasm"));
@@ -102,15 +104,7 @@ fn compile_peak(dir: &Path, name: &str) -> f64 {
         .stdin(std::fs::File::open(wasm).unwrap())
         .spawn()
         .unwrap();
-    // wait4, not `Child::wait`: its resource usage carries the child's peak.
-    let mut status = 0;
-    // SAFETY: rusage is plain data that wait4 fills; the child is ours and not yet reaped.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
-    assert_eq!(status, 0, "compile child failed");
-    usage.ru_maxrss as f64 / 1024.0
+    watch_peak(child, Duration::from_millis(2))
 }
 
 pub fn demo_memory(dir: &Path, n: usize) -> Section {
