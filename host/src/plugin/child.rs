@@ -46,7 +46,14 @@ impl CompileChild {
     /// Compiles in children running the host's own executable, within [`DEADLINE`] and
     /// [`MEMORY`]; `None` when the executable cannot be found.
     pub fn this_exe() -> Option<Self> {
-        let exe = std::env::current_exe().ok()?;
+        // On Linux, /proc/self/exe is the very file this process runs, even once an
+        // upgrade has replaced it on disk: a newer binary's compiled code would not load
+        // in this one.
+        let own = Path::new("/proc/self/exe");
+        let exe = match own.exists() {
+            true => own.to_path_buf(),
+            false => std::env::current_exe().ok()?,
+        };
         Some(Self::new(exe, DEADLINE, MEMORY))
     }
 
