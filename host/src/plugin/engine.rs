@@ -165,6 +165,8 @@ impl PluginEngine {
             path: path.into(),
             reason,
         };
+        // A first start spends seconds here; say so, so that it is not taken for a hang.
+        tracing::info!("compiling {} (kept for later starts)", path.display());
         if let Some(child) = &self.child {
             match child.compile(bytes, runtime.metered, &file) {
                 Ok(()) => {
