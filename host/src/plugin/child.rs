@@ -141,16 +141,18 @@ impl CompileChild {
 /// and exits 0; a component that does not compile exits 1 with the reason on stderr.
 pub fn serve(out: &Path, memory: u64, metered: bool) -> ExitCode {
     limit_address_space(memory);
-    let mut bytes = Vec::new();
-    let limit = super::MAX_COMPONENT_BYTES as u64;
-    if let Err(e) = std::io::stdin().take(limit + 1).read_to_end(&mut bytes) {
-        eprintln!("reading the component: {e}");
-        return ExitCode::FAILURE;
-    }
-    if bytes.len() as u64 > limit {
-        eprintln!("the component is larger than {} MiB", limit >> 20);
-        return ExitCode::FAILURE;
-    }
+    let bytes = match super::engine::read_bounded(std::io::stdin()) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            let limit = super::MAX_COMPONENT_BYTES >> 20;
+            eprintln!("the component is larger than {limit} MiB");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("reading the component: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match super::engine::compile_to(out, &bytes, metered) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {

@@ -114,3 +114,59 @@ pub(super) fn write_whole(file: &Path, code: &[u8]) -> std::io::Result<()> {
     tmp.persist(file).map_err(|e| e.error)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A cache file of `len` bytes (sparse: nothing written) last used `ago` before now.
+    fn old_file(dir: &Path, name: &str, len: u64, ago: u64) -> PathBuf {
+        let path = dir.join(format!("{name}.{EXTENSION}"));
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(len).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(ago))
+            .unwrap();
+        path
+    }
+
+    #[test]
+    fn over_its_size_the_least_recently_used_files_go_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(dir.path()).unwrap();
+        let third = MAX_BYTES / 3 + 1;
+        let oldest = old_file(dir.path(), "a", third, 300);
+        let older = old_file(dir.path(), "b", third, 200);
+        let newer = old_file(dir.path(), "c", third, 100);
+        let other = dir.path().join("notes.txt");
+        std::fs::write(&other, b"not compiled code").unwrap();
+        cache.trim();
+        assert!(older.exists() && newer.exists() && other.exists());
+        assert!(!oldest.exists(), "the least recently used file stayed");
+        // A file loaded since is used more recently than one that was not.
+        let fourth = old_file(dir.path(), "d", third, 0);
+        std::fs::File::options()
+            .write(true)
+            .open(&older)
+            .and_then(|f| f.set_modified(SystemTime::now()))
+            .unwrap();
+        cache.trim();
+        assert!(older.exists() && fourth.exists() && !newer.exists());
+    }
+
+    #[test]
+    fn stored_code_is_whole_and_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::open(&dir.path().join("made")).unwrap();
+        let file = dir.path().join("made/x.cwasm");
+        cache.store(&file, b"code");
+        assert_eq!(std::fs::read(&file).unwrap(), b"code");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("made"))
+            .unwrap()
+            .collect();
+        assert_eq!(names.len(), 1, "a temporary file was left behind");
+    }
+}

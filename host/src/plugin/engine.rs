@@ -38,22 +38,27 @@ pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
 
 /// Reads the component at `path`, refusing a file over [`MAX_COMPONENT_BYTES`].
 pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
-    let read_error = |source| LoadError::Read {
-        path: path.into(),
-        source,
-    };
-    let mut bytes = Vec::new();
-    let limit = MAX_COMPONENT_BYTES as u64;
-    std::fs::File::open(path)
-        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
-        .map_err(read_error)?;
-    if bytes.len() as u64 > limit {
-        return Err(LoadError::TooLarge {
+    let file = std::fs::File::open(path);
+    match file.and_then(read_bounded) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(LoadError::TooLarge {
             path: path.into(),
             limit: MAX_COMPONENT_BYTES,
-        });
+        }),
+        Err(source) => Err(LoadError::Read {
+            path: path.into(),
+            source,
+        }),
     }
-    Ok(bytes)
+}
+
+/// All of `from`, or `None` when it holds more than [`MAX_COMPONENT_BYTES`] (of which no
+/// more than one byte over is read).
+pub(super) fn read_bounded(from: impl Read) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    from.take(MAX_COMPONENT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() <= MAX_COMPONENT_BYTES).then_some(bytes))
 }
 
 /// Where compiled plugins are kept unless `ADSTREAM_COMPILE_CACHE` says otherwise (a
