@@ -3,18 +3,20 @@
 //! its place in the file. `adstream check` and `adstream run` build the same way, so
 //! whatever `check` accepts, `run` can start.
 
+mod plugins;
+
 use super::checkpoint;
 use super::stage::{CanarySpec, Input, Stage, StageSpec};
 use crate::batch::decode::Decoder;
 use crate::config::sink::FileSinkConfig;
 use crate::config::units::bytes;
 use crate::config::{Diagnostics, OnError, PipelineConfig, SinkConfig, SourceConfig, StageConfig};
-use crate::plugin::{CallError, Limits, Plugin, PluginEngine};
+use crate::plugin::{CallError, Limits, PluginEngine};
 use adstream_sdk::{Field, PluginError, Setup};
+use plugins::{Plugins, load};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use toml::Spanned;
 
 /// Where and how often checkpoints are saved.
 #[derive(Debug, Clone)]
@@ -87,7 +89,8 @@ pub fn build(
     for e in crate::sources::check(&cfg.source) {
         diags.error(Some(cfg.spans.source.clone()), e.to_string());
     }
-    let stages = build_stages(cfg, &decoder, &sinks, engine, &mut diags);
+    let plugins = Plugins::load(cfg, engine);
+    let stages = build_stages(cfg, &decoder, &sinks, &plugins, &mut diags);
     if !diags.is_empty() {
         return Err(diags.finish());
     }
@@ -141,7 +144,7 @@ fn build_stages(
     cfg: &PipelineConfig,
     decoder: &Decoder,
     sinks: &[(String, SinkConfig)],
-    engine: &PluginEngine,
+    plugins: &Plugins,
     diags: &mut Diagnostics,
 ) -> Vec<Option<Stage>> {
     let mut stages: Vec<Option<Stage>> = Vec::new();
@@ -157,7 +160,7 @@ fn build_stages(
                 .map(|s| s.output.clone()),
         };
         let stage = fields.and_then(|fields| {
-            let spec = spec(cfg, sc, input, fields, sinks, engine, diags)?;
+            let spec = spec(cfg, sc, input, fields, sinks, plugins, diags)?;
             start_stage(sc, spec, diags)
         });
         stages.push(stage);
@@ -198,39 +201,12 @@ fn sink_fields(
         .collect()
 }
 
-/// Loads a stage's plugin (or reuses it).
-fn load(
-    cfg: &PipelineConfig,
-    sc: &StageConfig,
-    plugin: &Spanned<String>,
-    engine: &PluginEngine,
-    diags: &mut Diagnostics,
-) -> Option<Arc<dyn Plugin>> {
-    let path = cfg.base_dir.join(plugin.get_ref());
-    let metered = sc
-        .limits
-        .as_ref()
-        .is_some_and(|l| l.get_ref().fuel.is_some());
-    match engine.load(&path, metered) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            let hint = "build the plugins with scripts/build-plugins.sh; paths are relative to the pipeline file";
-            diags.error_hint(
-                Some(plugin.span()),
-                format!("stage `{}`: {e}", sc.name.get_ref()),
-                hint,
-            );
-            None
-        }
-    }
-}
-
 /// The stage's `[stage.canary]`, its plugin loaded.
 fn canary(
     cfg: &PipelineConfig,
     sc: &StageConfig,
     setup: &Setup,
-    engine: &PluginEngine,
+    plugins: &Plugins,
     diags: &mut Diagnostics,
 ) -> Option<Arc<CanarySpec>> {
     let c = sc.canary.as_ref()?.get_ref();
@@ -238,7 +214,7 @@ fn canary(
         cfg,
         sc,
         c.plugin.as_ref().unwrap_or(&sc.plugin),
-        engine,
+        plugins,
         diags,
     )?;
     Some(Arc::new(CanarySpec {
@@ -260,11 +236,11 @@ fn spec(
     input: Input,
     fields: Vec<Field>,
     sinks: &[(String, SinkConfig)],
-    engine: &PluginEngine,
+    plugins: &Plugins,
     diags: &mut Diagnostics,
 ) -> Option<StageSpec> {
     let name = sc.name.get_ref();
-    let plugin = load(cfg, sc, &sc.plugin, engine, diags)?;
+    let plugin = load(cfg, sc, &sc.plugin, plugins, diags)?;
     let mut secrets = Vec::new();
     for (secret, r) in &sc.secrets {
         match r.get_ref().resolve(secret) {
@@ -285,7 +261,7 @@ fn spec(
         input: fields,
         secrets,
     };
-    let canary = canary(cfg, sc, &setup, engine, diags);
+    let canary = canary(cfg, sc, &setup, plugins, diags);
     let shard_by = shard_by(sc, &setup.input, plugin.stateful(), diags);
     Some(StageSpec {
         name: Arc::from(name.as_str()),

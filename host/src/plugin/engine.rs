@@ -12,6 +12,7 @@ use super::runtime::{self, Runtime};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -146,6 +147,43 @@ impl PluginEngine {
             path: path.to_path_buf(),
             compiled,
         }))
+    }
+
+    /// Loads each `(path, metered)` of `wanted` as [`load`](Self::load) does, compiling
+    /// on as many threads as there are cores: a first start compiles its plugins at once
+    /// (each compile, in a child or here, uses one core), not one after another.
+    pub fn load_all(
+        &self,
+        wanted: &[(PathBuf, bool)],
+    ) -> Vec<Result<Arc<LoadedPlugin>, LoadError>> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores.min(wanted.len());
+        if threads <= 1 {
+            return wanted.iter().map(|(p, m)| self.load(p, *m)).collect();
+        }
+        let next = AtomicUsize::new(0);
+        let done: Vec<Mutex<Option<_>>> = wanted.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((path, metered)) = wanted.get(i) else {
+                            break;
+                        };
+                        let loaded = self.load(path, *metered);
+                        *done[i].lock().expect("a load") = Some(loaded);
+                    }
+                });
+            }
+        });
+        done.into_iter()
+            .map(|d| {
+                d.into_inner()
+                    .expect("a load")
+                    .expect("every plugin loaded")
+            })
+            .collect()
     }
 
     /// The compiled component: mapped from the on-disk cache, else compiled by a child

@@ -118,6 +118,13 @@ impl Supervisor {
         let hash = r.spec.plugin.hash().to_string();
         match running.swap(r).await {
             Ok(outcome) => {
+                // A stage that rarely gets a batch (an alert formatter) can take minutes to
+                // confirm; say that the new version waits for it, so the wait is not silent.
+                tracing::info!(
+                    "{kind} change to pipeline `{pipeline}`, stage `{stage}`: {} is ready and \
+                     takes over at the stage's next batch",
+                    &hash[..12.min(hash.len())]
+                );
                 let events = self.events.clone();
                 tokio::spawn(async move {
                     let outcome = outcome.await;

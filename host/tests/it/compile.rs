@@ -154,3 +154,35 @@ fn a_plugin_file_over_the_size_limit_is_refused_unread() {
         "{err}"
     );
 }
+
+#[test]
+fn a_pipelines_plugins_compile_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, runs) = (dir.path().join("cache"), dir.path().join("runs"));
+    std::fs::create_dir(&runs).unwrap();
+    // Each child marks its start and waits (up to 10 s) until two children have started,
+    // then writes how many had. Compiled one after another, the first finds itself alone.
+    let body = format!(
+        "touch {r}/$$\n\
+         for i in $(seq 100); do [ $(ls {r} | wc -l) -ge 2 ] && break; sleep 0.1; done\n\
+         ls {r} | wc -l > {r}.seen.$$\n\
+         exec {BIN} \"$@\"",
+        r = runs.display()
+    );
+    let child = CompileChild::new(script(dir.path(), &body), Duration::from_secs(30), 1 << 30);
+    let demo = super::support::root().join("pipelines/demo.toml");
+    let cfg = adstream::config::load(&demo).unwrap_or_else(|d| panic!("{d:#?}"));
+    let built = adstream::pipeline::build(&cfg, &engine(&cache, child));
+    assert_eq!(built.map(|p| p.stages.len()).ok(), Some(6));
+    let seen: Vec<usize> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("runs.seen."))
+        .map(|p| std::fs::read_to_string(p).unwrap().trim().parse().unwrap())
+        .collect();
+    assert_eq!(seen.len(), 5, "a child for each of the demo's five plugins");
+    assert!(
+        seen.iter().all(|&n| n >= 2),
+        "a child compiled alone: {seen:?}"
+    );
+}
