@@ -3,7 +3,10 @@
 //! BENCHMARKS.md.
 //!
 //!   cargo bench -p adstream --bench suite -- [--repeat N] [--events N] [--only a,b]
-//!       [--services] [--write FILE]
+//!       [--case TEXT] [--services] [--write FILE]
+//!
+//! `--case TEXT` keeps only the plugins section's rows whose name holds TEXT (to profile
+//! one plugin, e.g. under `valgrind --tool=callgrind`).
 //!
 //! Sections: decode, plugins, boundary, chains, shards, startup, memory, and with `--services`
 //! (the broker, ClickHouse and Redis running) e2e and latency. Every figure is a median
@@ -26,6 +29,7 @@ struct Args {
     repeat: usize,
     events: u64,
     only: Option<Vec<String>>,
+    case: Option<String>,
     services: bool,
     write: Option<String>,
 }
@@ -35,6 +39,7 @@ fn args() -> Args {
         repeat: 5,
         events: 600_000,
         only: None,
+        case: None,
         services: false,
         write: None,
     };
@@ -45,6 +50,7 @@ fn args() -> Args {
             "--repeat" => a.repeat = value().parse().expect("--repeat N"),
             "--events" => a.events = value().parse().expect("--events N"),
             "--only" => a.only = Some(value().split(',').map(String::from).collect()),
+            "--case" => a.case = Some(value()),
             "--write" => a.write = Some(value()),
             "--services" => a.services = true,
             "--bench" => {}
@@ -95,7 +101,13 @@ async fn main() {
         add(decode::run(&decoder, &raw, data::bytes(&raw), n));
     }
     if wanted("plugins") {
-        add(plugins::run(&engine, &decoder.fields(), &batches, n));
+        add(plugins::run(
+            &engine,
+            &decoder.fields(),
+            &batches,
+            n,
+            a.case.as_deref(),
+        ));
     }
     if wanted("boundary") {
         add(plugins::boundary(&engine, &decoder.fields(), &batches, n));

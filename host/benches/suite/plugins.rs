@@ -146,10 +146,21 @@ fn lend(inst: &mut dyn Instance, b: &mut Batch, wm: i64) {
     std::hint::black_box(out.unwrap());
 }
 
-pub fn run(engine: &PluginEngine, input: &[Field], batches: &[Batch], n: usize) -> Section {
+/// Each case (those whose name holds `only`, if given): ns per row in WebAssembly and
+/// natively.
+pub fn run(
+    engine: &PluginEngine,
+    input: &[Field],
+    batches: &[Batch],
+    n: usize,
+    only: Option<&str>,
+) -> Section {
     let mut batches = batches.to_vec();
     let mut rows = Vec::new();
-    for case in CASES {
+    let cases = CASES
+        .iter()
+        .filter(|c| only.is_none_or(|o| c.name.contains(o)));
+    for case in cases {
         let wasm = per_row(&mut batches, n, || {
             let mut inst = instance(engine, case.file, setup(case.config, input, case.key));
             move |b: &mut Batch| lend(inst.as_mut(), b, watermark(b))
