@@ -20,6 +20,8 @@ pub struct FakePlugin {
     pub version: &'static str,
     /// Every call traps.
     pub broken: bool,
+    /// This version also traps on a row with this id (one that fails where others do not).
+    pub traps_on: Option<&'static str>,
     /// Its output writes this id in place of that one (a version that changed its rule).
     pub rename: Option<(&'static str, &'static str)>,
     /// Calls made to any of its instances, and the state each instance last had.
@@ -111,7 +113,10 @@ impl Instance for FakeInstance {
             std::thread::sleep(wait);
         }
         let ids = input.text("id").expect("fake input has ids");
-        let poisoned = (0..input.len()).any(|r| ids.get(r) == Some("poison"));
+        let traps = |id: Option<&str>| {
+            id == Some("poison") || id.is_some_and(|id| self.plugin.traps_on == Some(id))
+        };
+        let poisoned = (0..input.len()).any(|r| traps(ids.get(r)));
         if self.plugin.broken || poisoned {
             let trap = CallError::trap(TrapKind::Runtime("scripted trap".into()));
             return (input, Err(trap));

@@ -45,6 +45,9 @@ pub fn process_chain(
     for stage in later.iter_mut().filter(|s| s.spec.shard_by == by) {
         stage.router.follow(&first[0].router);
     }
+    if stages.iter().any(Stage::any_on_trial) {
+        return super::trial::run_chain(stages, parts, positions, watermark, dl);
+    }
     // Shard k's instances of every stage, moved out for the call (shard 0 is the stages).
     let mut lanes: Vec<Vec<Stage>> = (1..n).map(|_| Vec::new()).collect();
     for stage in stages.iter_mut() {

@@ -16,6 +16,7 @@ mod state;
 mod swap;
 #[cfg(test)]
 mod tests;
+mod trial;
 mod worker;
 
 pub use canary::{Canary, CanaryError, CanarySpec};
@@ -197,7 +198,7 @@ impl Stage {
                 outputs.extend(self.dispose(Reason::PluginFailure, reason, env, dl));
                 continue;
             }
-            let env = if self.probation.is_some() {
+            let env = if self.on_trial() {
                 match self.try_on_probation(env, watermark, dl, &mut outputs)? {
                     Some(env) => env,
                     None => continue,

@@ -134,3 +134,108 @@ fn the_other_shard_keeps_one_thread_of_its_own() {
     assert_eq!(others.len(), 1, "{threads:?}");
     assert_eq!(threads.len(), 6);
 }
+
+/// A new version of a sharded stage keyed by `id` (as `sharded` is), an instance per shard.
+fn sharded_replacement(plugin: &Arc<FakePlugin>, input: super::Input) -> super::Replacement {
+    let spec = super::StageSpec {
+        input,
+        shards: 2,
+        shard_by: Arc::from(["id".to_string()]),
+        ..spec(plugin, 5)
+    };
+    let (instance, output) = instantiate(&spec).unwrap();
+    let mut r = super::Replacement::new(spec, instance, output, None);
+    r.add_shard(instantiate(&r.spec).unwrap().0);
+    r
+}
+
+/// A version that traps on the row `e7`, which the version before took.
+fn fails_on_e7(version: &'static str) -> Arc<FakePlugin> {
+    Arc::new(FakePlugin {
+        version,
+        traps_on: Some("e7"),
+        ..Default::default()
+    })
+}
+
+fn refused_for_its_own_failure(outcome: SwapOutcome) {
+    match outcome {
+        SwapOutcome::Rejected(why) => assert!(why.contains("failed on its first batch"), "{why}"),
+        other => panic!("the swap took: {other:?}"),
+    }
+}
+
+/// The new version fails its first batch in the shard that holds `e7` and passes it in the
+/// other: it goes back in both (never two versions at once, as the swap is reported
+/// refused), and every row counts once, on the old version.
+#[test]
+fn a_new_version_failing_in_one_shard_goes_back_in_every_shard() {
+    let mut s = sharded(&FakePlugin::new("1"));
+    let mut dl = DeadLetters::new("test");
+    s.process(vec![env(&ids(50, None))], 0, &mut dl).unwrap();
+    let (reply, outcome) = oneshot::channel();
+    s.begin_swap(
+        sharded_replacement(&fails_on_e7("2"), super::Input::Source),
+        reply,
+    );
+    let out = s.process(vec![env(&ids(50, None))], 0, &mut dl).unwrap();
+    assert_eq!(out.iter().map(|e| e.rows()).sum::<usize>(), 50);
+    refused_for_its_own_failure(outcome.blocking_recv().unwrap());
+    let versions: Vec<&str> = std::iter::once(&s)
+        .chain(&s.lanes)
+        .map(|l| &*l.info.version)
+        .collect();
+    assert_eq!(versions, ["1", "1"]);
+    assert_eq!(shard_counts(&mut s).iter().sum::<u64>(), 100);
+    assert_eq!(
+        s.totals().rows_in,
+        100,
+        "the share run again is counted once"
+    );
+    assert!(dl.is_empty(), "the old version took every row");
+}
+
+/// The same in a chain, where each shard runs its rows through every stage: the stage on
+/// trial goes back in every shard before the next stage sees its output; a version that
+/// passes is then kept in every shard.
+#[test]
+fn in_a_chain_the_stage_on_trial_keeps_one_version_in_every_shard() {
+    use crate::pipeline::fake::sharded as stage_of;
+    use crate::pipeline::stage::{Input, process_chain};
+    let mut stages = vec![
+        stage_of(Input::Source, 2, &["id"]),
+        stage_of(Input::Stage(0), 2, &["id"]),
+    ];
+    let mut dl = DeadLetters::new("test");
+    process_chain(&mut stages, vec![env(&ids(50, None))], 0, &mut dl).unwrap();
+    let versions = |s: &super::Stage| -> Vec<String> {
+        std::iter::once(s)
+            .chain(&s.lanes)
+            .map(|l| l.info.version.clone())
+            .collect()
+    };
+    for (new, took) in [(fails_on_e7("2"), false), (FakePlugin::new("3"), true)] {
+        let (reply, outcome) = oneshot::channel();
+        stages[1].begin_swap(sharded_replacement(&new, Input::Stage(0)), reply);
+        let outs = process_chain(&mut stages, vec![env(&ids(50, None))], 0, &mut dl).unwrap();
+        assert_eq!(outs[1].iter().map(|e| e.rows()).sum::<usize>(), 50);
+        let outcome = outcome.blocking_recv().unwrap();
+        match took {
+            false => refused_for_its_own_failure(outcome),
+            true => assert!(
+                matches!(outcome, SwapOutcome::Swapped { .. }),
+                "{outcome:?}"
+            ),
+        }
+        let want = if took { "3" } else { "1" };
+        assert_eq!(versions(&stages[1]), [want, want]);
+    }
+    for s in &mut stages {
+        assert_eq!(
+            shard_counts(s).iter().sum::<u64>(),
+            150,
+            "every row once in each stage"
+        );
+    }
+    assert!(dl.is_empty());
+}

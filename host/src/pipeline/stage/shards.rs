@@ -11,6 +11,7 @@
 
 use super::route::Router;
 use super::share::{Share, cut};
+use super::trial::FOLLOWED;
 use super::worker::Worker;
 use super::{Replacement, Stage, StageFatal, SwapOutcome};
 use crate::batch::interleave::in_input_order;
@@ -31,6 +32,9 @@ impl Stage {
         watermark: i64,
         dl: &mut DeadLetters,
     ) -> Result<Vec<Envelope>, StageFatal> {
+        if self.any_on_trial() {
+            return self.process_trial(inputs, watermark, dl);
+        }
         let n = self.lanes.len() + 1;
         let keyed = !self.spec.shard_by.is_empty();
         let (positions, parts) = cut(inputs, &self.spec.shard_by, &mut self.router, n);
@@ -169,10 +173,12 @@ impl Stage {
                 .into_iter()
                 .filter_map(|rx| rx.blocking_recv().ok())
                 .collect();
-            let refused = outcomes
-                .iter()
-                .find(|o| matches!(o, SwapOutcome::Rejected(_)));
-            if let Some(o) = refused.or(outcomes.first()) {
+            // The shard whose instance failed says why; the others only followed it.
+            let refused = |own: bool| {
+                (outcomes.iter())
+                    .find(|o| matches!(o, SwapOutcome::Rejected(w) if own != (w == FOLLOWED)))
+            };
+            if let Some(o) = refused(true).or(refused(false)).or(outcomes.first()) {
                 let _ = reply.send(o.clone());
             }
         });

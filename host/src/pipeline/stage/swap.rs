@@ -81,6 +81,10 @@ pub(super) struct Probation {
     recovery: super::state::Recovery,
     pause: Duration,
     reply: oneshot::Sender<SwapOutcome>,
+    /// Waiting for the stage's other shards: the verdict is theirs together (`trial.rs`).
+    pub(super) held: bool,
+    /// How long its first batch took, once it passed while held.
+    pub(super) passed: Option<Duration>,
 }
 
 impl Stage {
@@ -109,13 +113,8 @@ impl Stage {
             let why = "superseded by a newer version before its first batch";
             self.end_probation(Err(why.into()));
         }
-        if output != self.output {
-            let _ = reply.send(SwapOutcome::Rejected(format!(
-                "its output columns differ from the running version's ({} vs {}); \
-                 the stages after it expect the old ones",
-                describe(&output),
-                describe(&self.output)
-            )));
+        if let Some(why) = self.other_output(&output) {
+            let _ = reply.send(SwapOutcome::Rejected(why));
             return;
         }
         let began = Instant::now();
@@ -153,11 +152,25 @@ impl Stage {
             recovery: old_recovery,
             pause,
             reply,
+            held: false,
+            passed: None,
         });
         self.attach_canary(canary);
         // A new version gets a fresh start: the old one's failures are not held against it.
         self.stats.quarantined = false;
         self.stats.failing_in_a_row = 0;
+    }
+
+    /// Why a version with `output` columns cannot take the running one's place, if so.
+    fn other_output(&self, output: &[Field]) -> Option<String> {
+        (output != self.output).then(|| {
+            format!(
+                "its output columns differ from the running version's ({} vs {}); \
+                 the stages after it expect the old ones",
+                describe(output),
+                describe(&self.output)
+            )
+        })
     }
 
     /// Ends a probation: `Ok(first batch's time)` keeps the new instance; `Err(why)` brings
@@ -203,7 +216,10 @@ impl Stage {
             Ok(out) => {
                 let (output, input) = self.accept(out, env, dl);
                 outputs.extend(output);
-                self.end_probation(Ok(Some(took)));
+                match self.probation.as_mut() {
+                    Some(p) if p.held => p.passed = Some(took),
+                    _ => self.end_probation(Ok(Some(took))),
+                }
                 self.after_success(input, watermark)?;
                 Ok(None)
             }
@@ -237,6 +253,11 @@ impl Stage {
 
     pub fn on_probation(&self) -> bool {
         self.probation.is_some() || self.lanes.iter().any(Stage::on_probation)
+    }
+
+    /// Whether the instance's next batch is a new version's first (its trial).
+    pub(super) fn on_trial(&self) -> bool {
+        self.probation.as_ref().is_some_and(|p| p.passed.is_none())
     }
 }
 
