@@ -49,7 +49,7 @@ fn slice<'a>(offsets: &[u32], text: &'a str, i: usize) -> &'a str {
 
 impl<'a> StrCol<'a> {
     /// The value of `row`, or `None` if it is null.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, row: usize) -> Option<&'a str> {
         if !is_valid(self.valid, row) {
             return None;
@@ -58,7 +58,7 @@ impl<'a> StrCol<'a> {
     }
 
     /// The value of `row`; a null row reads as the empty string.
-    #[inline]
+    #[inline(always)]
     pub fn value(&self, row: usize) -> &'a str {
         match self.repr {
             StrRepr::Text { offsets, text } => slice(offsets, text, row),

@@ -77,8 +77,16 @@ impl<'a, T: Copy> ByKey<'a, T> {
     fn get(&self, row: usize) -> T {
         match self.col.key(row) {
             Some(k) => self.table[(k as usize).min(self.table.len() - 1)],
-            None => (self.decode)(self.col.value(row)),
+            None => self.decode_text(row),
         }
+    }
+
+    /// A row of a text column (not a dictionary), decoded each time: out of the row loop,
+    /// which the shipped events (dictionaries) never take this way.
+    #[cold]
+    #[inline(never)]
+    fn decode_text(&self, row: usize) -> T {
+        (self.decode)(self.col.value(row))
     }
 }
 

@@ -54,15 +54,23 @@ impl<'a> DimReader<'a> {
     #[inline]
     pub fn id(&mut self, row: usize, interner: &mut Interner) -> u32 {
         let Some(key) = self.col.key(row).filter(|_| self.col.is_valid(row)) else {
-            return interner.id(self.col.get(row).unwrap_or(""));
+            return text_id(&self.col, row, interner);
         };
         let k = key as usize;
         if k >= self.by_key.len() {
             self.by_key.resize(k + 1, UNSEEN);
         }
         if self.by_key[k] == UNSEEN {
-            self.by_key[k] = interner.id(self.col.value(row));
+            self.by_key[k] = text_id(&self.col, row, interner);
         }
         self.by_key[k]
     }
+}
+
+/// The id of `row`'s text (a null row's is the empty string's): once per dictionary value,
+/// or per row of a text column; out of the row loop.
+#[cold]
+#[inline(never)]
+fn text_id(col: &StrCol<'_>, row: usize, interner: &mut Interner) -> u32 {
+    interner.id(col.get(row).unwrap_or(""))
 }
