@@ -90,7 +90,7 @@ fn stage_line(st: &Value) -> String {
         text(&pl["role"]),
         text(&pl["name"]),
         text(&pl["version"]),
-        hash.get(..12).unwrap_or(&hash),
+        crate::plugin::short_hash(&hash),
         text(&pl["loaded_at"]),
         text(&stats["rows_in"]),
         text(&stats["rows_out"]),
@@ -118,7 +118,7 @@ fn canary_lines(c: &Value) -> String {
         "      canary {} sha256:{} {}: {} calls, rows {} vs {}: {} same, {} changed, {} added, {} removed
 ",
         text(&c["version"]),
-        text(&c["hash"]).get(..12).unwrap_or_default(),
+        crate::plugin::short_hash(&text(&c["hash"])),
         text(&c["state"]),
         text(&c["calls"]),
         text(&c["rows_current"]),

@@ -162,28 +162,28 @@ impl PluginEngine {
             return wanted.iter().map(|(p, m)| self.load(p, *m)).collect();
         }
         let next = AtomicUsize::new(0);
-        let done: Vec<Mutex<Option<_>>> = wanted.iter().map(|_| Mutex::new(None)).collect();
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((path, metered)) = wanted.get(i) else {
-                            break;
-                        };
-                        let loaded = self.load(path, *metered);
-                        *done[i].lock().expect("a load") = Some(loaded);
-                    }
-                });
-            }
+        let mut loaded: Vec<(usize, _)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut got = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some((path, metered)) = wanted.get(i) else {
+                                return got;
+                            };
+                            got.push((i, self.load(path, *metered)));
+                        }
+                    })
+                })
+                .collect();
+            let joined = workers
+                .into_iter()
+                .map(|w| w.join().expect("a loading thread"));
+            joined.flatten().collect()
         });
-        done.into_iter()
-            .map(|d| {
-                d.into_inner()
-                    .expect("a load")
-                    .expect("every plugin loaded")
-            })
-            .collect()
+        loaded.sort_by_key(|(i, _)| *i);
+        loaded.into_iter().map(|(_, l)| l).collect()
     }
 
     /// The compiled component: mapped from the on-disk cache, else compiled by a child

@@ -111,6 +111,11 @@ pub fn retag(component: &[u8], tag: u8) -> Vec<u8> {
     out
 }
 
+/// The first 12 characters of a content hash: how logs and `adstream status` show it.
+pub fn short_hash(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
 /// The content hash plugins are known by.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;

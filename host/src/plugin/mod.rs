@@ -27,6 +27,6 @@ pub use engine::{MAX_COMPONENT_BYTES, PluginEngine, read_component};
 pub use error::{CallError, Malformed, Trap, TrapKind};
 pub use instance::PluginInstance;
 pub use limits::Limits;
-pub use loaded::{LoadError, LoadedPlugin, retag, sha256_hex};
+pub use loaded::{LoadError, LoadedPlugin, retag, sha256_hex, short_hash};
 pub use role::Role;
 pub use runtime::TICK;

@@ -31,7 +31,7 @@ impl Supervisor {
                 let detail = format!(
                     "canary {} ({}): {:?}; {}",
                     c.version,
-                    &c.hash[..12.min(c.hash.len())],
+                    crate::plugin::short_hash(&c.hash),
                     c.state,
                     c.verdict.unwrap_or_default()
                 );

@@ -123,7 +123,7 @@ impl Supervisor {
                 tracing::info!(
                     "{kind} change to pipeline `{pipeline}`, stage `{stage}`: {} is ready and \
                      takes over at the stage's next batch",
-                    &hash[..12.min(hash.len())]
+                    crate::plugin::short_hash(&hash)
                 );
                 let events = self.events.clone();
                 tokio::spawn(async move {
@@ -175,7 +175,7 @@ impl Supervisor {
                 });
                 change.detail = format!(
                     "now runs {who}({}), state handed over in {} µs",
-                    &done.hash[..12.min(done.hash.len())],
+                    crate::plugin::short_hash(&done.hash),
                     pause.as_micros()
                 );
                 if let Some(m) = m {

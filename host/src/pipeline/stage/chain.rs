@@ -92,14 +92,13 @@ pub fn process_chain(
         dl.extend(lane_dl);
         per_lane.push(result?);
     }
-    let keyed = !by.is_empty();
     Ok((0..stages.len())
         .map(|s| {
             let outs: Vec<Envelope> = per_lane
                 .iter_mut()
                 .flat_map(|l| std::mem::take(&mut l[s]))
                 .collect();
-            merge(outs, positions.as_deref().filter(|_| keyed))
+            merge(outs, positions.as_deref())
         })
         .collect())
 }

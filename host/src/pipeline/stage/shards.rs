@@ -36,9 +36,7 @@ impl Stage {
             return self.process_trial(inputs, watermark, dl);
         }
         let n = self.lanes.len() + 1;
-        let keyed = !self.spec.shard_by.is_empty();
         let (positions, parts) = cut(inputs, &self.spec.shard_by, &mut self.router, n);
-        let positions = positions.filter(|_| keyed);
         let mut parts = parts.into_iter();
         let own = parts.next();
         let source: std::sync::Arc<str> = dl.source().into();

@@ -24,17 +24,23 @@ impl Share {
     }
 }
 
-/// The input's source positions (if every row has one), and its share for each shard.
+/// The input's source positions when keyed by `by` (and every row has one: the shards'
+/// outputs are put back in input order by them, see `shards::merge`), and its share for
+/// each shard.
 pub(super) fn cut(
     inputs: Vec<Envelope>,
     by: &[String],
     router: &mut Router,
     n: usize,
 ) -> (Option<Vec<Position>>, Vec<Share>) {
-    let positions = inputs.iter().try_fold(Vec::new(), |mut all, e| {
+    let gather = |mut all: Vec<Position>, e: &Envelope| {
         all.extend(e.positions.as_ref()?);
         Some(all)
-    });
+    };
+    let positions = match by.is_empty() {
+        true => None,
+        false => inputs.iter().try_fold(Vec::new(), gather),
+    };
     let mut picks: Vec<Vec<Vec<u32>>> = (0..n).map(|_| Vec::new()).collect();
     for env in &inputs {
         for (share, rows) in picks.iter_mut().zip(split(env, by, router, n)) {

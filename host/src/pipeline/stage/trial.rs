@@ -47,7 +47,6 @@ impl Stage {
     ) -> Result<Vec<Envelope>, StageFatal> {
         let n = self.lanes.len() + 1;
         let (positions, parts) = cut(inputs, &self.spec.shard_by, &mut self.router, n);
-        let positions = positions.filter(|_| !self.spec.shard_by.is_empty());
         let flows = parts.into_iter().map(Share::take).collect();
         let outs = run_shards(self, flows, watermark, dl)?;
         Ok(super::shards::merge(outs.concat(), positions.as_deref()))
@@ -66,8 +65,6 @@ pub(super) fn run_chain(
     dl: &mut DeadLetters,
 ) -> Result<Vec<Vec<Envelope>>, StageFatal> {
     let mut flows: Vec<Vec<Envelope>> = parts.into_iter().map(Share::take).collect();
-    let keyed = stages.first().is_some_and(|s| !s.spec.shard_by.is_empty());
-    let positions = positions.filter(|_| keyed);
     let last = stages.len().saturating_sub(1);
     let mut outs = Vec::with_capacity(stages.len());
     for (i, stage) in stages.iter_mut().enumerate() {
