@@ -95,6 +95,7 @@ pub enum Command {
     /// as a child process; see `plugin/child.rs`).
     #[command(name = "compile-plugin", hide = true)]
     CompilePlugin {
+        /// The cache entry: the file is named by it and the code's checksum.
         #[arg(long)]
         out: PathBuf,
         /// The child's address-space limit, in bytes.

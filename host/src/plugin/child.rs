@@ -66,7 +66,8 @@ impl CompileChild {
         }
     }
 
-    /// Compiles `bytes` for the plain or fuel-metered engine into the file `out`.
+    /// Compiles `bytes` for the plain or fuel-metered engine into the cache entry `out`
+    /// (see [`write_entry`](super::disk::write_entry)).
     pub(super) fn compile(
         &self,
         bytes: &[u8],
@@ -137,7 +138,7 @@ impl CompileChild {
 }
 
 /// The child's side: reads a component from stdin (at most
-/// [`MAX_COMPONENT_BYTES`](super::MAX_COMPONENT_BYTES)), compiles it into the file `out`
+/// [`MAX_COMPONENT_BYTES`](super::MAX_COMPONENT_BYTES)), compiles it into the cache entry `out`
 /// and exits 0; a component that does not compile exits 1 with the reason on stderr.
 pub fn serve(out: &Path, memory: u64, metered: bool) -> ExitCode {
     limit_address_space(memory);

@@ -1,11 +1,16 @@
 //! Compiled plugins on disk: one file of machine code per component and engine setting,
 //! which a later start maps instead of compiling. A file is named by the component's
-//! SHA-256, the engine (plain or fuel-metered) and a hash of the engine's compile settings;
-//! one that does not load (damaged, or from another Wasmtime) is removed and compiled
-//! again. The files are mapped, not read: their pages are the page cache's, shared by
-//! every process that runs the plugin, and only the code that runs is resident.
+//! SHA-256, the engine (plain or fuel-metered), a hash of the engine's compile settings,
+//! and the first 32 hex digits of its own content's SHA-256: the host runs this code, so a
+//! file whose bytes no longer match its name (a flipped bit, a truncated write) is removed
+//! and compiled again rather than run, as is one that does not load (from another
+//! Wasmtime). The files are mapped, not read into the heap: their pages are the page
+//! cache's, shared by every process that runs the plugin, and only the code that runs is
+//! resident; checking one reads it through a small buffer.
 
+use sha2::Digest;
 use std::hash::{Hash, Hasher};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 use wasmtime::Engine;
@@ -15,6 +20,10 @@ use wasmtime::component::Component;
 const MAX_BYTES: u64 = 256 << 20;
 
 const EXTENSION: &str = "cwasm";
+
+/// Hex digits of a file's own SHA-256 in its name: 128 bits, so that damage never passes
+/// for the code by chance.
+const SUM_DIGITS: usize = 32;
 
 /// A folder of compiled plugins.
 pub(super) struct DiskCache {
@@ -35,25 +44,43 @@ impl DiskCache {
         }
     }
 
-    /// Where the component with SHA-256 `hash`, compiled by `engine`, is kept.
-    pub fn file(&self, engine: &Engine, hash: &str, metered: bool) -> PathBuf {
+    /// The name, without its checksum, of the component with SHA-256 `hash` compiled by
+    /// `engine`: its entry's stem.
+    pub fn stem(&self, engine: &Engine, hash: &str, metered: bool) -> PathBuf {
         let mut settings = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut settings);
         env!("CARGO_PKG_VERSION").hash(&mut settings);
         let kind = if metered { "metered" } else { "plain" };
-        let name = format!("{hash}-{kind}-{:016x}.{EXTENSION}", settings.finish());
-        self.dir.join(name)
+        self.dir
+            .join(format!("{hash}-{kind}-{:016x}", settings.finish()))
     }
 
-    /// The compiled component in `file`, if there is one that loads; one that does not is
-    /// removed.
-    pub fn load(&self, engine: &Engine, file: &Path) -> Option<Component> {
-        if !file.exists() {
-            return None;
+    /// The compiled component under `stem`, if a file there is whole and loads; any other
+    /// file under it is removed.
+    pub fn load(&self, engine: &Engine, stem: &Path) -> Option<Component> {
+        for file in files_of(stem) {
+            let damage = match intact(&file) {
+                Ok(true) => None,
+                Ok(false) => Some("does not match its checksum".to_string()),
+                Err(e) => Some(format!("cannot be read: {e}")),
+            };
+            if let Some(damage) = damage {
+                tracing::warn!("compiling again: {} {damage}", file.display());
+                let _ = std::fs::remove_file(&file);
+            } else if let Some(component) = self.map(engine, &file) {
+                return Some(component);
+            }
         }
-        // SAFETY: the file holds code this host compiled (Wasmtime checks its header, its
-        // version and the engine's settings); the folder must be writable only by the
-        // user who runs adstream, as the README says.
+        None
+    }
+
+    /// The compiled component in `file`, whose bytes were checked; removed if it does not
+    /// load.
+    fn map(&self, engine: &Engine, file: &Path) -> Option<Component> {
+        // SAFETY: the file holds code this host compiled, its bytes as written (checked
+        // against its name just before; Wasmtime checks its header, its version and the
+        // engine's settings); the folder must be writable only by the user who runs
+        // adstream, as the README says.
         match unsafe { Component::deserialize_file(engine, file) } {
             Ok(component) => {
                 // Its time of last use, for the eviction of the least recently used.
@@ -71,10 +98,10 @@ impl DiskCache {
         }
     }
 
-    /// Keeps `code` in `file`, written whole or not at all, then trims the folder.
-    pub fn store(&self, file: &Path, code: &[u8]) {
-        if let Err(e) = write_whole(file, code) {
-            tracing::warn!("cannot keep compiled code in {}: {e}", file.display());
+    /// Keeps `code` under `stem`, written whole or not at all, then trims the folder.
+    pub fn store(&self, stem: &Path, code: &[u8]) {
+        if let Err(e) = write_entry(stem, code) {
+            tracing::warn!("cannot keep compiled code in {}: {e}", stem.display());
         }
         self.trim();
     }
@@ -105,9 +132,67 @@ impl DiskCache {
     }
 }
 
+/// Keeps `code` under `stem`: in the file named by the stem and the code's checksum.
+pub(super) fn write_entry(stem: &Path, code: &[u8]) -> std::io::Result<()> {
+    let sum = checksum(code)?;
+    write_whole(&named(stem, &sum), code)
+}
+
+/// The file under `stem` for code with checksum `sum`.
+fn named(stem: &Path, sum: &str) -> PathBuf {
+    let mut name = stem.as_os_str().to_owned();
+    name.push(format!("-{sum}.{EXTENSION}"));
+    name.into()
+}
+
+/// The files under `stem`, whatever their checksum.
+fn files_of(stem: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(stem)) = (stem.parent(), stem.file_name().and_then(|s| s.to_str())) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let prefix = format!("{stem}-");
+    (entries.flatten())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == EXTENSION))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .collect()
+}
+
+/// Whether `file`'s bytes have the checksum its name ends with.
+fn intact(file: &Path) -> std::io::Result<bool> {
+    let named = file.file_stem().and_then(|n| n.to_str());
+    let Some((_, sum)) = named.and_then(|n| n.rsplit_once('-')) else {
+        return Ok(false);
+    };
+    Ok(checksum(std::fs::File::open(file)?)? == sum)
+}
+
+/// The first [`SUM_DIGITS`] hex digits of the SHA-256 of what `from` reads, through a
+/// buffer of 64 KiB (not the file's size: checking must not raise the host's peak memory).
+fn checksum(mut from: impl Read) -> std::io::Result<String> {
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0; 64 << 10];
+    loop {
+        match from.read(&mut buffer)? {
+            0 => break,
+            n => hasher.update(&buffer[..n]),
+        }
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(hex[..SUM_DIGITS].to_string())
+}
+
 /// Writes `code` beside `file` and renames it into place, so that no reader (this host or
 /// another) ever maps a half-written file.
-pub(super) fn write_whole(file: &Path, code: &[u8]) -> std::io::Result<()> {
+fn write_whole(file: &Path, code: &[u8]) -> std::io::Result<()> {
     let dir = file.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, code)?;
@@ -159,14 +244,40 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let cache = DiskCache::open(&dir.path().join("made")).unwrap();
-        let file = dir.path().join("made/x.cwasm");
-        cache.store(&file, b"code");
-        assert_eq!(std::fs::read(&file).unwrap(), b"code");
-        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        cache.store(&dir.path().join("made/x"), b"code");
         let names: Vec<_> = std::fs::read_dir(dir.path().join("made"))
             .unwrap()
+            .map(|e| e.unwrap().path())
             .collect();
-        assert_eq!(names.len(), 1, "a temporary file was left behind");
+        assert_eq!(
+            names.len(),
+            1,
+            "a temporary file was left behind: {names:?}"
+        );
+        assert_eq!(std::fs::read(&names[0]).unwrap(), b"code");
+        let mode = std::fs::metadata(&names[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+
+    #[test]
+    fn an_entry_is_named_by_its_checksum_and_a_changed_byte_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("abc-plain-01");
+        write_entry(&stem, b"machine code").unwrap();
+        // Another entry whose stem starts the same is not this one's.
+        write_entry(&dir.path().join("abc-plain-012"), b"other code").unwrap();
+        let files = files_of(&stem);
+        assert_eq!(files.len(), 1, "{files:?}");
+        let name = files[0].file_name().unwrap().to_str().unwrap();
+        assert_eq!(
+            name.len(),
+            "abc-plain-01-.cwasm".len() + SUM_DIGITS,
+            "{name}"
+        );
+        assert!(intact(&files[0]).unwrap());
+        std::fs::write(&files[0], b"machine codE").unwrap();
+        assert!(!intact(&files[0]).unwrap(), "one changed byte passed");
+        std::fs::write(&files[0], b"machine cod").unwrap();
+        assert!(!intact(&files[0]).unwrap(), "a truncated file passed");
     }
 }

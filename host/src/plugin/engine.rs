@@ -200,8 +200,8 @@ impl PluginEngine {
         let Some(disk) = &self.disk else {
             return compile_here(engine, path, bytes);
         };
-        let file = disk.file(engine, hash, runtime.metered);
-        if let Some(component) = disk.load(engine, &file) {
+        let stem = disk.stem(engine, hash, runtime.metered);
+        if let Some(component) = disk.load(engine, &stem) {
             return Ok(component);
         }
         let failed = |reason: String| LoadError::Compile {
@@ -211,10 +211,10 @@ impl PluginEngine {
         // A first start spends seconds here; say so, so that it is not taken for a hang.
         tracing::info!("compiling {} (kept for later starts)", path.display());
         if let Some(child) = &self.child {
-            match child.compile(bytes, runtime.metered, &file) {
+            match child.compile(bytes, runtime.metered, &stem) {
                 Ok(()) => {
                     disk.trim();
-                    let loaded = disk.load(engine, &file);
+                    let loaded = disk.load(engine, &stem);
                     return loaded.ok_or_else(|| failed("its compiled code does not load".into()));
                 }
                 Err(ChildError::Spawn(e)) => {
@@ -225,7 +225,7 @@ impl PluginEngine {
         }
         let component = compile_here(engine, path, bytes)?;
         if let Ok(code) = component.serialize() {
-            disk.store(&file, &code);
+            disk.store(&stem, &code);
         }
         Ok(component)
     }
@@ -242,11 +242,12 @@ fn compile_here(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component,
 }
 
 /// A compile child's work: compiles `bytes` with the engine settings of
-/// [`Runtime`](super::runtime::Runtime) and writes the code to `out`.
+/// [`Runtime`](super::runtime::Runtime) and keeps the code under the cache entry `out`
+/// (a file named by `out` and the code's checksum).
 pub(super) fn compile_to(out: &Path, bytes: &[u8], metered: bool) -> Result<(), String> {
     let engine = Engine::new(&runtime::config(metered)).map_err(|e| chain(&e))?;
     let code = engine.precompile_component(bytes).map_err(|e| chain(&e))?;
-    super::disk::write_whole(out, &code).map_err(|e| format!("writing {}: {e}", out.display()))
+    super::disk::write_entry(out, &code).map_err(|e| format!("writing {}: {e}", out.display()))
 }
 
 /// Returns the allocator's free memory to the system: glibc keeps what compiling a

@@ -79,16 +79,24 @@ fn compiled_plugins_are_kept_on_disk_and_a_damaged_entry_is_compiled_again() {
         .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
         .collect();
     assert_eq!(entries.len(), 2, "{entries:?}");
-    for e in &entries {
-        std::fs::write(e, b"not compiled code").unwrap();
-    }
+    let good: Vec<Vec<u8>> = entries.iter().map(|e| std::fs::read(e).unwrap()).collect();
+    // One flipped bit in the middle of the code: a file that still maps and would run.
+    let mut flipped = good[0].clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 1;
+    std::fs::write(&entries[0], &flipped).unwrap();
+    std::fs::write(&entries[1], b"not compiled code").unwrap();
     let (p, metered) = load();
     for p in [p, metered] {
         let inst = p.instantiate("t".into(), &Default::default(), 0).unwrap();
         assert_eq!(inst.info().name, "pii-hash");
     }
-    // The damaged entries were replaced by good ones.
-    for e in &entries {
-        assert_ne!(std::fs::read(e).unwrap(), b"not compiled code");
+    // The damaged entries were compiled again: the same code as at first.
+    for (e, good) in entries.iter().zip(&good) {
+        assert!(
+            std::fs::read(e).unwrap() == *good,
+            "{} was kept",
+            e.display()
+        );
     }
 }
