@@ -29,14 +29,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// What the supervisor acts on.
 pub enum Event {
     /// Files changed (settled, normalized paths).
     Files(Vec<PathBuf>),
-    /// A processor finished a swap the supervisor asked for.
-    Swapped(Box<SwapDone>),
     /// Stop every pipeline (flushing open windows) and end.
     Stop,
 }
@@ -46,6 +44,8 @@ pub struct SwapDone {
     pipeline: String,
     stage: String,
     hash: String,
+    /// The new version's name and version, as its log line names it.
+    who: String,
     kind: &'static str,
     outcome: SwapOutcome,
 }
@@ -72,6 +72,10 @@ pub struct Supervisor {
     /// Folders where a new pipeline file starts a new pipeline.
     pipeline_dirs: Vec<PathBuf>,
     finished: Vec<Outcome>,
+    /// Swaps handed to pipelines, each ending when its new version ran a batch or was
+    /// refused; awaited at the stop too, since a stop's flush can be a new version's first
+    /// batch.
+    swaps: JoinSet<SwapDone>,
 }
 
 /// The running supervisor task.
@@ -113,6 +117,7 @@ impl Supervisor {
             watcher: None,
             pipeline_dirs: Vec::new(),
             finished: Vec::new(),
+            swaps: JoinSet::new(),
         }
     }
 
@@ -217,9 +222,9 @@ impl Supervisor {
             tokio::select! {
                 event = self.rx.recv() => match event {
                     Some(Event::Files(paths)) => self.files_changed(paths).await,
-                    Some(Event::Swapped(done)) => self.swap_done(*done),
                     Some(Event::Stop) | None => break,
                 },
+                Some(Ok(done)) = self.swaps.join_next() => self.swap_done(done),
                 _ = tick.tick() => {
                     self.reap().await;
                     if self.pipelines.is_empty() && self.pipeline_dirs.is_empty() {
@@ -232,6 +237,12 @@ impl Supervisor {
         for m in std::mem::take(&mut self.pipelines) {
             let outcome = self.stop_one(m).await;
             self.finished.push(outcome);
+        }
+        // Every pipeline has ended, so every swap has its outcome.
+        while let Some(done) = self.swaps.join_next().await {
+            if let Ok(done) = done {
+                self.swap_done(done);
+            }
         }
         self.finished
     }

@@ -2,7 +2,7 @@
 //! compiles it (once, through the engine's cache) and asks each pipeline to prepare and
 //! swap it in; the pipeline does the rest at a batch boundary.
 
-use super::{Event, Supervisor, SwapDone, normalize, status::Change};
+use super::{Supervisor, SwapDone, normalize, status::Change};
 use crate::pipeline::{Replacement, SwapOutcome};
 use crate::plugin::{LoadError, Plugin, read_component, sha256_hex};
 use std::path::Path;
@@ -116,6 +116,8 @@ impl Supervisor {
         let pipeline = running.name().to_string();
         let stage = r.spec.name.to_string();
         let hash = r.spec.plugin.hash().to_string();
+        let info = r.view().info;
+        let who = format!("{} {}", info.name, info.version);
         match running.swap(r).await {
             Ok(outcome) => {
                 // A stage that rarely gets a batch (an alert formatter) can take minutes to
@@ -125,17 +127,15 @@ impl Supervisor {
                      takes over at the stage's next batch",
                     crate::plugin::short_hash(&hash)
                 );
-                let events = self.events.clone();
-                tokio::spawn(async move {
-                    let outcome = outcome.await;
-                    let done = SwapDone {
+                self.swaps.spawn(async move {
+                    SwapDone {
                         pipeline,
                         stage,
                         hash,
+                        who,
                         kind,
-                        outcome,
-                    };
-                    let _ = events.send(Event::Swapped(Box::new(done)));
+                        outcome: outcome.await,
+                    }
                 });
             }
             Err(e) => {
@@ -160,24 +160,17 @@ impl Supervisor {
                 change.accepted = true;
                 change.pause_us = Some(pause.as_micros() as u64);
                 change.first_batch_us = first_batch.map(|d| d.as_micros() as u64);
+                change.detail = format!(
+                    "now runs {} ({}), state handed over in {} µs",
+                    done.who,
+                    crate::plugin::short_hash(&done.hash),
+                    pause.as_micros()
+                );
+                // Gone when the swap's first batch was its pipeline's last.
                 let m = self
                     .pipelines
                     .iter()
                     .find(|m| m.running.name() == done.pipeline);
-                let view = m.and_then(|m| {
-                    m.running
-                        .stages()
-                        .into_iter()
-                        .find(|v| *v.spec.name == done.stage)
-                });
-                let who = view.map_or_else(String::new, |v| {
-                    format!("{} {} ", v.info.name, v.info.version)
-                });
-                change.detail = format!(
-                    "now runs {who}({}), state handed over in {} µs",
-                    crate::plugin::short_hash(&done.hash),
-                    pause.as_micros()
-                );
                 if let Some(m) = m {
                     self.publish(m, "running");
                 }

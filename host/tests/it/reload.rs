@@ -72,7 +72,12 @@ async fn start(file: &Path) -> Handle {
 fn metrics_pipeline(dir: &Path) -> PathBuf {
     own_copy(dir, "window_aggregate");
     own_copy(dir, "anomaly_ema");
-    let text = format!(
+    pipeline_file(dir, "swaps.toml", &metrics_pipeline_text(dir))
+}
+
+/// The text of [`metrics_pipeline`], its plugins beside it in `dir`.
+fn metrics_pipeline_text(dir: &Path) -> String {
+    format!(
         r#"
 name = "swaps"
 dead_letter = "dead"
@@ -117,8 +122,7 @@ path = "{dir}/dead.jsonl"
 "#,
         schema = super::support::AD_SCHEMA,
         dir = dir.display()
-    );
-    pipeline_file(dir, "swaps.toml", &text)
+    )
 }
 
 /// Waits until `stage` has `n` swaps recorded, each of them accepted.
@@ -478,4 +482,35 @@ async fn wait_for(mut ready: impl FnMut() -> bool, what: &str) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A swap whose new version first runs in the stop's flush (a stage that only closed
+/// windows reach) is still confirmed: the supervisor awaits it before it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_first_run_by_the_stops_flush_is_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    own_copy(dir.path(), "window_aggregate");
+    let anomalies = own_copy(dir.path(), "anomaly_ema");
+    // Hour-long windows: none closes before the stop, so `anomalies` gets no batch until
+    // the flush.
+    let text = metrics_pipeline_text(dir.path()).replace("window = \"1s\"", "window = \"1h\"");
+    let file = pipeline_file(dir.path(), "flush.toml", &text);
+    let handle = start(&file).await;
+    wait_records(&handle, 20_000).await;
+    let v2 = retag(&std::fs::read(&anomalies).unwrap(), 2);
+    replace(&anomalies, &v2);
+    // Events are handled in order: the swap is handed over before the stop is read.
+    handle.files_changed(vec![anomalies]);
+    let board = handle.board.clone();
+    handle.stop().await;
+    let changes = board.changes();
+    let [change] = changes.as_slice() else {
+        panic!("expected the one swap: {changes:#?}");
+    };
+    assert_eq!(change.stage.as_deref(), Some("anomalies"));
+    assert!(change.accepted, "{change:?}");
+    assert!(
+        change.detail.starts_with("now runs anomaly-ema "),
+        "{change:?}"
+    );
 }
