@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where `adstream run` serves status unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
@@ -21,6 +21,12 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// The most of a reply that is read: a host's status is kilobytes.
+const MAX_REPLY_BYTES: usize = 16 << 20;
+
+/// How long the whole reply may take, however the peer trickles it.
+const REPLY_TIME: Duration = Duration::from_secs(10);
+
 /// GETs `path` from `addr` and returns the body.
 pub fn get(addr: &str, path: &str) -> anyhow::Result<String> {
     let target = addr
@@ -30,15 +36,19 @@ pub fn get(addr: &str, path: &str) -> anyhow::Result<String> {
         .with_context(|| format!("bad address {addr}"))?;
     let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(3))
         .with_context(|| format!("no adstream host answers on {addr}; is `adstream run` running, with this --status-addr?"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .with_context(|| format!("reading from {addr}"))?;
+    let until = Instant::now() + REPLY_TIME;
+    let read = crate::config::bounded::read_at_most(Deadline { stream, until }, MAX_REPLY_BYTES);
+    let bytes = read
+        .with_context(|| format!("reading from {addr}"))?
+        .with_context(|| {
+            let most = crate::config::bounded::size(MAX_REPLY_BYTES);
+            format!("{addr} sent more than {most}, which no adstream host sends")
+        })?;
+    let response = String::from_utf8_lossy(&bytes);
     let (head, body) = response
         .split_once("\r\n\r\n")
         .with_context(|| format!("{addr} sent no HTTP response"))?;
@@ -46,6 +56,24 @@ pub fn get(addr: &str, path: &str) -> anyhow::Result<String> {
         anyhow::bail!("{addr}: {}", head.lines().next().unwrap_or(""));
     }
     Ok(body.to_string())
+}
+
+/// A stream whose reads end at `until`, all of them together.
+struct Deadline {
+    stream: TcpStream,
+    until: Instant,
+}
+
+impl Read for Deadline {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let e = format!("the reply took longer than {REPLY_TIME:?}");
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, e));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
 }
 
 pub fn status(args: StatusArgs) -> ExitCode {

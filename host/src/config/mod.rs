@@ -10,6 +10,7 @@
 //! component's settings are typed here (durations, sizes, modes, secrets, templates), so
 //! that a bad value is found when the file is read.
 
+pub mod bounded;
 mod diag;
 pub mod env;
 pub mod kafka;
@@ -126,11 +127,19 @@ impl Default for CheckpointConfig {
 
 /// Reads and parses a pipeline file.
 pub fn load(path: &Path) -> Result<PipelineConfig, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Diagnostic::at_start(
-            path,
-            format!("cannot read pipeline file: {e}"),
-        )]
-    })?;
+    let limit = bounded::MAX_PIPELINE_BYTES;
+    let read = std::fs::File::open(path).and_then(|f| bounded::read_at_most(f, limit));
+    let text = match read {
+        Ok(Some(bytes)) => String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            format!("the pipeline file is not UTF-8 text (byte {at} is not)")
+        }),
+        Ok(None) => Err(format!(
+            "the pipeline file is larger than {}, the most one may be",
+            bounded::size(limit)
+        )),
+        Err(e) => Err(format!("cannot read pipeline file: {e}")),
+    };
+    let text = text.map_err(|m| vec![Diagnostic::at_start(path, m)])?;
     parse(path, &text)
 }

@@ -122,10 +122,17 @@ impl SecretRef {
                 })?
                 .into_encoded_bytes()
         } else if let Some(path) = &self.file {
-            let mut bytes = std::fs::read(path).map_err(|e| SecretError::File {
+            let limit = super::bounded::MAX_SECRET_BYTES;
+            let read = std::fs::File::open(path)
+                .and_then(|f| super::bounded::read_at_most(f, limit))
+                .map_err(|e| e.kind().to_string())
+                .and_then(|b| {
+                    b.ok_or_else(|| format!("larger than {}", super::bounded::size(limit)))
+                });
+            let mut bytes = read.map_err(|reason| SecretError::File {
                 name: name.into(),
                 path: path.clone(),
-                reason: e.kind().to_string(),
+                reason,
             })?;
             while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 bytes.pop();
@@ -275,6 +282,14 @@ mod tests {
             file.resolve("key"),
             Err(SecretError::Empty { .. })
         ));
+        // A file far larger than any secret (a log, a disk image named by mistake).
+        std::fs::write(
+            &path,
+            vec![b'k'; super::super::bounded::MAX_SECRET_BYTES + 1],
+        )
+        .unwrap();
+        let err = file.resolve("key").unwrap_err().to_string();
+        assert!(err.ends_with(": larger than 64 KiB"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The retry loop every sink uses: exponential backoff (backon's) under a
-//! [`RetryConfig`], with a wait the peer asks for (HTTP `Retry-After`) taking precedence,
-//! and each failed attempt logged.
+//! [`RetryConfig`], with a wait the peer asks for (HTTP `Retry-After`) taking precedence up
+//! to [`MAX_ASKED_WAIT`], and each failed attempt logged.
 
 use crate::config::RetryConfig;
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -23,6 +23,10 @@ pub struct GaveUp<E> {
     /// The error said another try would fail the same way.
     pub fatal: bool,
 }
+
+/// The longest wait a peer may ask for: a longer `Retry-After` is cut to it, so that a peer
+/// cannot hold a sink, and the alerts queued behind it, for hours.
+pub const MAX_ASKED_WAIT: Duration = Duration::from_secs(60);
 
 fn backoff(cfg: &RetryConfig) -> impl Iterator<Item = Duration> {
     let b = ExponentialBuilder::default()
@@ -71,7 +75,7 @@ where
                 fatal: false,
             });
         };
-        let wait = asked.map_or(delay, |w| w.max(delay));
+        let wait = asked.map_or(delay, |w| w.min(MAX_ASKED_WAIT).max(delay));
         let _ = RETRIES.try_with(|r| r.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         tracing::warn!(
             attempt = attempts,
@@ -128,5 +132,30 @@ mod tests {
         })
         .await;
         assert_eq!(fatal.unwrap_err().attempts, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peers_wait_is_kept_up_to_a_minute() {
+        for (asked, waited) in [(2, 2), (3600 * 24 * 365, 60)] {
+            let began = tokio::time::Instant::now();
+            let mut calls = 0;
+            let r = retry(&RetryConfig::default(), "t", || {
+                calls += 1;
+                let first = calls == 1;
+                async move {
+                    match first {
+                        true => Err(Attempt::Retry {
+                            error: "429",
+                            wait: Some(Duration::from_secs(asked)),
+                        }),
+                        false => Ok(()),
+                    }
+                }
+            })
+            .await;
+            assert!(r.is_ok());
+            // The clock is paused: it moved by exactly the waits slept.
+            assert_eq!(began.elapsed().as_secs(), waited, "asked {asked} s");
+        }
     }
 }

@@ -53,13 +53,9 @@ pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
     }
 }
 
-/// All of `from`, or `None` when it holds more than [`MAX_COMPONENT_BYTES`] (of which no
-/// more than one byte over is read).
+/// All of `from`, or `None` when it holds more than [`MAX_COMPONENT_BYTES`].
 pub(super) fn read_bounded(from: impl Read) -> std::io::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::new();
-    from.take(MAX_COMPONENT_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)?;
-    Ok((bytes.len() <= MAX_COMPONENT_BYTES).then_some(bytes))
+    crate::config::bounded::read_at_most(from, MAX_COMPONENT_BYTES)
 }
 
 /// Where compiled plugins are kept unless `ADSTREAM_COMPILE_CACHE` says otherwise (a

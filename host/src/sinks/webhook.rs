@@ -79,15 +79,33 @@ async fn classify(sent: Result<reqwest::Response, reqwest::Error>) -> Result<(),
         }),
         Ok(r) => {
             let status = r.status();
-            let text = r.text().await.unwrap_or_default();
-            let text: String = text.chars().take(200).collect();
-            Err(Attempt::Fatal(format!("HTTP {status}: {text}")))
+            Err(Attempt::Fatal(format!(
+                "HTTP {status}: {}",
+                reply_start(r).await
+            )))
         }
         Err(e) => Err(Attempt::Retry {
             error: e.without_url().to_string(),
             wait: None,
         }),
     }
+}
+
+/// The most of a refused request's reply that is read, for its dead letter's error.
+const REPLY_BYTES: usize = 1024;
+
+/// The first 200 characters of `r`'s body: of a body of any length (or one that never
+/// ends) no more than [`REPLY_BYTES`] and a chunk are read.
+async fn reply_start(mut r: reqwest::Response) -> String {
+    let mut kept = Vec::new();
+    while kept.len() < REPLY_BYTES {
+        match r.chunk().await {
+            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    kept.truncate(REPLY_BYTES);
+    String::from_utf8_lossy(&kept).chars().take(200).collect()
 }
 
 impl WebhookSink {

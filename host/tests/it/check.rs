@@ -56,6 +56,25 @@ fn a_good_pipeline_checks_clean() {
 }
 
 #[test]
+fn a_file_too_large_or_not_text_is_refused_before_parsing() {
+    // Over the bound: a comment of a MiB after a good pipeline.
+    let huge = format!("{}{GOOD_STAGE}#{}\n", source(), "x".repeat(1 << 20));
+    one(
+        &huge,
+        "p.toml:1:1: the pipeline file is larger than 1 MiB, the most one may be",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(&file, b"name = \"caf\xe9\"\n").unwrap();
+    let diags = adstream::config::load(&file).unwrap_err();
+    let got = diags[0].to_string();
+    assert!(
+        got.ends_with("p.toml:1:1: the pipeline file is not UTF-8 text (byte 11 is not)"),
+        "{got}"
+    );
+}
+
+#[test]
 fn syntax_errors_point_at_the_spot() {
     one(
         "[source]\nkind = \"generator\nrate = 1\n",

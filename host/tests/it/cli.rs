@@ -277,6 +277,34 @@ fn status_of(addr: &str, json: bool) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `adstream status` pointed at something that is not an adstream host and answers
+/// without end: an error naming the bound, not a process that grows until it is killed.
+#[test]
+fn status_refuses_an_endless_reply() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        let _ = sock.read(&mut [0; 1024]);
+        let _ = sock.write_all(b"HTTP/1.1 200 OK\r\n\r\n");
+        let chunk = vec![b'x'; 64 << 10];
+        while sock.write_all(&chunk).is_ok() {}
+    });
+    let out = adstream()
+        .args(["status", "--addr", &addr])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{addr} sent more than 16 MiB, which no adstream host sends"
+        )),
+        "{err}"
+    );
+}
+
 /// What a user does: run a pipeline, ask `adstream status`, rebuild its plugin (here: put
 /// a different build in place), and see the new version loaded and the swap listed.
 #[test]

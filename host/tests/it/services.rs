@@ -375,14 +375,15 @@ async fn production_pipelines_end_to_end_across_a_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn webhook_retries_honours_retry_after_and_dead_letters_without_leaking_the_url() {
     let dir = tempfile::tempdir().unwrap();
-    // Alert 1: two 500s then 200. Alert 2: a 429 asking to wait 1 s, then 200. Alert 3: 400.
+    // Alert 1: two 500s then 200. Alert 2: a 429 asking to wait 1 s, then 200. Alert 3: 400
+    // with a body that never ends.
     let hook = Receiver::start(vec![
         (500, ""),
         (500, ""),
         (200, ""),
         (429, "retry-after: 1\r\n"),
         (200, ""),
-        (400, ""),
+        (400, "x-endless: 1\r\n"),
     ])
     .await;
     std::fs::write(dir.path().join("hook.url"), &hook.url).unwrap();
@@ -468,6 +469,8 @@ to = ["hook"]
     assert_eq!(dead[0]["stage"], "hook");
     let error = dead[0]["error"].as_str().unwrap();
     assert!(error.starts_with("HTTP 400"), "{error}");
+    // The reply's start, read without waiting for an end that never comes.
+    assert!(error.contains(": endless endless "), "{error}");
     let everything = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
     assert!(
         !everything.contains("secret-token") && !everything.contains(&hook.url),

@@ -65,7 +65,8 @@ pub struct Receiver {
     pub received: Arc<Mutex<Vec<Received>>>,
 }
 
-/// A scripted answer: status and extra header lines.
+/// A scripted answer: status and extra header lines (`x-endless: 1` for a body that never
+/// ends).
 pub type Answer = (u16, &'static str);
 
 impl Receiver {
@@ -87,6 +88,9 @@ impl Receiver {
                     let body = read_request(&mut sock).await;
                     let (status, headers) = script.lock().unwrap().next().unwrap_or((200, ""));
                     log.lock().unwrap().push(Received { body, status });
+                    if headers.contains("x-endless") {
+                        return endless_reply(&mut sock, status).await;
+                    }
                     let reply = format!(
                         "HTTP/1.1 {status} X\r\n{headers}content-length: 2\r\nconnection: close\r\n\r\nok"
                     );
@@ -109,6 +113,16 @@ impl Receiver {
 
     pub fn count(&self) -> usize {
         self.received.lock().unwrap().len()
+    }
+}
+
+/// Answers `status` with a body that never ends (1 KiB chunks of "endless "), until the
+/// client hangs up.
+async fn endless_reply(sock: &mut tokio::net::TcpStream, status: u16) {
+    let head = format!("HTTP/1.1 {status} X\r\ntransfer-encoding: chunked\r\n\r\n");
+    let chunk = format!("400\r\n{}\r\n", "endless ".repeat(128));
+    if sock.write_all(head.as_bytes()).await.is_ok() {
+        while sock.write_all(chunk.as_bytes()).await.is_ok() {}
     }
 }
 
