@@ -92,9 +92,9 @@ impl Decoder {
             seen.fill(false);
             let record = raw.record(i);
             let result = if record.len() > self.max_record_bytes {
+                // Not its size: a source keeps only a byte over of a longer record.
                 Err(format!(
-                    "record is {} bytes, more than max_record_bytes ({})",
-                    record.len(),
+                    "record is more than max_record_bytes ({})",
                     self.max_record_bytes
                 ))
             } else {

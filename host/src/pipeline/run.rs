@@ -128,7 +128,8 @@ pub async fn start(
     let began = Instant::now();
     let policy = pipeline.checkpoint.clone();
     let (cp, resume) = resume(policy.as_ref())?;
-    let source = crate::sources::open(&pipeline.source, &resume).await?;
+    let max_record = pipeline.decoder.max_record_bytes;
+    let source = crate::sources::open(&pipeline.source, &resume, max_record).await?;
     let source_name = source.name().to_string();
     let marks = cp.as_ref().map_or(&[][..], |c| &c.sinks[..]);
     let (sinks, dead_letters) = sinkset::open_all(

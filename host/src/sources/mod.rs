@@ -86,11 +86,16 @@ pub trait Source: Send {
 }
 
 /// Opens the source `cfg` describes, to start where `resume` says (sources without
-/// positions of their own always start from their beginning).
-pub async fn open(cfg: &SourceConfig, resume: &Resume) -> Result<Box<dyn Source>, SourceError> {
+/// positions of their own always start from their beginning). A record may be at most
+/// `max_record` bytes (a source keeps no more of a longer one than a byte over).
+pub async fn open(
+    cfg: &SourceConfig,
+    resume: &Resume,
+    max_record: usize,
+) -> Result<Box<dyn Source>, SourceError> {
     match cfg {
         SourceConfig::Generator(c) => Ok(Box::new(generator::GeneratorSource::new(c)?)),
-        SourceConfig::File(c) => Ok(Box::new(file::FileSource::open(c)?)),
+        SourceConfig::File(c) => Ok(Box::new(file::FileSource::open(c, max_record)?)),
         SourceConfig::Kafka(c) => Ok(Box::new(kafka::KafkaSource::open(c, resume).await?)),
     }
 }
@@ -102,7 +107,9 @@ pub fn check(cfg: &SourceConfig) -> Vec<SourceError> {
             .err()
             .into_iter()
             .collect(),
-        SourceConfig::File(c) => file::FileSource::open(c).err().into_iter().collect(),
+        SourceConfig::File(c) => (file::FileSource::open(c, usize::MAX).err())
+            .into_iter()
+            .collect(),
         SourceConfig::Kafka(c) => crate::connect::kafka::check_options(&c.options)
             .into_iter()
             .map(SourceError::Kafka)
