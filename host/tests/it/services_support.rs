@@ -291,24 +291,43 @@ pub async fn windows(table: &str) -> Windows {
 /// of a finite burst the other partitions stop earlier in event time, and the host's
 /// watermark (the minimum over partitions) holds the last windows open until those
 /// partitions count as idle: the tests' outcome then depended on timing.
+///
+/// A record the broker refused (tansu answers "unknown broker error" while it restarts,
+/// which the chaos test does as events flow) is sent again, up to 20 rounds.
 pub async fn produce(topic: &str, raw: &RawBatch) {
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", BROKERS)
         .create()
         .unwrap();
-    let mut deliveries = Vec::new();
-    for i in 0..raw.len() {
-        let key = i.to_string();
-        loop {
-            let record = FutureRecord::to(topic).key(&key).payload(raw.record(i));
-            match producer.send_result(record) {
-                Ok(d) => break deliveries.push(d),
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+    let mut pending: Vec<usize> = (0..raw.len()).collect();
+    for round in 1.. {
+        let mut deliveries = Vec::new();
+        for &i in &pending {
+            let key = i.to_string();
+            loop {
+                let record = FutureRecord::to(topic).key(&key).payload(raw.record(i));
+                match producer.send_result(record) {
+                    Ok(d) => break deliveries.push((i, d)),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                }
             }
         }
-    }
-    for d in deliveries {
-        d.await.unwrap().unwrap();
+        let mut refused = Vec::new();
+        for (i, d) in deliveries {
+            if let Err((e, _)) = d.await.unwrap() {
+                assert!(round < 20, "record {i} refused {round} times: {e}");
+                refused.push(i);
+            }
+        }
+        if refused.is_empty() {
+            return;
+        }
+        eprintln!(
+            "produce: the broker refused {} records; sending them again",
+            refused.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        pending = refused;
     }
 }
 
