@@ -293,7 +293,8 @@ pub async fn windows(table: &str) -> Windows {
 /// partitions count as idle: the tests' outcome then depended on timing.
 ///
 /// A record the broker refused (tansu answers "unknown broker error" while it restarts,
-/// which the chaos test does as events flow) is sent again, every half second for up to 30 s.
+/// which the chaos test does as events flow) is sent again, every half second for up to
+/// 30 s.
 pub async fn produce(topic: &str, raw: &RawBatch) {
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", BROKERS)
