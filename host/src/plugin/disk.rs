@@ -107,6 +107,8 @@ impl DiskCache {
     }
 
     /// Removes the least recently used files while the folder holds over [`MAX_BYTES`].
+    /// Files of a build from before checksums (named without one, never checked) go at
+    /// once.
     pub fn trim(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
@@ -114,6 +116,7 @@ impl DiskCache {
         let mut files: Vec<(SystemTime, u64, PathBuf)> = entries
             .flatten()
             .filter(|e| e.path().extension().is_some_and(|x| x == EXTENSION))
+            .filter(|e| checksummed(&e.path()) || std::fs::remove_file(e.path()).is_err())
             .filter_map(|e| {
                 let meta = e.metadata().ok()?;
                 Some((meta.modified().ok()?, meta.len(), e.path()))
@@ -165,6 +168,16 @@ fn files_of(stem: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Whether `file` is named as this build names entries: ending in a checksum.
+fn checksummed(file: &Path) -> bool {
+    let named = file.file_stem().and_then(|n| n.to_str());
+    named
+        .and_then(|n| n.rsplit_once('-'))
+        .is_some_and(|(_, sum)| {
+            sum.len() == SUM_DIGITS && sum.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
+
 /// Whether `file`'s bytes have the checksum its name ends with.
 fn intact(file: &Path) -> std::io::Result<bool> {
     let named = file.file_stem().and_then(|n| n.to_str());
@@ -207,7 +220,8 @@ mod tests {
 
     /// A cache file of `len` bytes (sparse: nothing written) last used `ago` before now.
     fn old_file(dir: &Path, name: &str, len: u64, ago: u64) -> PathBuf {
-        let path = dir.join(format!("{name}.{EXTENSION}"));
+        let sum = "0".repeat(SUM_DIGITS);
+        let path = dir.join(format!("{name}-{sum}.{EXTENSION}"));
         let f = std::fs::File::create(&path).unwrap();
         f.set_len(len).unwrap();
         f.set_modified(SystemTime::now() - Duration::from_secs(ago))
@@ -237,6 +251,11 @@ mod tests {
             .unwrap();
         cache.trim();
         assert!(older.exists() && fourth.exists() && !newer.exists());
+        // A file an earlier build kept without a checksum is never mapped: it goes.
+        let unchecked = dir.path().join(format!("e-plain-01.{EXTENSION}"));
+        std::fs::write(&unchecked, b"code").unwrap();
+        cache.trim();
+        assert!(!unchecked.exists() && older.exists() && fourth.exists());
     }
 
     #[test]
