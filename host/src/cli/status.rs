@@ -66,13 +66,20 @@ struct Deadline {
 
 impl Read for Deadline {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let late = || {
+            let e = format!("the reply took longer than {REPLY_TIME:?}");
+            std::io::Error::new(std::io::ErrorKind::TimedOut, e)
+        };
         let left = self.until.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            let e = format!("the reply took longer than {REPLY_TIME:?}");
-            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, e));
+            return Err(late());
         }
         self.stream.set_read_timeout(Some(left))?;
-        self.stream.read(buf)
+        // A read that the timeout ends fails as "would block" on Linux.
+        self.stream.read(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => late(),
+            _ => e,
+        })
     }
 }
 

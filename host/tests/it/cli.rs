@@ -305,6 +305,30 @@ fn status_refuses_an_endless_reply() {
     );
 }
 
+/// A peer that trickles its reply, a byte at a time: `adstream status` gives up after 10 s
+/// in all, not 10 s per read.
+#[test]
+fn status_gives_up_on_a_reply_that_trickles() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        let _ = sock.read(&mut [0; 1024]);
+        let _ = sock.write_all(b"HTTP/1.1 200 OK\r\n\r\n");
+        while sock.write_all(b" ").is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
+    let out = adstream()
+        .args(["status", "--addr", &addr])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the reply took longer than 10s"), "{err}");
+}
+
 /// What a user does: run a pipeline, ask `adstream status`, rebuild its plugin (here: put
 /// a different build in place), and see the new version loaded and the swap listed.
 #[test]
