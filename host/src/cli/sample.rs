@@ -29,7 +29,9 @@ fn type_of(v: &Value, is_time: bool) -> Option<FieldType> {
 
 /// Learns the columns of `path`; `time_column` must be an integer (ms) in every row.
 pub fn columns(path: &Path, time_column: &str) -> Result<Columns, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let limit = crate::config::bounded::MAX_SAMPLE_BYTES;
+    let text = crate::config::bounded::read_text(path, limit, "a file of sample events")
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut fields: Vec<(String, FieldType, usize)> = Vec::new();
     let mut rows = 0;
     for (i, line) in text

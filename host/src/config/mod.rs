@@ -127,19 +127,7 @@ impl Default for CheckpointConfig {
 
 /// Reads and parses a pipeline file.
 pub fn load(path: &Path) -> Result<PipelineConfig, Vec<Diagnostic>> {
-    let limit = bounded::MAX_PIPELINE_BYTES;
-    let read = std::fs::File::open(path).and_then(|f| bounded::read_at_most(f, limit));
-    let text = match read {
-        Ok(Some(bytes)) => String::from_utf8(bytes).map_err(|e| {
-            let at = e.utf8_error().valid_up_to();
-            format!("the pipeline file is not UTF-8 text (byte {at} is not)")
-        }),
-        Ok(None) => Err(format!(
-            "the pipeline file is larger than {}, the most one may be",
-            bounded::size(limit)
-        )),
-        Err(e) => Err(format!("cannot read pipeline file: {e}")),
-    };
-    let text = text.map_err(|m| vec![Diagnostic::at_start(path, m)])?;
+    let text = bounded::read_text(path, bounded::MAX_PIPELINE_BYTES, "the pipeline file")
+        .map_err(|m| vec![Diagnostic::at_start(path, m)])?;
     parse(path, &text)
 }

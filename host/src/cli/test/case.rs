@@ -77,7 +77,9 @@ fn pipeline(plugin: &Path, case: &Case, time_column: &str, dir: &Path) -> Result
 }
 
 fn read_jsonl(path: &Path) -> Result<Vec<Value>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let limit = crate::config::bounded::MAX_SAMPLE_BYTES;
+    let text = crate::config::bounded::read_text(path, limit, "a file of rows")
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     (text.lines().enumerate())
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {

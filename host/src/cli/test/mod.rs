@@ -75,7 +75,9 @@ fn beside(file: &Path, path: &Path) -> PathBuf {
 }
 
 fn read_case_file(path: &Path) -> Result<(PathBuf, String, Vec<Case>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let limit = crate::config::bounded::MAX_SAMPLE_BYTES;
+    let text = crate::config::bounded::read_text(path, limit, "a case file")
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let f: CaseFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let cases = (f.cases.into_iter())
         .map(|c| Case {
