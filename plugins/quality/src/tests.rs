@@ -299,3 +299,45 @@ fn unique_finds_values_in_the_older_bucket_and_within_a_batch() {
         ]
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// The rule's verdicts are a plain model's: a value is a duplicate when its bucket or
+    /// the one before holds it (buckets by the watermark, 10 s wide), whatever the sets'
+    /// filter, the watermark's jumps, or a restore in between.
+    #[test]
+    fn unique_judges_as_a_plain_model_does(
+        batches in proptest::collection::vec(
+            (0i64..60_000, proptest::collection::vec(0u32..400, 0..40), proptest::bool::ANY),
+            1..12),
+    ) {
+        let rules = r#"[{"rule": "unique", "column": "event_id", "window": "10s"}]"#;
+        let mut q = Quality::configure(&setup(rules)).unwrap();
+        let mut model: Vec<(i64, std::collections::HashSet<String>)> = Vec::new();
+        let mut watermark = 0;
+        for (step, values, restore) in batches {
+            watermark += step / 4;
+            let bucket = watermark.div_euclid(10_000) * 10_000;
+            model.retain(|(start, _)| *start >= bucket - 10_000);
+            if model.last().is_none_or(|(start, _)| *start != bucket) {
+                model.push((bucket, Default::default()));
+            }
+            let ids: Vec<String> = values.iter().map(|v| format!("e{v}")).collect();
+            let rows: Vec<Row> = ids.iter().map(|id| Row(id, None, None, None, 0)).collect();
+            let mut want = Vec::new();
+            for (row, id) in ids.iter().enumerate() {
+                let (open, older) = model.split_last_mut().unwrap();
+                if older.iter().any(|(_, s)| s.contains(id)) || !open.1.insert(id.clone()) {
+                    want.push((row as u32, "unique:event_id".to_string()));
+                }
+            }
+            proptest::prop_assert_eq!(rejected(&mut q, &batch(&rows), watermark), want);
+            if restore {
+                let state = q.snapshot().unwrap();
+                q = Quality::configure(&setup(rules)).unwrap();
+                q.restore(&state).unwrap();
+            }
+        }
+    }
+}
