@@ -76,13 +76,17 @@ pub fn print_summary(s: &RunSummary) {
     );
     for (name, stage) in &st.stages {
         eprintln!(
-            "  stage {name}: {} rows in, {} out, {} dead letters, {} calls ({:.1} ms busy, {:.1} ms CPU){}",
+            "  stage {name}: {} rows in, {} out, {} dead letters, {} calls ({:.1} ms busy, {:.1} ms CPU){}{}",
             stage.rows_in,
             stage.rows_out,
             stage.dead_letters,
             stage.calls,
             stage.busy_ns as f64 / 1e6,
             stage.cpu_ns as f64 / 1e6,
+            match stage.snapshots {
+                0 => String::new(),
+                n => format!(", {n} snapshots ({:.1} ms)", stage.snapshot_ns as f64 / 1e6),
+            },
             stage
                 .last_error
                 .as_ref()

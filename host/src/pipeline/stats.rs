@@ -25,6 +25,10 @@ pub struct StageStats {
     /// CPU time of the threads that made those calls, while they made them: below
     /// `busy_ns` when other work took the cores (0 where the platform cannot tell).
     pub cpu_ns: u64,
+    /// State snapshots the plugin gave (for checkpoints, and to bound the redo log), and
+    /// the wall time they took: not in `busy_ns`, which counts calls with batches.
+    pub snapshots: u64,
+    pub snapshot_ns: u64,
     /// How long each plugin call took.
     #[serde(skip)]
     pub call_seconds: Latency,
@@ -57,6 +61,8 @@ impl StageStats {
         self.quarantined |= o.quarantined;
         self.busy_ns += o.busy_ns;
         self.cpu_ns += o.cpu_ns;
+        self.snapshots += o.snapshots;
+        self.snapshot_ns += o.snapshot_ns;
         for (k, v) in &o.plugin_counters {
             let c = self.plugin_counters.entry(k.clone()).or_default();
             *c = c.saturating_add(*v);

@@ -34,7 +34,7 @@ const PIPELINE_COUNTERS: [PipelineMetric; 5] = [
 
 /// Per-stage metrics: name, help, whether a counter (else a gauge), value.
 type StageMetric = (&'static str, &'static str, bool, fn(&StageStats) -> f64);
-const STAGE_METRICS: [StageMetric; 12] = [
+const STAGE_METRICS: [StageMetric; 14] = [
     ("stage_rows_in", "Rows given to a stage.", true, |s| {
         s.rows_in as f64
     }),
@@ -88,6 +88,18 @@ const STAGE_METRICS: [StageMetric; 12] = [
         "CPU time of the threads calling the plugin, during its calls.",
         true,
         |s| s.cpu_ns as f64 / 1e9,
+    ),
+    (
+        "stage_snapshots",
+        "State snapshots the plugin gave (checkpoints, and bounding the redo log).",
+        true,
+        |s| s.snapshots as f64,
+    ),
+    (
+        "stage_snapshot_seconds",
+        "Time spent in those snapshots (not in busy seconds).",
+        true,
+        |s| s.snapshot_ns as f64 / 1e9,
     ),
     (
         "stage_canary_rows_compared",

@@ -16,7 +16,9 @@
 
 use super::base::Base;
 use super::{Stage, StageFatal, instantiate};
+use crate::plugin::CallError;
 use adstream_sdk::{Batch, Values};
+use std::time::Instant;
 
 /// Bytes of input kept for replay before the stage takes a snapshot to start afresh, for
 /// a small state; a larger one keeps half as many bytes as its snapshot has.
@@ -87,7 +89,7 @@ impl Stage {
     /// Makes the plugin's current state the base to recover from; a snapshot that fails
     /// rebuilds the instance and is an error.
     fn take_snapshot(&mut self) -> Result<(), String> {
-        match self.instance.snapshot() {
+        match self.timed_snapshot() {
             Ok(state) => {
                 self.recovery.rebase(state.as_deref());
                 Ok(())
@@ -104,6 +106,15 @@ impl Stage {
         }
     }
 
+    /// The plugin's snapshot, counted and timed in the stage's stats.
+    fn timed_snapshot(&mut self) -> Result<Option<Vec<u8>>, CallError> {
+        let began = Instant::now();
+        let state = self.instance.snapshot();
+        self.stats.snapshots += 1;
+        self.stats.snapshot_ns += began.elapsed().as_nanos() as u64;
+        state
+    }
+
     /// The plugin's state, which becomes the base to recover from; `None` for stateless
     /// plugins. A snapshot that fails rebuilds the instance and is an error: a checkpoint
     /// is then not taken at all.
@@ -115,7 +126,7 @@ impl Stage {
     }
 
     pub(super) fn snapshot_one(&mut self) -> Result<Option<Vec<u8>>, String> {
-        match self.instance.snapshot() {
+        match self.timed_snapshot() {
             Ok(state) => {
                 self.recovery.rebase(state.as_deref());
                 Ok(state)

@@ -126,8 +126,12 @@ fn a_failed_call_leaves_the_state_as_it_was_before_it() {
     s.process(vec![env(&ids(5, None))], 0, &mut dl).unwrap();
     assert_eq!(plugin.count(), 10 + 3 + 5);
     // A checkpoint's snapshot becomes the base: a later failure replays from there.
+    assert_eq!(s.stats.snapshots, 0);
     let state = s.snapshot().unwrap().unwrap();
     assert_eq!(u64::from_le_bytes(state.try_into().unwrap()), 18);
+    // Counted and timed apart from the calls.
+    assert_eq!(s.stats.snapshots, 1);
+    assert!(s.stats.snapshot_ns > 0);
     s.process(vec![env(&ids(6, Some(1)))], 0, &mut dl).unwrap();
     assert_eq!(plugin.count(), 18 + 5);
 }
