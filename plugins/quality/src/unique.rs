@@ -62,7 +62,11 @@ impl Unique {
         for (start, set) in &self.buckets {
             out = postcard::to_extend(&(*start, set.len() * 16), out)?;
             let from = out.len();
-            out.extend(set.iter().flat_map(|f| f.to_le_bytes()));
+            // A whole fingerprint at a time: a flat_map of its bytes pushed them one by one.
+            out.reserve(set.len() * 16);
+            for f in set {
+                out.extend_from_slice(&f.to_le_bytes());
+            }
             let (values, _) = out[from..].as_chunks_mut::<16>();
             values.sort_unstable_by_key(|v| u128::from_le_bytes(*v));
         }
