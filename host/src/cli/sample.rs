@@ -27,11 +27,18 @@ fn type_of(v: &Value, is_time: bool) -> Option<FieldType> {
     })
 }
 
+/// The text of a file `adstream test` reads (sample events, expected rows, cases), within
+/// [`MAX_SAMPLE_BYTES`](crate::config::bounded::MAX_SAMPLE_BYTES); `what` names it in the
+/// error, which starts with its path.
+pub fn read_file(path: &Path, what: &str) -> Result<String, String> {
+    let limit = crate::config::bounded::MAX_SAMPLE_BYTES;
+    crate::config::bounded::read_text(path, limit, what)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Learns the columns of `path`; `time_column` must be an integer (ms) in every row.
 pub fn columns(path: &Path, time_column: &str) -> Result<Columns, String> {
-    let limit = crate::config::bounded::MAX_SAMPLE_BYTES;
-    let text = crate::config::bounded::read_text(path, limit, "a file of sample events")
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = read_file(path, "a file of sample events")?;
     let mut fields: Vec<(String, FieldType, usize)> = Vec::new();
     let mut rows = 0;
     for (i, line) in text

@@ -116,7 +116,7 @@ impl DiskCache {
         let mut files: Vec<(SystemTime, u64, PathBuf)> = entries
             .flatten()
             .filter(|e| e.path().extension().is_some_and(|x| x == EXTENSION))
-            .filter(|e| checksummed(&e.path()) || std::fs::remove_file(e.path()).is_err())
+            .filter(|e| named_sum(&e.path()).is_some() || std::fs::remove_file(e.path()).is_err())
             .filter_map(|e| {
                 let meta = e.metadata().ok()?;
                 Some((meta.modified().ok()?, meta.len(), e.path()))
@@ -168,20 +168,16 @@ fn files_of(stem: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Whether `file` is named as this build names entries: ending in a checksum.
-fn checksummed(file: &Path) -> bool {
-    let named = file.file_stem().and_then(|n| n.to_str());
-    named
-        .and_then(|n| n.rsplit_once('-'))
-        .is_some_and(|(_, sum)| {
-            sum.len() == SUM_DIGITS && sum.bytes().all(|b| b.is_ascii_hexdigit())
-        })
+/// The checksum `file`'s name ends with, if it is named as this build names entries.
+fn named_sum(file: &Path) -> Option<&str> {
+    let named = file.file_stem()?.to_str()?;
+    let (_, sum) = named.rsplit_once('-')?;
+    (sum.len() == SUM_DIGITS && sum.bytes().all(|b| b.is_ascii_hexdigit())).then_some(sum)
 }
 
 /// Whether `file`'s bytes have the checksum its name ends with.
 fn intact(file: &Path) -> std::io::Result<bool> {
-    let named = file.file_stem().and_then(|n| n.to_str());
-    let Some((_, sum)) = named.and_then(|n| n.rsplit_once('-')) else {
+    let Some(sum) = named_sum(file) else {
         return Ok(false);
     };
     Ok(checksum(std::fs::File::open(file)?)? == sum)
@@ -198,9 +194,7 @@ fn checksum(mut from: impl Read) -> std::io::Result<String> {
             n => hasher.update(&buffer[..n]),
         }
     }
-    let digest = hasher.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(hex[..SUM_DIGITS].to_string())
+    Ok(super::loaded::hex(&hasher.finalize()[..SUM_DIGITS / 2]))
 }
 
 /// Writes `code` beside `file` and renames it into place, so that no reader (this host or

@@ -75,9 +75,7 @@ impl FileSource {
             keep: (max_record as u64).saturating_add(1),
         })
     }
-}
 
-impl FileSource {
     /// The next line without its end, `None` at the end of the file. Of a line longer than
     /// `keep` only its start is kept and the rest is read past: a file that is not JSON
     /// Lines (gigabytes without a newline) costs no more memory than one record may.

@@ -87,7 +87,8 @@ pub trait Source: Send {
 
 /// Opens the source `cfg` describes, to start where `resume` says (sources without
 /// positions of their own always start from their beginning). A record may be at most
-/// `max_record` bytes (a source keeps no more of a longer one than a byte over).
+/// `max_record` bytes: the file source keeps no more of a longer line than a byte over
+/// (Kafka's client bounds a fetch by its own settings).
 pub async fn open(
     cfg: &SourceConfig,
     resume: &Resume,

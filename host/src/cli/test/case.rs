@@ -77,9 +77,7 @@ fn pipeline(plugin: &Path, case: &Case, time_column: &str, dir: &Path) -> Result
 }
 
 fn read_jsonl(path: &Path) -> Result<Vec<Value>, String> {
-    let limit = crate::config::bounded::MAX_SAMPLE_BYTES;
-    let text = crate::config::bounded::read_text(path, limit, "a file of rows")
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = super::super::sample::read_file(path, "a file of rows")?;
     (text.lines().enumerate())
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {

@@ -75,9 +75,7 @@ fn beside(file: &Path, path: &Path) -> PathBuf {
 }
 
 fn read_case_file(path: &Path) -> Result<(PathBuf, String, Vec<Case>), String> {
-    let limit = crate::config::bounded::MAX_SAMPLE_BYTES;
-    let text = crate::config::bounded::read_text(path, limit, "a case file")
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = super::sample::read_file(path, "a case file")?;
     let f: CaseFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let cases = (f.cases.into_iter())
         .map(|c| Case {
