@@ -28,7 +28,7 @@ fn main() -> ExitCode {
 /// (a stateful stage's snapshots, its replay log) then come from the heap, which they
 /// fragment and which is not given back. With the threshold fixed at 1 MiB, blocks that
 /// large are mapped and unmapped on their own, and batches stay on the heap: the demo's
-/// peak resident memory over 60 s went from 84 MiB to 76 (BENCHMARKS.md).
+/// peak resident memory over 60 s went from 84 MiB to 76 (docs/performance.md).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn fix_mmap_threshold() {
     // SAFETY: mallopt only changes the allocator's settings; it runs before any other

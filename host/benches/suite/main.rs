@@ -135,7 +135,9 @@ async fn main() {
         let text = format!(
             "# Benchmarks\n\nWritten by `scripts/bench.sh` (the suite in \
              `host/benches/suite/`) on {}: {}.\nReproduce with `scripts/bench.sh`, or one \
-             section with `cargo bench -p adstream --bench suite -- --only SECTION`.\n\n{}",
+             section with `cargo bench -p adstream --bench suite -- --only SECTION`.\n\
+             This file is written whole by each run; what the figures mean, where the time \
+             goes and what was tried are in [docs/performance.md](docs/performance.md).\n\n{}",
             chrono_free_date(),
             machine(),
             body.join("\n")
