@@ -2,7 +2,7 @@
 # Runs the benchmark suite and writes BENCHMARKS.md: decode, each plugin beside its native
 # build, the boundary, the seed's chains from a file, start-up, the demo's memory, end to
 # end from the broker (the services are started first), then the swap and sandbox
-# benches. About 10 minutes on 2 cores.
+# benches. About 12 minutes on 2 cores once the suite is built.
 #
 #   scripts/bench.sh                   # everything, 5 runs per figure
 #   scripts/bench.sh --repeat 3        # fewer runs
