@@ -149,6 +149,35 @@ async fn each_kind_of_failure_is_contained_and_dead_lettered_with_its_reason() {
     }
 }
 
+/// A call stopped at its deadline is not bisected (a timeout does not say which row is
+/// bad), so a plugin that times out on every call costs one deadline per batch and is
+/// quarantined after `max_failures` of them: the bound docs/pipelines.md states.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_that_always_times_out_costs_one_deadline_per_batch_until_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = events(dir.path(), 2000, None);
+    let summary = run(
+        dir.path(),
+        &pipeline(
+            dir.path(),
+            &input,
+            100,
+            &hostile("loop", "max_failures = 5"),
+        ),
+    )
+    .await
+    .unwrap();
+    let stage = &summary.stats.stages[0].1;
+    assert_eq!(
+        (stage.timeouts, stage.calls, stage.quarantined),
+        (5, 5, true),
+        "one call per failed batch, none after quarantine: {stage:?}"
+    );
+    assert_eq!(stage.dead_letters, 2000, "{stage:?}");
+    // Five deadlines of 300 ms; bisecting each batch had cost up to 199 calls per batch.
+    assert_eq!(dead(dir.path()).len(), 2000);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_poisoned_row_is_found_and_only_it_is_dead_lettered() {
     let dir = tempfile::tempdir().unwrap();

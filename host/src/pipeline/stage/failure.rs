@@ -2,7 +2,11 @@
 //! snapshot, apply the stage's `on_error`, and quarantine a plugin that keeps failing.
 //!
 //! A failed batch is split in halves and each half retried, so that one poisoned row sends
-//! only itself to the dead letters (see `bisect` for how the retries stay bounded).
+//! only itself to the dead letters (see `bisect` for how the retries stay bounded). A call
+//! stopped at its deadline is not split: a timeout says nothing about which row is bad,
+//! and every half would wait out the deadline again. So a plugin that times out on every
+//! call costs one deadline per batch, and is quarantined after about `max_failures` ×
+//! `deadline`.
 //!
 //! After a failed call the instance is rebuilt in the state before that call (`state.rs`),
 //! so every row that succeeds is counted once.
@@ -22,6 +26,14 @@ pub(super) enum Outcome {
     Failed,
 }
 
+/// A call that failed: its input back, why, and whether it was stopped at its deadline.
+struct Failed {
+    env: Envelope,
+    reason: Reason,
+    message: String,
+    timed_out: bool,
+}
+
 impl Stage {
     /// Calls the plugin on `env`; on failure, looks for the failing rows.
     pub(super) fn run_piece(
@@ -33,7 +45,8 @@ impl Stage {
     ) -> Result<Outcome, StageFatal> {
         match self.attempt(env, watermark, dl, outputs)? {
             None => Ok(Outcome::Passed),
-            Some((env, _, _)) if env.rows() > 1 => {
+            Some(failed) if failed.env.rows() > 1 && !failed.timed_out => {
+                let env = failed.env;
                 let some_passed = self.bisect(env, watermark, dl, outputs)?;
                 Ok(if some_passed {
                     Outcome::Partly
@@ -41,8 +54,8 @@ impl Stage {
                     Outcome::Failed
                 })
             }
-            Some((env, reason, message)) => {
-                outputs.extend(self.dispose(reason, &message, env, dl));
+            Some(failed) => {
+                outputs.extend(self.dispose_failed(failed, dl));
                 Ok(Outcome::Failed)
             }
         }
@@ -55,7 +68,7 @@ impl Stage {
         watermark: i64,
         dl: &mut DeadLetters,
         outputs: &mut Vec<Envelope>,
-    ) -> Result<Option<(Envelope, Reason, String)>, StageFatal> {
+    ) -> Result<Option<Failed>, StageFatal> {
         let (env, result) = self.call(env, watermark);
         match result {
             Ok(out) => {
@@ -73,7 +86,14 @@ impl Stage {
                     CallError::Plugin(_) => Reason::PluginError,
                     CallError::Trap(_) => Reason::PluginFailure,
                 };
-                Ok(Some((env, reason, message)))
+                let timed_out =
+                    matches!(&e, CallError::Trap(t) if matches!(t.kind, TrapKind::Deadline { .. }));
+                Ok(Some(Failed {
+                    env,
+                    reason,
+                    message,
+                    timed_out,
+                }))
             }
         }
     }
@@ -100,16 +120,16 @@ impl Stage {
         let failed_b = self.attempt(b, watermark, dl, outputs)?;
         match (failed_a, failed_b) {
             (Some(a), Some(b)) => {
-                for (env, reason, message) in [a, b] {
-                    outputs.extend(self.dispose(reason, &message, env, dl));
+                for failed in [a, b] {
+                    outputs.extend(self.dispose_failed(failed, dl));
                 }
                 Ok(false)
             }
-            (Some((env, reason, message)), None) | (None, Some((env, reason, message))) => {
-                if env.rows() > 1 {
-                    self.bisect(env, watermark, dl, outputs)?;
+            (Some(failed), None) | (None, Some(failed)) => {
+                if failed.env.rows() > 1 && !failed.timed_out {
+                    self.bisect(failed.env, watermark, dl, outputs)?;
                 } else {
-                    outputs.extend(self.dispose(reason, &message, env, dl));
+                    outputs.extend(self.dispose_failed(failed, dl));
                 }
                 Ok(true)
             }
@@ -139,6 +159,10 @@ impl Stage {
             self.restart()?;
         }
         Ok(message)
+    }
+
+    fn dispose_failed(&mut self, f: Failed, dl: &mut DeadLetters) -> Option<Envelope> {
+        self.dispose(f.reason, &f.message, f.env, dl)
     }
 
     /// Rows whose call failed: dead letters, or passed on unchanged (`skip`).
