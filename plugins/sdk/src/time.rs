@@ -1,26 +1,14 @@
 //! Event-time helpers: durations in pipeline files and ISO 8601 timestamps in output.
 //! Plugins never read a clock; these only convert times the host handed in.
 
-/// Parses a duration such as `500ms`, `10s`, `1m`, `2h` or `1d` into milliseconds.
+/// Parses a duration such as `500ms`, `10s`, `1m`, `2h`, `1d` or `1h 30m` into
+/// milliseconds, with the same parser (humantime) as the host's pipeline files, so a
+/// duration the host accepts is one every plugin accepts.
 pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration; write e.g. 10s, 1m, 500ms"))?;
-    let scale = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("`{text}` has unit `{unit}`; use ms, s, m, h or d")),
-    };
-    n.checked_mul(scale)
-        .ok_or_else(|| format!("`{text}` is too long"))
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. 500ms, 10s, 1m, 2h"))?;
+    i64::try_from(d.as_millis()).map_err(|_| format!("`{text}` is too long"))
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's
@@ -61,6 +49,8 @@ mod tests {
         assert_eq!(parse_duration_ms("10s"), Ok(10_000));
         assert_eq!(parse_duration_ms("1m"), Ok(60_000));
         assert_eq!(parse_duration_ms("250ms"), Ok(250));
+        assert_eq!(parse_duration_ms("1h 30m"), Ok(5_400_000));
+        assert_eq!(parse_duration_ms("1d"), Ok(86_400_000));
         assert!(parse_duration_ms("10 parsecs").is_err());
         assert!(parse_duration_ms("s").is_err());
     }

@@ -271,7 +271,7 @@ fn the_dimension_table_forgets_values_of_closed_windows() {
 
 #[test]
 fn config_errors_are_clear() {
-    let mut s = setup("10 minutes", "0s");
+    let mut s = setup("10 parsecs", "0s");
     assert!(
         WindowAggregate::configure(&s)
             .err()
