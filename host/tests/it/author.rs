@@ -100,14 +100,16 @@ fn test_compares_a_plugins_output_with_the_expected_rows() {
     assert!(stderr.contains("9 rows out, 1 dead letters"), "{stderr}");
     std::fs::write(dir.path().join("expected.jsonl"), &stdout).unwrap();
 
-    let cases = format!(
-        r#"
-plugin = "{quality}"
+    // The plugin named relative to the case file, as `adstream new` writes it.
+    std::fs::create_dir(dir.path().join("built")).unwrap();
+    std::fs::copy(&quality, dir.path().join("built/quality.wasm")).unwrap();
+    let cases = r#"
+plugin = "built/quality.wasm"
 [[case]]
 name = "negative revenue is rejected"
 input = "events.jsonl"
 expect = "expected.jsonl"
-config = {{ rules = [{{ rule = "in_range", column = "revenue", min = 0.0 }}] }}
+config = { rules = [{ rule = "in_range", column = "revenue", min = 0.0 }] }
 batch_size = 3
 dead_letters = 1
 
@@ -115,9 +117,8 @@ dead_letters = 1
 name = "a stricter rule rejects more than expected"
 input = "events.jsonl"
 expect = "expected.jsonl"
-config = {{ rules = [{{ rule = "in_set", column = "country", values = ["US"] }}] }}
-"#
-    );
+config = { rules = [{ rule = "in_set", column = "country", values = ["US"] }] }
+"#;
     std::fs::write(dir.path().join("cases.toml"), cases).unwrap();
     let out = adstream(&["test", "cases.toml"], dir.path());
     let (_, stderr) = text(&out);

@@ -43,7 +43,10 @@ pub struct Ran {
     pub dead: Vec<Value>,
 }
 
+/// `path` as an absolute path in quotes. The pipeline file is written to a scratch folder,
+/// where a relative plugin path would resolve against that folder, not the case file's.
 fn quoted(path: &Path) -> String {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     serde_json::to_string(&path.display().to_string()).expect("a string serializes")
 }
 
