@@ -38,6 +38,27 @@ impl Default for RetryConfig {
     }
 }
 
+/// A `retry` table as written, for a component whose defaults are not the generic ones
+/// (the webhook's): the keys left out keep that component's values rather than the
+/// generic defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialRetry {
+    initial: Option<Duration>,
+    max: Option<Duration>,
+    attempts: Option<u32>,
+}
+
+impl PartialRetry {
+    pub fn over(self, defaults: RetryConfig) -> RetryConfig {
+        RetryConfig {
+            initial: self.initial.unwrap_or(defaults.initial),
+            max: self.max.unwrap_or(defaults.max),
+            attempts: self.attempts.or(defaults.attempts),
+        }
+    }
+}
+
 impl RetryConfig {
     /// The default policy with at most `n` attempts.
     pub fn at_most(n: u32) -> Self {

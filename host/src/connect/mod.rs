@@ -1,8 +1,9 @@
-//! Talking to the outside world, shared by sources and sinks: the Kafka client setup and
-//! the retry policy every sink uses.
+//! Talking to the outside world, shared by sources and sinks: the Kafka client setup, TLS
+//! for the other services, and the retry policy every sink uses.
 
 pub mod kafka;
 pub mod retry;
+pub mod tls;
 
 use std::future::Future;
 use std::pin::Pin;

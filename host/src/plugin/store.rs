@@ -152,14 +152,14 @@ impl StoreState {
     /// A store for `stage` under `limits`; its randomness (both WASI sources) is seeded with
     /// `seed`, so that a replay gives the same numbers.
     pub fn new(stage: Arc<str>, limits: &Limits, seed: u64) -> Self {
-        use rand::SeedableRng;
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
             .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
             .insecure_random_seed(u128::from(seed))
-            .secure_random(Box::new(rand::rngs::StdRng::seed_from_u64(seed)))
+            .secure_random(stable_rng(seed))
+            .insecure_random(stable_rng(!seed))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -211,6 +211,14 @@ impl WasiView for StoreState {
             table: &mut self.table,
         }
     }
+}
+
+/// A generator whose output for a seed is fixed by its algorithm (PCG), not by a crate
+/// version: a replay after an upgrade gives the plugin the same numbers. Both WASI sources
+/// are set, since wasmtime seeds the insecure one from the OS unless told otherwise.
+pub fn stable_rng(seed: u64) -> rand_pcg::Pcg64 {
+    use rand_core::SeedableRng;
+    rand_pcg::Pcg64::seed_from_u64(seed)
 }
 
 /// Plugins see time only through their arguments; a clock that reads zero keeps a plugin

@@ -9,6 +9,7 @@ use crate::batch::encode::{row_json, write_value};
 use crate::batch::render::render;
 use crate::config::secret::{Credential, RedactedUrl};
 use crate::config::sink::{RedisMode, RedisSinkConfig};
+use crate::config::tls::TlsConfig;
 use crate::connect::BoxFut;
 use crate::connect::retry::{Attempt, retry};
 use adstream_sdk::Batch;
@@ -23,15 +24,42 @@ pub struct RedisSink {
     conn: ConnectionManager,
 }
 
-/// What is wrong with a Redis URL setting, if anything (its secret, or its syntax).
-pub fn check_url(url: &Credential) -> Option<String> {
+/// What is wrong with a Redis URL setting, if anything (its secret, its syntax, or the
+/// CA file it trusts).
+pub fn check_url(url: &Credential, tls: &TlsConfig) -> Option<String> {
+    if let Some(Err(e)) = tls.ca().map(crate::connect::tls::read_ca) {
+        return Some(e.to_string());
+    }
     let url = match url.resolve("url") {
         Ok(u) => u,
+        Err(e) if e.not_read() => return None,
         Err(e) => return Some(e.to_string()),
     };
     redis::Client::open(url.expose())
         .err()
         .map(|e| format!("url {url}: {e}"))
+}
+
+/// A client for `url`: with TLS (`rediss://`), trusting the public roots or, with
+/// `tls.ca`, that authority.
+fn client(url: &RedactedUrl, tls: &TlsConfig) -> Result<redis::Client, ConnectError> {
+    let bad = |reason: String| ConnectError::Url {
+        url: url.clone(),
+        reason,
+    };
+    // The redis crate asks rustls for the process's provider.
+    crate::connect::tls::install_provider();
+    match tls.ca() {
+        None => redis::Client::open(url.expose()).map_err(|e| bad(e.to_string())),
+        Some(ca) => {
+            let pem = crate::connect::tls::read_ca(ca).map_err(|e| bad(e.to_string()))?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            redis::Client::build_with_tls(url.expose(), certs).map_err(|e| bad(e.to_string()))
+        }
+    }
 }
 
 /// Why a Redis connection could not be made; the URL is shown with its password masked.
@@ -44,11 +72,16 @@ pub enum ConnectError {
 }
 
 /// Connects to the Redis at `url`, giving up after 10 s.
-pub async fn connect(url: &RedactedUrl) -> Result<ConnectionManager, ConnectError> {
-    let client = redis::Client::open(url.expose()).map_err(|e| ConnectError::Url {
-        url: url.clone(),
-        reason: e.to_string(),
-    })?;
+pub async fn connect(
+    url: &RedactedUrl,
+    tls: &TlsConfig,
+) -> Result<ConnectionManager, ConnectError> {
+    let client = client(url, tls)?;
+    if crate::connect::tls::plaintext_beyond_loopback(url.expose(), &["rediss"]) {
+        tracing::warn!(
+            "Redis at {url} is reached without TLS: values and the password cross the network in the clear (use a rediss:// URL)"
+        );
+    }
     let unreachable = |reason: String| ConnectError::Unreachable {
         url: url.clone(),
         reason,
@@ -66,7 +99,9 @@ impl RedisSink {
             message,
         };
         let url = cfg.url.resolve("url").map_err(|e| fail(e.to_string()))?;
-        let conn = connect(&url).await.map_err(|e| fail(e.to_string()))?;
+        let conn = connect(&url, &cfg.tls)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         Ok(RedisSink {
             name: name.into(),
             cfg: cfg.clone(),

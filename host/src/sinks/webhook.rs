@@ -51,9 +51,13 @@ fn url(cfg: &WebhookConfig) -> Result<String, String> {
 /// What `adstream check` finds wrong: a URL secret that does not resolve or is no URL,
 /// a cooldown Redis URL that does not.
 pub fn check(cfg: &WebhookConfig) -> Vec<String> {
-    let mut out: Vec<String> = url(cfg).err().into_iter().collect();
+    let unread = matches!(cfg.url.resolve("url"), Err(e) if e.not_read());
+    let mut out: Vec<String> = url(cfg).err().filter(|_| !unread).into_iter().collect();
+    if let Some(Err(e)) = cfg.tls.ca().map(crate::connect::tls::read_ca) {
+        out.push(e.to_string());
+    }
     if let Some(c) = &cfg.cooldown {
-        out.extend(super::redis::check_url(&c.redis).map(|e| format!("cooldown: {e}")));
+        out.extend(super::redis::check_url(&c.redis, &c.tls).map(|e| format!("cooldown: {e}")));
     }
     out
 }
@@ -120,8 +124,16 @@ impl WebhookSink {
             message,
         };
         let url = url(cfg).map_err(fail)?;
-        let http = reqwest::Client::builder()
-            .timeout(cfg.timeout.get())
+        let mut http = reqwest::Client::builder().timeout(cfg.timeout.get());
+        if let Some(ca) = cfg.tls.ca() {
+            let pem = crate::connect::tls::read_ca(ca).map_err(|e| fail(e.to_string()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| fail(format!("tls.ca {ca}: {e}")))?
+            {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http
             .build()
             .map_err(|e| fail(e.without_url().to_string()))?;
         let cooldown = match &cfg.cooldown {

@@ -2,6 +2,7 @@
 
 use crate::config::retry::RetryConfig;
 use crate::config::secret::{Credential, SecretRef};
+use crate::config::tls::TlsConfig;
 use crate::config::units::{ByteSize, Duration};
 use serde::Deserialize;
 use std::num::NonZeroUsize;
@@ -17,6 +18,9 @@ pub struct ClickHouseConfig {
     pub table: String,
     pub user: Option<String>,
     pub password: Option<SecretRef>,
+    /// Trust for an `https://` URL beyond the public roots.
+    #[serde(default)]
+    pub tls: TlsConfig,
     /// Create the database and table from the rows' schema if they do not exist.
     #[serde(default)]
     pub create: bool,

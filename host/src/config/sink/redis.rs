@@ -3,6 +3,7 @@
 use crate::config::retry::RetryConfig;
 use crate::config::secret::Credential;
 use crate::config::template::Template;
+use crate::config::tls::TlsConfig;
 use crate::config::units::Duration;
 use serde::Deserialize;
 
@@ -13,6 +14,9 @@ pub struct RedisSinkConfig {
     /// A URL with a password must be a secret: `url = { env = "REDIS_URL" }`.
     #[serde(default = "default_url")]
     pub url: Credential,
+    /// Trust for a `rediss://` URL beyond the public roots.
+    #[serde(default)]
+    pub tls: TlsConfig,
     /// Key template: columns in braces, e.g. `metrics:{country}:{ad_format}:{window}`.
     pub key: Template,
     #[serde(default)]

@@ -1,8 +1,9 @@
 //! `[sink.NAME] kind = "webhook"`, and its cooldown.
 
-use crate::config::retry::RetryConfig;
+use crate::config::retry::{PartialRetry, RetryConfig};
 use crate::config::secret::{Credential, SecretRef};
 use crate::config::template::Template;
+use crate::config::tls::TlsConfig;
 use crate::config::units::Duration;
 use serde::Deserialize;
 
@@ -20,10 +21,17 @@ pub struct WebhookConfig {
     #[serde(default = "default_timeout")]
     pub timeout: Duration,
     /// How a request answered with 5xx or 429, or not answered, is retried; after the
-    /// last try the row is dead-lettered.
-    #[serde(default = "default_retry")]
+    /// last try the row is dead-lettered. Keys left out keep the webhook's defaults.
+    #[serde(default = "default_retry", deserialize_with = "retry_over_defaults")]
     pub retry: RetryConfig,
+    /// Trust for an `https://` URL beyond the public roots.
+    #[serde(default)]
+    pub tls: TlsConfig,
     pub cooldown: Option<CooldownConfig>,
+}
+
+fn retry_over_defaults<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RetryConfig, D::Error> {
+    Ok(PartialRetry::deserialize(d)?.over(default_retry()))
 }
 
 fn payload() -> String {
@@ -45,6 +53,9 @@ fn default_retry() -> RetryConfig {
 pub struct CooldownConfig {
     #[serde(default = "super::redis::default_url")]
     pub redis: Credential,
+    /// Trust for a `rediss://` URL beyond the public roots.
+    #[serde(default)]
+    pub tls: TlsConfig,
     #[serde(default = "default_ttl")]
     pub ttl: Duration,
     #[serde(default = "default_key")]
@@ -64,4 +75,28 @@ fn default_key() -> Template {
 }
 fn default_id() -> String {
     "alert_id".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry(table: &str) -> RetryConfig {
+        let text = format!("kind = \"webhook\"\nurl = {{ env = \"HOOK\" }}\n{table}");
+        toml::from_str::<WebhookConfig>(&text).unwrap().retry
+    }
+
+    #[test]
+    fn a_partial_retry_table_keeps_the_webhooks_own_defaults() {
+        let defaults = default_retry();
+        assert_eq!(retry(""), defaults);
+        let partial = retry("retry = { attempts = 3 }");
+        assert_eq!(
+            partial.initial,
+            Duration::from_millis(500),
+            "not the generic 200 ms"
+        );
+        assert_eq!((partial.max, partial.attempts), (defaults.max, Some(3)));
+        assert_eq!(retry("retry = { initial = \"1s\" }").attempts, Some(8));
+    }
 }

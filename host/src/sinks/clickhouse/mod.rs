@@ -6,6 +6,7 @@
 //! Works against Debian's ClickHouse 18.16 and current releases: only types 18.16 has
 //! (DateTime, not DateTime64), and no 18.16-only SQL.
 
+mod client;
 mod ddl;
 mod rowbinary;
 
@@ -41,10 +42,17 @@ struct ColumnInfo {
 /// be created for the rows.
 pub fn check(cfg: &ClickHouseConfig, fields: Option<&[Field]>) -> Vec<String> {
     let mut out = Vec::new();
-    if let Err(e) = cfg.url.resolve("url") {
+    if let Err(e) = cfg.url.resolve("url")
+        && !e.not_read()
+    {
         out.push(e.to_string());
     }
-    if let Some(Err(e)) = cfg.password.as_ref().map(|p| p.resolve("password")) {
+    if let Some(Err(e)) = cfg.password.as_ref().map(|p| p.resolve("password"))
+        && !e.not_read()
+    {
+        out.push(e.to_string());
+    }
+    if let Some(Err(e)) = cfg.tls.ca().map(crate::connect::tls::read_ca) {
         out.push(e.to_string());
     }
     if cfg.create
@@ -71,15 +79,11 @@ impl ClickHouseSink {
             return Err(fail(problem));
         }
         let url = cfg.url.resolve("url").map_err(|e| fail(e.to_string()))?;
-        let mut client = clickhouse::Client::default()
-            .with_url(url.expose())
-            .with_validation(false);
-        if let Some(user) = &cfg.user {
-            client = client.with_user(user);
-        }
-        if let Some(p) = &cfg.password {
-            let password = p.resolve("password").map_err(|e| fail(e.to_string()))?;
-            client = client.with_password(password.text().map_err(|e| fail(e.to_string()))?);
+        let client = client::client(url.expose(), cfg).map_err(fail)?;
+        if crate::connect::tls::plaintext_beyond_loopback(url.expose(), &["https"]) {
+            tracing::warn!(
+                "sink `{name}`: ClickHouse at {url} is reached without TLS: rows and the password cross the network in the clear (use an https:// URL)"
+            );
         }
         let sink = ClickHouseSink {
             name: name.into(),
@@ -106,7 +110,7 @@ impl ClickHouseSink {
     async fn prepare(&self) -> Result<(), SinkError> {
         self.execute("SELECT 1")
             .await
-            .map_err(|e| self.fail(format!("cannot reach ClickHouse at {}: {e}", self.shown)))?;
+            .map_err(|e| self.fail(why(&self.shown, &e)))?;
         if self.cfg.create {
             if let Some((db, _)) = self.cfg.table.split_once('.') {
                 self.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
@@ -186,6 +190,24 @@ impl ClickHouseSink {
                 self.cfg.table, g.attempts, g.last
             ))
         })
+    }
+}
+
+/// What went wrong reaching ClickHouse, with the cause a person can act on (a refused
+/// certificate, a wrong password) rather than only the outermost error.
+fn why(url: &str, e: &clickhouse::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text = format!("{text}: {next}");
+        }
+        source = s.source();
+    }
+    match e {
+        clickhouse::error::Error::BadResponse(_) => format!("ClickHouse at {url} refused: {text}"),
+        _ => format!("cannot reach ClickHouse at {url}: {text}"),
     }
 }
 

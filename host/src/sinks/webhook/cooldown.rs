@@ -47,7 +47,7 @@ impl Cooldown {
     pub async fn connect(cfg: &CooldownConfig) -> Result<Cooldown, CooldownError> {
         let url = cfg.redis.resolve("redis")?;
         Ok(Cooldown {
-            conn: connect(&url).await?,
+            conn: connect(&url, &cfg.tls).await?,
             key: cfg.key.clone(),
             id: cfg.id.clone(),
             ttl_ms: cfg.ttl.as_millis_i64().max(1) as u64,
