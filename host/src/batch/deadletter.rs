@@ -2,6 +2,7 @@
 //! from, as rows of a batch that goes to the pipeline's dead-letter sink.
 
 use super::encode::row_json;
+use super::privacy::Privacy;
 use super::{Envelope, Position, RawBatch};
 use adstream_sdk::{Batch, DictBuilder, I64Builder, TextBuilder};
 
@@ -187,6 +188,33 @@ impl DeadLetters {
         for row in 0..env.rows() {
             self.row(reason, who, error, env, row);
         }
+    }
+
+    /// The rows as they leave the pipeline: with what `privacy` lets them keep of personal
+    /// fields.
+    pub fn seal(self, privacy: &Privacy) -> Batch {
+        let batch = self.finish();
+        if !privacy.protects() {
+            return batch;
+        }
+        let text = |name: &str| batch.text(name).expect("a dead-letter column");
+        let (reason, payload, error) = (text("reason"), text("payload"), text("error"));
+        let (mut kept_payload, mut kept_error) = (TextBuilder::default(), TextBuilder::default());
+        for r in 0..batch.len() {
+            let undecoded = reason.value(r) == Reason::Decode.name();
+            let kept = privacy.apply(payload.value(r), error.value(r), undecoded);
+            kept_payload.push(&kept.payload);
+            kept_error.push(&kept.error);
+        }
+        let (payload, error) = (kept_payload.finish("payload"), kept_error.finish("error"));
+        let columns = (batch.columns.into_iter())
+            .map(|c| match c.name.as_str() {
+                "payload" => payload.clone(),
+                "error" => error.clone(),
+                _ => c,
+            })
+            .collect();
+        Batch::from_columns(columns).expect("the same rows")
     }
 
     pub fn finish(self) -> Batch {

@@ -10,9 +10,11 @@ pub mod decode;
 pub mod encode;
 mod envelope;
 pub mod interleave;
+pub mod privacy;
 mod raw;
 pub mod render;
 
 pub use deadletter::{Culprit, DeadLetters, Reason};
 pub use envelope::Envelope;
+pub use privacy::Privacy;
 pub use raw::{Position, RawBatch};

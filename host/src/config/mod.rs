@@ -15,6 +15,7 @@ mod diag;
 pub mod env;
 pub mod kafka;
 mod parse;
+pub mod privacy;
 pub mod retry;
 mod schema;
 pub mod secret;
@@ -22,6 +23,7 @@ pub mod sink;
 pub mod source;
 mod stage;
 pub mod template;
+pub mod tls;
 pub mod units;
 
 pub use diag::{Diagnostic, Diagnostics};
@@ -55,6 +57,8 @@ pub struct PipelineConfig {
     pub max_record_bytes: ByteSize,
     /// `None` for sources without offsets, which replay nothing after a restart.
     pub checkpoint: Option<CheckpointConfig>,
+    /// What dead letters keep of personal fields.
+    pub privacy: privacy::PrivacyConfig,
     /// The text of the file, kept to place diagnostics found later (plugin errors).
     pub text: String,
     /// Where the source and each sink (in `sinks` order) are in the file.

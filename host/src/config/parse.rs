@@ -1,6 +1,7 @@
 //! Parsing a pipeline file: the spanned TOML tree, each section on its own, then the
 //! names sections use to refer to each other.
 
+use super::privacy::PrivacyConfig;
 use super::{ByteSize, Diagnostic};
 use super::{
     CheckpointConfig, DEFAULT_MAX_RECORD_BYTES, Diagnostics, EventTimeConfig, PipelineConfig,
@@ -20,6 +21,7 @@ const TOP_KEYS: &[&str] = &[
     "schema",
     "event_time",
     "checkpoint",
+    "privacy",
     "stage",
     "sink",
 ];
@@ -58,6 +60,7 @@ pub fn parse(path: &Path, text: &str) -> Result<PipelineConfig, Vec<Diagnostic>>
         return Err(diags.finish());
     };
     let checkpoint = checkpoint(&root, &source, &mut diags);
+    let privacy = privacy(&root, &mut diags);
     let cfg = PipelineConfig {
         name,
         file: path.to_path_buf(),
@@ -74,6 +77,7 @@ pub fn parse(path: &Path, text: &str) -> Result<PipelineConfig, Vec<Diagnostic>>
         dead_letter,
         max_record_bytes,
         checkpoint,
+        privacy,
         text: text.to_string(),
     };
     diags
@@ -132,6 +136,18 @@ fn required<'a, 'b>(
         diags.error_hint(None, format!("the pipeline has no [{key}]"), hint);
     }
     v
+}
+
+/// `[privacy]`, defaulting to `redact`.
+fn privacy(root: &DeTable<'_>, diags: &mut Diagnostics) -> PrivacyConfig {
+    let Some(v) = root.get("privacy") else {
+        return PrivacyConfig::default();
+    };
+    let cfg = section::<PrivacyConfig>(v, "[privacy]", diags).unwrap_or_default();
+    if let Some(problem) = cfg.problem() {
+        diags.error(Some(v.span()), problem);
+    }
+    cfg
 }
 
 /// `[checkpoint]`: on by default for sources with offsets, an error for the others.

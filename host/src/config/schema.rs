@@ -48,6 +48,8 @@ struct LongSpec {
     ty: FieldType,
     #[serde(default)]
     required: bool,
+    #[serde(default)]
+    personal: bool,
 }
 
 /// One decoded field. Equality ignores `span`: moving a field in the file changes nothing.
@@ -57,6 +59,8 @@ pub struct SchemaField {
     pub ty: FieldType,
     /// A row without this field is rejected instead of getting a null.
     pub required: bool,
+    /// The field identifies a person: dead letters do not keep it in clear (`[privacy]`).
+    pub personal: bool,
     pub span: Range<usize>,
 }
 
@@ -69,7 +73,8 @@ pub struct SchemaConfig {
 
 impl PartialEq for SchemaField {
     fn eq(&self, other: &Self) -> bool {
-        (&self.name, self.ty, self.required) == (&other.name, other.ty, other.required)
+        (&self.name, self.ty, self.required, self.personal)
+            == (&other.name, other.ty, other.required, other.personal)
     }
 }
 
@@ -95,8 +100,10 @@ impl SchemaConfig {
             let what = format!("[schema] field `{}`", name.get_ref());
             let spec = FieldSpec::deserialize(toml::de::ValueDeserializer::from(v.clone()));
             match spec {
-                Ok(FieldSpec::Short(ty)) => fields.push((name, ty, false, v.span())),
-                Ok(FieldSpec::Long(l)) => fields.push((name, l.ty, l.required, v.span())),
+                Ok(FieldSpec::Short(ty)) => fields.push((name, ty, false, false, v.span())),
+                Ok(FieldSpec::Long(l)) => {
+                    fields.push((name, l.ty, l.required, l.personal, v.span()));
+                }
                 // The untagged error says nothing useful: re-read a table as the long form
                 // for its precise error, and name the accepted types otherwise.
                 Err(_) if v.get_ref().is_table() => {
@@ -105,7 +112,9 @@ impl SchemaConfig {
                 Err(_) => diags.error_hint(
                     Some(v.span()),
                     format!("{what} has an unknown type"),
-                    format!("write a type ({TYPES}) or {{ type = \"...\", required = true }}"),
+                    format!(
+                        "write a type ({TYPES}) or {{ type = \"...\", required = true, personal = true }}"
+                    ),
                 ),
             }
         }
@@ -114,10 +123,11 @@ impl SchemaConfig {
         }
         let fields = fields
             .into_iter()
-            .map(|(n, ty, required, span)| SchemaField {
+            .map(|(n, ty, required, personal, span)| SchemaField {
                 name: n.get_ref().to_string(),
                 ty,
                 required,
+                personal,
                 span,
             })
             .collect();

@@ -42,6 +42,8 @@ pub struct Pipeline {
     pub dead_letter: usize,
     /// For each sink, the columns of its rows when a single schema feeds it.
     pub sink_fields: Vec<Option<Vec<Field>>>,
+    /// What dead letters keep of personal fields.
+    pub privacy: Arc<crate::batch::Privacy>,
 }
 
 /// The sink used when a pipeline names no `dead_letter`.
@@ -89,6 +91,10 @@ pub fn build(
     for e in crate::sources::check(&cfg.source) {
         diags.error(Some(cfg.spans.source.clone()), e.to_string());
     }
+    let privacy = crate::batch::Privacy::of(cfg).unwrap_or_else(|e| {
+        diags.error(None, e);
+        Default::default()
+    });
     let plugins = Plugins::load(cfg, engine);
     let stages = build_stages(cfg, &decoder, &sinks, &plugins, &mut diags);
     if !diags.is_empty() {
@@ -122,6 +128,7 @@ pub fn build(
         sinks,
         dead_letter,
         sink_fields,
+        privacy: Arc::new(privacy),
     })
 }
 
@@ -247,6 +254,10 @@ fn spec(
             Ok(s) => secrets.push(adstream_sdk::Secret {
                 name: s.name.clone(),
                 value: s.into_bytes(),
+            }),
+            Err(e) if e.not_read() => secrets.push(adstream_sdk::Secret {
+                name: secret.clone(),
+                value: crate::config::secret::PLACEHOLDER.to_vec(),
             }),
             Err(e) => diags.error(Some(r.span()), format!("stage `{name}`: {e}")),
         }

@@ -42,6 +42,8 @@ pub struct Processor {
     chain_end: Vec<usize>,
     /// What each stage runs, as the pipeline's owner sees it (a canary may take over here).
     pub(super) views: Arc<Mutex<Vec<StageView>>>,
+    /// What dead letters may keep of personal fields, applied as they leave.
+    pub(super) privacy: Arc<crate::batch::Privacy>,
 }
 
 impl Processor {
@@ -76,6 +78,7 @@ impl Processor {
             lag: Lag::default(),
             readers,
             views: Arc::default(),
+            privacy: Arc::default(),
         }
     }
 
@@ -276,7 +279,7 @@ impl Processor {
             }
             stats.recent_dead_letters.clone()
         };
-        let batch = Arc::new(dl.finish());
+        let batch = Arc::new(dl.seal(&self.privacy));
         // The payload may be long; the dashboard shows why and where, not what.
         recent.record_without(&batch, &["payload"]);
         self.send(self.dead_letter, SinkMsg::Rows { batch, done: None })

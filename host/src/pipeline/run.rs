@@ -93,6 +93,7 @@ fn processor(
         pipeline.dead_letter,
         source.name().to_string(),
     );
+    processor.privacy = pipeline.privacy;
     processor.health = source.health();
     processor.lag = source.lag();
     if let Some(cp) = cp {
@@ -136,7 +137,7 @@ pub async fn start(
         &pipeline.sinks,
         &pipeline.sink_fields,
         pipeline.dead_letter,
-        &source_name,
+        (&source_name, pipeline.privacy.clone()),
         marks,
     )
     .await?;
@@ -178,6 +179,7 @@ pub async fn start(
         stats,
         sinks,
         dead_letters: dead_letters.tx.downgrade(),
+        privacy: dead_letters.privacy,
         views,
         stop,
         task,

@@ -68,6 +68,7 @@ pub struct RunningPipeline {
     /// Where sinks opened later send the rows they cannot deliver. Weak, so that holding
     /// the pipeline does not keep its dead-letter sink open after the run ends.
     pub(super) dead_letters: mpsc::WeakSender<SinkMsg>,
+    pub(super) privacy: Arc<crate::batch::Privacy>,
     pub(super) views: Arc<Mutex<Vec<StageView>>>,
     pub(super) stop: watch::Sender<bool>,
     pub(super) task: JoinHandle<Result<RunSummary, RunError>>,
@@ -243,6 +244,7 @@ impl RunningPipeline {
         Some(DeadLetterTx {
             tx: self.dead_letters.upgrade()?,
             source: self.source_name.clone(),
+            privacy: self.privacy.clone(),
         })
     }
 }

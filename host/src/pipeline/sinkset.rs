@@ -92,7 +92,7 @@ pub(super) async fn open_all(
     sinks: &[(String, SinkConfig)],
     fields: &[Option<Vec<Field>>],
     dl: usize,
-    source: &str,
+    (source, privacy): (&str, Arc<crate::batch::Privacy>),
     resume: &[(String, u64)],
 ) -> Result<(SinkSet, DeadLetterTx), SinkError> {
     let mark = |name: &str| resume.iter().find(|(n, _)| n == name).map(|(_, m)| *m);
@@ -105,6 +105,7 @@ pub(super) async fn open_all(
     let dead_letters = DeadLetterTx {
         tx: dl_entry.tx.clone().expect("just opened"),
         source: source.to_string(),
+        privacy,
     };
     let mut entries = Vec::new();
     let mut dl_entry = Some(dl_entry);

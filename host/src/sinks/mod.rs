@@ -39,6 +39,8 @@ pub enum SinkError {
 pub struct DeadLetterTx {
     pub tx: mpsc::Sender<SinkMsg>,
     pub source: String,
+    /// What the dead letters may keep of personal fields.
+    pub privacy: Arc<crate::batch::Privacy>,
 }
 
 impl DeadLetterTx {
@@ -59,7 +61,7 @@ impl DeadLetterTx {
         };
         self.tx
             .send(SinkMsg::Rows {
-                batch: Arc::new(dl.finish()),
+                batch: Arc::new(dl.seal(&self.privacy)),
                 done: Some(done),
             })
             .await
@@ -183,7 +185,10 @@ pub fn check(name: &str, cfg: &SinkConfig, fields: Option<&[Field]>) -> Vec<Sink
             .map(|e| err(e.to_string()))
             .collect(),
         SinkConfig::ClickHouse(c) => clickhouse::check(c, fields).into_iter().map(err).collect(),
-        SinkConfig::Redis(c) => redis::check_url(&c.url).into_iter().map(err).collect(),
+        SinkConfig::Redis(c) => redis::check_url(&c.url, &c.tls)
+            .into_iter()
+            .map(err)
+            .collect(),
         SinkConfig::Webhook(c) => webhook::check(c).into_iter().map(err).collect(),
         SinkConfig::Stdout(_) | SinkConfig::File(_) => Vec::new(),
     }

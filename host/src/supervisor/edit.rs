@@ -39,6 +39,7 @@ pub fn plan(old: &PipelineConfig, new: &PipelineConfig) -> Plan {
         (old.schema != new.schema, "its schema changed"),
         (old.event_time != new.event_time, "its [event_time] changed"),
         (old.checkpoint != new.checkpoint, "its [checkpoint] changed"),
+        (old.privacy != new.privacy, "its [privacy] changed"),
         (
             old.max_record_bytes != new.max_record_bytes,
             "max_record_bytes changed",
