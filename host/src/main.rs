@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     {
         return adstream::plugin::serve_compile(out, *memory, *metered);
     }
-    adstream::cli::init_logging(cli.log.as_deref());
+    adstream::cli::init_logging(cli.log.as_deref(), cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

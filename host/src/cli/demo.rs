@@ -2,7 +2,7 @@
 //! generated traffic with the four anomalies, PII hashing, quality checks, 10 s and 1 min
 //! windows, anomaly rules and Slack payloads — on the console and in JSONL files.
 
-use super::run::{report, serve_status, stop_signal};
+use super::run::{report, stop_signal};
 use crate::config::SinkConfig;
 use crate::config::{self, PipelineConfig};
 use crate::pipeline;
@@ -38,30 +38,16 @@ fn redirect(cfg: &mut PipelineConfig, out: &Path) {
     }
 }
 
-pub async fn demo(duration: u64, out: &Path, status_addr: Option<&str>) -> ExitCode {
-    let dir = pipelines_dir();
-    let mut cfg = match config::parse(&dir.join("demo.toml"), DEMO) {
-        Ok(c) => c,
-        Err(diags) => {
-            diags.iter().for_each(|d| eprintln!("{d}"));
-            return ExitCode::FAILURE;
-        }
-    };
-    redirect(&mut cfg, out);
-    let engine = match super::engine() {
-        Ok(e) => e,
+pub async fn demo(duration: u64, out: &Path, status: &super::serve::StatusServe) -> ExitCode {
+    let status = match status.bind().await {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     };
-    let pipeline = match pipeline::build(&cfg, &engine) {
-        Ok(p) => p,
-        Err(diags) => {
-            diags.iter().for_each(|d| eprintln!("{d}"));
-            eprintln!("hint: the demo needs the plugins; build them with scripts/build-plugins.sh");
-            return ExitCode::FAILURE;
-        }
+    let Some((cfg, engine, pipeline)) = build(out) else {
+        return ExitCode::FAILURE;
     };
     eprintln!(
         "adstream demo: {} s of generated ad traffic (20,000 events/s). Anomalies are injected\n\
@@ -77,9 +63,8 @@ pub async fn demo(duration: u64, out: &Path, status_addr: Option<&str>) -> ExitC
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
-    if let Some(addr) = status_addr
-        && let Some(at) = serve_status(addr, sup.board()).await
-    {
+    if let Some(status) = status {
+        let at = status.serve(sup.board());
         eprintln!("dashboard: http://{at}/ (live charts, alerts, stages)\n");
     }
     let handle = sup.spawn();
@@ -94,6 +79,41 @@ pub async fn demo(duration: u64, out: &Path, status_addr: Option<&str>) -> ExitC
     }
     eprintln!("results: {}", list_outputs(out));
     ExitCode::SUCCESS
+}
+
+/// The demo pipeline, its sinks sent to `out`, built; its problems printed if not.
+fn build(
+    out: &Path,
+) -> Option<(
+    PipelineConfig,
+    crate::plugin::PluginEngine,
+    pipeline::Pipeline,
+)> {
+    let dir = pipelines_dir();
+    let mut cfg = match config::parse(&dir.join("demo.toml"), DEMO) {
+        Ok(c) => c,
+        Err(diags) => {
+            diags.iter().for_each(|d| eprintln!("{d}"));
+            return None;
+        }
+    };
+    redirect(&mut cfg, out);
+    let engine = match super::engine() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return None;
+        }
+    };
+    let pipeline = match pipeline::build(&cfg, &engine) {
+        Ok(p) => p,
+        Err(diags) => {
+            diags.iter().for_each(|d| eprintln!("{d}"));
+            eprintln!("hint: the demo needs the plugins; build them with scripts/build-plugins.sh");
+            return None;
+        }
+    };
+    Some((cfg, engine, pipeline))
 }
 
 fn list_outputs(out: &Path) -> String {

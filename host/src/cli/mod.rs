@@ -9,6 +9,7 @@ mod new;
 mod replay;
 mod run;
 mod sample;
+mod serve;
 pub mod status;
 mod test;
 
@@ -28,6 +29,15 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `adstream=debug` (default: `info`, or RUST_LOG).
     #[arg(long, global = true)]
     pub log: Option<String>,
+    /// Log lines as text or as JSON objects (one per line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "ADSTREAM_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -41,9 +51,8 @@ pub enum Command {
         /// Folder for the JSONL results.
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
-        /// Where to serve the dashboard, /status and /metrics; `off` for nowhere.
-        #[arg(long, default_value = status::DEFAULT_ADDR)]
-        status_addr: String,
+        #[command(flatten)]
+        status: serve::StatusServe,
     },
     /// Check pipeline files (parse them, load every plugin, configure every stage, report
     /// every problem as file:line:col) or plugins (`.wasm`: role, world, version, imports;
@@ -51,6 +60,11 @@ pub enum Command {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Check everything but the secrets' values: secrets from the environment or files
+        /// are not read (plugins are configured with a placeholder), for a CI job that
+        /// lints pipelines without production secrets.
+        #[arg(long)]
+        no_environment: bool,
         /// A plugin's config, as JSON (for `.wasm` files).
         #[arg(long)]
         config: Option<String>,
@@ -69,8 +83,10 @@ pub enum Command {
     /// --swap STAGE=NEW.wasm, run it again with a new version of a stage and report what
     /// would change.
     Replay(replay::ReplayArgs),
-    /// Run pipelines until Ctrl-C (which flushes open windows first) or the duration ends.
-    /// Rebuilt plugins and edited pipeline files are applied while they run.
+    /// Run pipelines until Ctrl-C, SIGTERM or the duration's end. A stop finishes the batch
+    /// in flight and flushes every sink; a pipeline with a checkpoint saves its open windows
+    /// in it (the next run completes them), one without flushes them. Rebuilt plugins and
+    /// edited pipeline files are applied while they run.
     Run {
         /// Pipeline files, or folders whose `*.toml` files are pipelines (a file added to
         /// such a folder later starts too).
@@ -79,9 +95,8 @@ pub enum Command {
         /// Stop after this many seconds.
         #[arg(long)]
         duration: Option<u64>,
-        /// Where to serve /status and /metrics; `off` for nowhere.
-        #[arg(long, default_value = status::DEFAULT_ADDR)]
-        status_addr: String,
+        #[command(flatten)]
+        status: serve::StatusServe,
         /// Do not watch plugin and pipeline files for changes.
         #[arg(long)]
         no_watch: bool,
@@ -111,31 +126,33 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Demo {
             duration,
             out,
-            status_addr,
-        } => {
-            let addr = (status_addr != "off").then_some(status_addr.as_str());
-            demo::demo(duration, &out, addr).await
-        }
+            status,
+        } => demo::demo(duration, &out, &status).await,
         Command::Check {
             files,
+            no_environment,
             config,
             input,
-        } => check::check(&files, config.as_deref(), input.as_deref()),
+        } => {
+            if no_environment {
+                crate::config::secret::leave_secrets_unread();
+            }
+            check::check(&files, config.as_deref(), input.as_deref())
+        }
         Command::Test(args) => test::test(args).await,
         Command::New(args) => new::new(args),
         Command::Replay(args) => replay::main(args).await,
         Command::Run {
             files,
             duration,
-            status_addr,
+            status,
             no_watch,
         } => {
-            let status_addr = (status_addr != "off").then_some(status_addr);
             run::run(
                 &files,
                 run::RunOptions {
                     duration,
-                    status_addr,
+                    status,
                     watch: !no_watch,
                 },
             )
@@ -160,17 +177,30 @@ fn engine() -> Result<crate::plugin::PluginEngine, String> {
 }
 
 /// Logs go to stderr, so that stdout carries only what sinks print.
-pub fn init_logging(filter: Option<&str>) {
+pub fn init_logging(filter: Option<&str>, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = match filter {
         Some(f) => EnvFilter::new(f),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        // One JSON object per line, for a log collector: time, level, message and fields.
+        LogFormat::Json => logs.json().flatten_event(true).try_init(),
+    };
+}
+
+/// How log lines are written to stderr.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For a person at a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for a log collector.
+    Json,
 }

@@ -1,4 +1,4 @@
-//! `adstream run FILE|DIR... [--duration SECS] [--status-addr ADDR] [--no-watch]`
+//! `adstream run FILE|DIR... [--duration SECS] [--status-addr ADDR|off] [--status-token-file F] [--no-watch]`
 
 use crate::pipeline::RunSummary;
 use crate::supervisor::{self, Board, Supervisor};
@@ -120,8 +120,8 @@ async fn report_progress(board: Arc<Board>) {
 /// How `adstream run` runs: what to watch, where to report.
 pub struct RunOptions {
     pub duration: Option<u64>,
-    /// Address of the status endpoint; `None` turns it off.
-    pub status_addr: Option<String>,
+    /// The status endpoint.
+    pub status: super::serve::StatusServe,
     /// Apply plugin and pipeline file changes while running.
     pub watch: bool,
 }
@@ -148,29 +148,6 @@ fn expand(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
     (files, dirs)
 }
 
-/// Serves the dashboard, status and metrics on `addr`, if it can (a busy port is no
-/// reason not to run); the address it serves on.
-pub(super) async fn serve_status(addr: &str, board: Arc<Board>) -> Option<String> {
-    match tokio::net::TcpListener::bind(addr).await {
-        Ok(listener) => {
-            let at = listener
-                .local_addr()
-                .map_or(addr.to_string(), |a| a.to_string());
-            tracing::info!(
-                "dashboard on http://{at}/, status on http://{at}/status and http://{at}/metrics (`adstream status --addr {at}`)"
-            );
-            tokio::spawn(supervisor::serve(listener, board));
-            Some(at)
-        }
-        Err(e) => {
-            tracing::warn!(
-                "no status endpoint: cannot listen on {addr}: {e} (choose another with --status-addr)"
-            );
-            None
-        }
-    }
-}
-
 pub async fn run(paths: &[PathBuf], opts: RunOptions) -> ExitCode {
     // First of all, so that a signal during start-up (compiling plugins, reaching the
     // services) is a graceful stop too.
@@ -180,6 +157,13 @@ pub async fn run(paths: &[PathBuf], opts: RunOptions) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
+        }
+    };
+    let status = match opts.status.bind().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
     };
     let (files, dirs) = expand(paths);
@@ -200,8 +184,8 @@ pub async fn run(paths: &[PathBuf], opts: RunOptions) -> ExitCode {
     {
         tracing::warn!("cannot watch files, changes need a restart: {e}");
     }
-    if let Some(addr) = &opts.status_addr {
-        serve_status(addr, sup.board()).await;
+    if let Some(status) = status {
+        status.serve(sup.board());
     }
     let progress = tokio::spawn(report_progress(sup.board()));
     let handle = sup.spawn();

@@ -19,6 +19,9 @@ pub struct StatusArgs {
     /// Print the raw JSON.
     #[arg(long)]
     pub json: bool,
+    /// A file holding the host's status token (default: ADSTREAM_STATUS_TOKEN, when set).
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 /// The most of a reply that is read: a host's status is kilobytes.
@@ -27,8 +30,8 @@ const MAX_REPLY_BYTES: usize = 16 << 20;
 /// How long the whole reply may take, however the peer trickles it.
 const REPLY_TIME: Duration = Duration::from_secs(10);
 
-/// GETs `path` from `addr` and returns the body.
-pub fn get(addr: &str, path: &str) -> anyhow::Result<String> {
+/// GETs `path` from `addr` and returns the body; with `token`, as its bearer.
+pub fn get(addr: &str, path: &str, token: Option<&str>) -> anyhow::Result<String> {
     let target = addr
         .to_socket_addrs()
         .with_context(|| format!("bad address {addr}"))?
@@ -36,9 +39,10 @@ pub fn get(addr: &str, path: &str) -> anyhow::Result<String> {
         .with_context(|| format!("bad address {addr}"))?;
     let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(3))
         .with_context(|| format!("no adstream host answers on {addr}; is `adstream run` running, with this --status-addr?"))?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
     )?;
     let until = Instant::now() + REPLY_TIME;
     let read = crate::config::bounded::read_at_most(Deadline { stream, until }, MAX_REPLY_BYTES);
@@ -83,8 +87,24 @@ impl Read for Deadline {
     }
 }
 
+/// The token, from `--token-file` or the environment.
+fn token(args: &StatusArgs) -> anyhow::Result<Option<String>> {
+    let secret = match &args.token_file {
+        Some(f) => crate::config::SecretRef {
+            file: Some(f.display().to_string()),
+            ..Default::default()
+        },
+        None => match std::env::var(crate::supervisor::TOKEN_ENV) {
+            Ok(t) => return Ok(Some(t)),
+            Err(_) => return Ok(None),
+        },
+    };
+    let value = secret.resolve("status token")?;
+    Ok(Some(value.text()?.to_string()))
+}
+
 pub fn status(args: StatusArgs) -> ExitCode {
-    let body = match get(&args.addr, "/status") {
+    let body = match token(&args).and_then(|t| get(&args.addr, "/status", t.as_deref())) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -79,7 +79,30 @@ pub enum SecretError {
     Empty { name: String },
     #[error("secret `{name}` is not UTF-8 text")]
     NotText { name: String },
+    /// `adstream check --no-environment`: the value is not read, only where it comes from.
+    #[error("secret `{name}` was not read (--no-environment)")]
+    NotRead { name: String },
 }
+
+impl SecretError {
+    /// Whether this is no problem at all, only a secret left unread on purpose.
+    pub fn not_read(&self) -> bool {
+        matches!(self, SecretError::NotRead { .. })
+    }
+}
+
+/// Set once by `adstream check --no-environment`: secrets from the environment or files
+/// are not read, so that a pipeline can be checked where production secrets are absent.
+static NOT_READ: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, leave secrets in the environment and in files unread (a one-shot `check`).
+pub fn leave_secrets_unread() {
+    NOT_READ.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// What a plugin's `configure` is given for a secret left unread: 32 bytes of text, enough
+/// for a key's length checks; its value means nothing.
+pub const PLACEHOLDER: &[u8] = b"adstream-check-no-environment-00";
 
 /// A resolved secret. Its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq)]
@@ -114,6 +137,9 @@ impl SecretValue {
 impl SecretRef {
     /// Reads the secret now.
     pub fn resolve(&self, name: &str) -> Result<SecretValue, SecretError> {
+        if self.insecure_value.is_none() && NOT_READ.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(SecretError::NotRead { name: name.into() });
+        }
         let value = if let Some(var) = &self.env {
             std::env::var_os(var)
                 .ok_or_else(|| SecretError::MissingEnv {

@@ -2,8 +2,10 @@
 //! (server-sent events, one update a second), `GET /status` (JSON, what `adstream status`
 //! prints) and `GET /metrics` (OpenMetrics text, which Prometheus reads). Connections are
 //! few and must send their headers promptly, requests have a time limit and no body, and
-//! live feeds are few at once, since each costs a status snapshot a second.
+//! live feeds are few at once, since each costs a status snapshot a second. With a token
+//! (`auth.rs`) every route requires it.
 
+use super::auth::{Token, guard};
 use super::status::Board;
 use axum::Router;
 use axum::extract::State;
@@ -41,8 +43,8 @@ struct Shared {
 /// Serves `board` on `listener` until the task is dropped. Each connection is one of at
 /// most [`CONNECTIONS`] (more are closed at once) and must send its request headers within
 /// [`HEADERS_WITHIN`]; axum's own `serve` bounds neither.
-pub async fn serve(listener: TcpListener, board: Arc<Board>) {
-    let app = TowerToHyperService::new(router(board));
+pub async fn serve(listener: TcpListener, board: Arc<Board>, token: Option<Token>) {
+    let app = TowerToHyperService::new(router(board, token));
     let open = Arc::new(Semaphore::new(CONNECTIONS));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -66,7 +68,7 @@ pub async fn serve(listener: TcpListener, board: Arc<Board>) {
     }
 }
 
-fn router(board: Arc<Board>) -> Router {
+fn router(board: Arc<Board>, token: Option<Token>) -> Router {
     let shared = Shared {
         board,
         feeds: Arc::new(Semaphore::new(FEEDS)),
@@ -81,6 +83,7 @@ fn router(board: Arc<Board>) -> Router {
             Duration::from_secs(10),
         ))
         .layer(RequestBodyLimitLayer::new(0))
+        .layer(axum::middleware::from_fn_with_state(token, guard))
         .with_state(shared)
 }
 

@@ -34,7 +34,7 @@ const PIPELINE_COUNTERS: [PipelineMetric; 5] = [
 
 /// Per-stage metrics: name, help, whether a counter (else a gauge), value.
 type StageMetric = (&'static str, &'static str, bool, fn(&StageStats) -> f64);
-const STAGE_METRICS: [StageMetric; 14] = [
+const STAGE_METRICS: [StageMetric; 16] = [
     ("stage_rows_in", "Rows given to a stage.", true, |s| {
         s.rows_in as f64
     }),
@@ -100,6 +100,18 @@ const STAGE_METRICS: [StageMetric; 14] = [
         "Time spent in those snapshots (not in busy seconds).",
         true,
         |s| s.snapshot_ns as f64 / 1e9,
+    ),
+    (
+        "stage_logs_dropped",
+        "Log lines a plugin wrote beyond its stage's log_lines_per_second, dropped.",
+        true,
+        |s| s.logs_dropped as f64,
+    ),
+    (
+        "stage_counters_dropped",
+        "Counter additions to names beyond the stage's `counters` budget, dropped.",
+        true,
+        |s| s.counters_dropped as f64,
     ),
     (
         "stage_canary_rows_compared",

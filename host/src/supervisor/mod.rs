@@ -7,6 +7,7 @@
 //! It is an actor: one task owns the pipelines and handles [`Event`]s in order, so two
 //! changes never race. The [`Board`] it keeps is what status and metrics report.
 
+mod auth;
 mod canary;
 mod edit;
 mod http;
@@ -15,6 +16,7 @@ mod plugins;
 mod status;
 mod watch;
 
+pub use auth::{AccessError, TOKEN_ENV, Token, check_bind};
 pub use http::serve;
 pub use status::{Board, Change, PipelineStatus, Status};
 use watch::{FileWatcher, normalize};

@@ -4,8 +4,12 @@ use super::support::{AD_SCHEMA, pipeline_file, read_jsonl};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// The binary, with its status endpoint off unless a test asks for it (tests run side by
+/// side, and the default port can be taken only once).
 fn adstream() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_adstream"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_adstream"));
+    c.env("ADSTREAM_STATUS_ADDR", "off");
+    c
 }
 
 #[test]
@@ -399,7 +403,7 @@ path = "{}"
         after.contains(&format!("sha256:{}", &new_hash[..12])),
         "{after}"
     );
-    let metrics = adstream::cli::status::get(&addr, "/metrics").unwrap();
+    let metrics = adstream::cli::status::get(&addr, "/metrics", None).unwrap();
     assert!(
         metrics.contains(
             "adstream_changes_total{pipeline=\"watched\",kind=\"plugin\",outcome=\"applied\"} 1"
@@ -505,8 +509,8 @@ fn credentials_never_show_in_check_run_errors_status_or_metrics() {
     let mut child = cmd.spawn().unwrap();
     let (addr, log) = status_address(child.stderr.take().unwrap());
     std::thread::sleep(Duration::from_millis(500));
-    let status = adstream::cli::status::get(&addr, "/status").unwrap();
-    let metrics = adstream::cli::status::get(&addr, "/metrics").unwrap();
+    let status = adstream::cli::status::get(&addr, "/status", None).unwrap();
+    let metrics = adstream::cli::status::get(&addr, "/metrics", None).unwrap();
     assert!(status.contains("pii"), "{status}");
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])

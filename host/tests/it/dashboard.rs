@@ -78,7 +78,7 @@ async fn the_dashboard_shows_live_charts_alerts_and_a_swapped_version_in_a_brows
         .unwrap_or_else(|d| panic!("{d:#?}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
-    tokio::spawn(supervisor::serve(listener, sup.board()));
+    tokio::spawn(supervisor::serve(listener, sup.board(), None));
     let handle = sup.spawn();
 
     // The browser opens the page at once; the new version arrives while it watches.
@@ -164,7 +164,7 @@ async fn metrics_parse_with_a_prometheus_parser_and_every_documented_metric_exis
         .unwrap_or_else(|d| panic!("{d:#?}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/metrics", listener.local_addr().unwrap());
-    tokio::spawn(supervisor::serve(listener, sup.board()));
+    tokio::spawn(supervisor::serve(listener, sup.board(), None));
     let handle = sup.spawn();
     // Until a broken record has been dead-lettered, so that every family has a sample.
     let began = std::time::Instant::now();
@@ -220,7 +220,7 @@ async fn the_endpoint_bounds_connections_header_time_bodies_and_live_feeds() {
     use tokio::net::TcpStream;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(supervisor::serve(listener, Arc::default()));
+    tokio::spawn(supervisor::serve(listener, Arc::default(), None));
     let url = |path: &str| format!("http://{addr}{path}");
 
     // A request with a body is refused.
@@ -266,4 +266,63 @@ async fn the_endpoint_bounds_connections_header_time_bodies_and_live_feeds() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let again = client.get(url("/status")).send().await.unwrap();
     assert_eq!(again.status(), 200);
+}
+
+/// With a token, every route wants it: as a bearer (Prometheus, `adstream status`) or as
+/// the cookie a browser gets by opening `/?token=...` once (its live feed cannot send
+/// headers). Without it: 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_guards_every_route_and_a_browser_gets_it_as_a_cookie() {
+    let secret = "a-status-token-of-32-bytes-00000";
+    let token = supervisor::Token::new(secret.as_bytes()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(supervisor::serve(listener, Arc::default(), Some(token)));
+    let url = |path: &str| format!("http://{addr}{path}");
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in ["/", "/status", "/metrics", "/events"] {
+        let refused = plain.get(url(path)).send().await.unwrap();
+        assert_eq!(refused.status(), 401, "{path}");
+        let wrong = plain
+            .get(url(path))
+            .bearer_auth("a-status-token-of-32-bytes-00001");
+        assert_eq!(wrong.send().await.unwrap().status(), 401, "{path}");
+    }
+    let status = plain.get(url("/status")).bearer_auth(secret).send().await;
+    assert_eq!(status.unwrap().status(), 200);
+    let metrics = adstream::cli::status::get(&addr.to_string(), "/metrics", Some(secret));
+    assert!(metrics.unwrap().contains("# EOF"));
+
+    // The browser's way: the token in the address once, then a cookie (not the token).
+    let opened = plain
+        .get(url(&format!("/?token={secret}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 303);
+    assert_eq!(opened.headers()["location"], "/");
+    let cookie = opened.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && !cookie.contains(secret),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let page = plain
+        .get(url("/"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let feed = plain
+        .get(url("/events"))
+        .header("cookie", &pair)
+        .send()
+        .await;
+    assert_eq!(feed.unwrap().status(), 200);
+    let guessed = plain.get(url("/?token=nope")).send().await.unwrap();
+    assert_eq!(guessed.status(), 401);
 }

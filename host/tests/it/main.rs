@@ -17,6 +17,7 @@ mod fuzz;
 mod golden;
 mod hostile;
 mod plugins;
+mod production;
 mod projection;
 mod reload;
 mod services;

@@ -1,0 +1,190 @@
+//! What a production deployment leans on, through the binary as an operator runs it: the
+//! status endpoint refuses to be open without a token or on a taken port, `check
+//! --no-environment` lints without secrets, logs come as JSON when asked, and every
+//! example pipeline in the docs passes `check`.
+
+use super::support::root;
+use std::process::Command;
+
+fn adstream() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_adstream"));
+    c.env_remove("ADSTREAM_STATUS_TOKEN")
+        .env("ADSTREAM_COMPILE_CACHE", "off");
+    c
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `run` and `demo` check their status address before anything starts: beyond loopback
+/// without a token, or a port already taken, is an error (exit 2), not a warning.
+#[test]
+fn the_status_endpoint_is_never_open_without_a_token_nor_silently_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = root().join("pipelines/demo.toml");
+    let out = adstream()
+        .args(["run", "--duration", "1", "--status-addr", "0.0.0.0:0"])
+        .arg(&demo)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("refusing to serve the dashboard and /metrics on 0.0.0.0:0 without a token"),
+        "{}",
+        stderr(&out)
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = adstream()
+        .args(["demo", "--duration", "1", "--status-addr", &addr])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("cannot serve status on {addr}")),
+        "{}",
+        stderr(&out)
+    );
+    let token = dir.path().join("token");
+    std::fs::write(&token, "short\n").unwrap();
+    let out = adstream()
+        .args(["run", "--duration", "1", "--status-addr", "0.0.0.0:0"])
+        .arg("--status-token-file")
+        .arg(&token)
+        .arg(&demo)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("shorter than 16 bytes"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A CI job that lints pipelines has no production secrets: `--no-environment` checks the
+/// rest, and says nothing about the secrets' values.
+#[test]
+fn check_without_the_environment_lints_the_shipped_pipelines_without_their_secrets() {
+    let files = ["pipelines/alert-delivery.toml", "pipelines/ad-metrics.toml"];
+    let mut plain = adstream();
+    plain.arg("check").args(files.map(|f| root().join(f)));
+    let out = plain
+        .env_remove("SLACK_WEBHOOK_URL")
+        .env_remove("ADSTREAM_PII_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("SLACK_WEBHOOK_URL is not set"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("ADSTREAM_PII_KEY is not set"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = adstream()
+        .arg("check")
+        .arg("--no-environment")
+        .args(files.map(|f| root().join(f)))
+        .env_remove("SLACK_WEBHOOK_URL")
+        .env_remove("ADSTREAM_PII_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ok: pipeline `alert-delivery`"), "{text}");
+    assert!(text.contains("ok: pipeline `ad-metrics`"), "{text}");
+
+    // Everything else is still checked: a pipeline mistake fails as before.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.toml");
+    let text = std::fs::read_to_string(root().join(files[0])).unwrap();
+    std::fs::write(
+        &broken,
+        text.replace("payload = \"payload\"", "payload = 7"),
+    )
+    .unwrap();
+    let out = adstream()
+        .args(["check", "--no-environment"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+/// `--log-format json`: every log line is one JSON object with a level and a message.
+#[test]
+fn logs_are_json_objects_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = adstream()
+        .args([
+            "--log-format",
+            "json",
+            "demo",
+            "--duration",
+            "2",
+            "--status-addr",
+            "off",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let logs: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(!logs.is_empty(), "{}", stderr(&out));
+    for l in &logs {
+        assert!(l["level"].is_string() && l["message"].is_string(), "{l}");
+    }
+}
+
+/// Every whole pipeline the docs show (a ```toml block with a `[source]`) passes `check`,
+/// read from where the docs' own relative plugin paths lead (a `pipelines/` folder beside
+/// `plugins/`).
+#[test]
+fn every_example_pipeline_in_the_docs_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(root().join("plugins"), dir.path().join("plugins")).unwrap();
+    std::fs::create_dir(dir.path().join("pipelines")).unwrap();
+    let engine = adstream::plugin::PluginEngine::new().unwrap();
+    let mut docs = vec![root().join("README.md")];
+    for e in std::fs::read_dir(root().join("docs")).unwrap() {
+        docs.push(e.unwrap().path());
+    }
+    let mut checked = 0;
+    for doc in docs
+        .iter()
+        .filter(|d| d.extension().is_some_and(|e| e == "md"))
+    {
+        let text = std::fs::read_to_string(doc).unwrap();
+        for (i, block) in text.split("```toml\n").skip(1).enumerate() {
+            let block = block.split("```").next().unwrap();
+            if !block.contains("[source]") {
+                continue;
+            }
+            let file = dir.path().join(format!("pipelines/example-{i}.toml"));
+            std::fs::write(&file, block).unwrap();
+            let checked_file = adstream::cli::check::check_file(&engine, &file);
+            assert!(
+                checked_file.is_ok(),
+                "{} block {i} fails check: {:#?}",
+                doc.display(),
+                checked_file.err()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no example pipeline found in the docs");
+}
