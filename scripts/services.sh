@@ -1,28 +1,30 @@
 #!/usr/bin/env bash
 # Installs and starts the services adstream's Kafka, ClickHouse and Redis parts talk to, as
-# local processes on loopback. Idempotent: a service that already answers is left alone.
+# local processes on loopback. Idempotent: a service that already answers is left alone,
+# and only what this script started is ever stopped (by the pid it recorded). Tests that
+# stop, restart or configure a service run private instances (scripts/instance.sh).
 #
 #   scripts/services.sh start     # install what is missing, start what is not running, wait
 #   scripts/services.sh status    # say what answers where
 #   scripts/services.sh stop      # stop what this script started
-#   scripts/services.sh restart redis|clickhouse|kafka   # stop one (whoever started it), start it
-#   scripts/services.sh stop-one redis|clickhouse|kafka  # stop one (the failure tests do this)
+#   scripts/services.sh broker-path                 # the broker binary (built once)
+#   scripts/services.sh broker-args PORT [CERTS] [USER:PASSWORD]   # its arguments
 #
 # Redis       127.0.0.1:6379   Debian's redis-server
 # ClickHouse  127.0.0.1:8123   Debian's clickhouse-server (18.16)
-# Kafka API   127.0.0.1:9092   tansu 0.6 (crates.io), built once into the cache
+# Kafka API   127.0.0.1:9092   nisshi 0.8.1 (crates.io), SQLite storage, built once into the cache
 #
 # State and logs go to $ADSTREAM_SERVICES_DIR (default ~/.cache/adstream/services); the
-# tansu binary is cached under $ADSTREAM_CACHE (default ~/.cache/adstream).
+# broker binary is cached under $ADSTREAM_CACHE (default ~/.cache/adstream).
 set -euo pipefail
 
 CACHE=${ADSTREAM_CACHE:-$HOME/.cache/adstream}
 STATE=${ADSTREAM_SERVICES_DIR:-$CACHE/services}
-TANSU_VERSION=0.6.0
+BROKER_VERSION=0.8.1
 # The features are part of the cache key: a binary built with other features is another binary.
-TANSU_FEATURES=dynostore,libsql,postgres
-TANSU_ROOT=$CACHE/tansu-$TANSU_VERSION-${TANSU_FEATURES//,/-}
-TANSU=$TANSU_ROOT/bin/tansu
+BROKER_FEATURES=dynostore,libsql
+BROKER_ROOT=$CACHE/nisshi-$BROKER_VERSION-${BROKER_FEATURES//,/-}
+BROKER=$BROKER_ROOT/bin/nisshi
 
 log() { echo "services: $*" >&2; }
 die() { echo "services: error: $*" >&2; exit 1; }
@@ -66,7 +68,9 @@ start_redis() {
     if redis_ok 2>/dev/null; then log "redis answers on 127.0.0.1:6379"; return; fi
     command -v redis-server >/dev/null || apt_install redis-server
     mkdir -p "$STATE/redis"
-    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    # The append-only file, synced at every write: the webhook cooldown keys kept here are
+    # what sends each alert once, and they must survive a restart (README, "Delivery").
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly yes --appendfsync always \
         --dir "$STATE/redis" --logfile "$STATE/redis/redis.log" --pidfile "$STATE/redis/pid"
     wait_for redis 6379 30 redis_ok
     log "redis started on 127.0.0.1:6379"
@@ -86,45 +90,48 @@ start_clickhouse() {
     log "clickhouse started on 127.0.0.1:8123"
 }
 
-install_tansu() {
-    [ -x "$TANSU" ] && return
-    command -v cargo >/dev/null || die "cargo is needed to build tansu"
-    log "building tansu $TANSU_VERSION from crates.io (about 20 minutes on 2 cores; cached in $CACHE)"
-    # --locked: without it the postgres feature fails to compile; the binary is cached, so
-    # this runs once per machine. The log keeps progress visible without flooding.
+install_broker() {
+    [ -x "$BROKER" ] && return
+    command -v cargo >/dev/null || die "cargo is needed to build the broker (nisshi)"
+    # nisshi needs rustc >= 1.96 (its rama dependency): the machine's nightly toolchain.
+    rustup run nightly rustc --version >/dev/null 2>&1 \
+        || die "building the broker (nisshi $BROKER_VERSION) needs a nightly Rust toolchain (rustc >= 1.96): rustup toolchain install nightly"
+    log "building the broker, nisshi $BROKER_VERSION, from crates.io (about 15-25 minutes on 2 cores; cached in $CACHE)"
     mkdir -p "$CACHE"
-    if ! cargo install --locked tansu --version "$TANSU_VERSION" --features "$TANSU_FEATURES" \
-        --root "$TANSU_ROOT" >"$CACHE/tansu-build.log" 2>&1; then
-        tail -20 "$CACHE/tansu-build.log" >&2
-        die "building tansu failed (full log: $CACHE/tansu-build.log)"
+    # From the cache folder, so no rust-toolchain.toml of a checkout applies; --locked
+    # builds the dependency versions nisshi was released with.
+    if ! (cd "$CACHE" && cargo +nightly install --locked nisshi --version "$BROKER_VERSION" \
+        --no-default-features --features "$BROKER_FEATURES" --root "$BROKER_ROOT") \
+        >"$CACHE/nisshi-build.log" 2>&1; then
+        tail -20 "$CACHE/nisshi-build.log" >&2
+        die "building the broker failed (full log: $CACHE/nisshi-build.log)"
     fi
-    log "tansu built"
+    log "broker built"
+}
+
+# broker_args PORT [CERTS] [USER:PASSWORD]: the broker's command line, one argument per
+# line: listening on 127.0.0.1:PORT with SQLite storage in the folder it runs in (a
+# relative path: nisshi reads `sqlite:///abs` as relative too), with TLS from CERTS
+# (scripts/tls-certs.sh) and SASL/SCRAM client authentication when given (the user is
+# made by scripts/instance.sh).
+broker_args() {
+    local port=$1 certs=${2:-} sasl=${3:-}
+    printf '%s\n' broker --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine "sqlite://nisshi.db"
+    [ -n "$certs" ] && printf '%s\n' --cert "$certs/server.pem" --key "$certs/server.key"
+    [ -n "$sasl" ] && printf '%s\n' --authentication
+    return 0
 }
 
 start_kafka() {
-    install_tansu
-    if kafka_ok; then log "kafka (tansu) answers on 127.0.0.1:9092"; return; fi
-    local dir=$STATE/kafka
+    install_broker
+    if kafka_ok; then log "kafka answers on 127.0.0.1:9092"; return; fi
+    local dir=$STATE/kafka args
     mkdir -p "$dir"
-    # sqlite storage keeps messages across a restart (seen: all there after kill -9).
-    detach "$dir" "$dir/broker.log" "$TANSU" broker --listener-url tcp://127.0.0.1:9092 \
-        --advertised-listener-url tcp://127.0.0.1:9092 --storage-engine sqlite://tansu.db
+    mapfile -t args < <(broker_args 9092)
+    detach "$dir" "$dir/broker.log" "$BROKER" "${args[@]}"
     wait_for kafka 9092 60 kafka_ok
-    index_headers "$dir/tansu.db"
-    log "kafka (tansu) started on 127.0.0.1:9092"
-}
-
-# tansu 0.6's SQLite schema has no index on record headers, and every fetch looks up each
-# record's headers: once a topic holds a few thousand records with headers (dead letters),
-# every topic's fetches slow to a crawl (seen here: 58k to 790 records/s with 45k header
-# rows). The index restores them (35k/s); it is idempotent and safe while the broker runs.
-index_headers() {
-    python3 - "$1" <<'PY' || log "could not index the broker's header table (fetches stay slow with many headers)"
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1], timeout=30)
-db.execute("create index if not exists header_topition_offset on header (topition, offset_id)")
-db.commit()
-PY
+    log "kafka (nisshi $BROKER_VERSION) started on 127.0.0.1:9092"
 }
 
 stop_one() {
@@ -145,40 +152,15 @@ status() {
     local ok=0
     if redis_ok 2>/dev/null; then log "redis: up (127.0.0.1:6379)"; else log "redis: down (127.0.0.1:6379)"; ok=1; fi
     if clickhouse_ok 2>/dev/null; then log "clickhouse: up (127.0.0.1:8123)"; else log "clickhouse: down (127.0.0.1:8123)"; ok=1; fi
-    if [ -x "$TANSU" ] && kafka_ok; then log "kafka: up (127.0.0.1:9092)"; else log "kafka: down (127.0.0.1:9092)"; ok=1; fi
+    if [ -x "$BROKER" ] && kafka_ok; then log "kafka: up (127.0.0.1:9092)"; else log "kafka: down (127.0.0.1:9092)"; ok=1; fi
     return $ok
-}
-
-# kill_one NAME: stops a service whoever started it (the failure tests restart services the
-# session started too).
-kill_one() {
-    case "$1" in
-        redis) redis-cli -h 127.0.0.1 -p 6379 shutdown nosave >/dev/null 2>&1 || true
-               for _ in $(seq 40); do redis_ok 2>/dev/null || break; sleep 0.25; done ;;
-        clickhouse) stop_one clickhouse
-               pkill -f 'clickhouse-server --config-file' 2>/dev/null || true
-               for _ in $(seq 120); do clickhouse_ok || break; sleep 0.25; done ;;
-        kafka) stop_one kafka
-               pkill -f "$TANSU broker" 2>/dev/null || true
-               for _ in $(seq 40); do port_open 9092 || break; sleep 0.25; done ;;
-        *) die "no service \`$1\` (redis, clickhouse, kafka)" ;;
-    esac
-    log "stopped $1"
-}
-
-start_named() {
-    case "$1" in
-        redis) start_redis ;; clickhouse) start_clickhouse ;; kafka) start_kafka ;;
-        *) die "no service \`$1\` (redis, clickhouse, kafka)" ;;
-    esac
 }
 
 case "${1:-start}" in
     start) start_redis; start_clickhouse; start_kafka ;;
     stop) stop_one kafka; stop_one clickhouse; stop_one redis ;;
     status) status ;;
-    restart) kill_one "${2:?which service}"; start_named "$2" ;;
-    stop-one) kill_one "${2:?which service}" ;;
-    start-one) start_named "${2:?which service}" ;;
-    *) die "usage: $0 start|stop|status|restart NAME|stop-one NAME|start-one NAME" ;;
+    broker-path) install_broker; echo "$BROKER" ;;
+    broker-args) broker_args "${2:?PORT}" "${3:-}" "${4:-}" ;;
+    *) die "usage: $0 start|stop|status|broker-path|broker-args PORT [CERTS] [USER:PASSWORD]" ;;
 esac

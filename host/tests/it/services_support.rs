@@ -296,6 +296,7 @@ pub async fn windows(table: &str) -> Windows {
 /// which the chaos test does as events flow) is sent again, every half second for up to
 /// 30 s.
 pub async fn produce(topic: &str, raw: &RawBatch) {
+    wait_for_topic(BROKERS, topic).await;
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", BROKERS)
         .create()
@@ -330,6 +331,36 @@ pub async fn produce(topic: &str, raw: &RawBatch) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         pending = refused;
     }
+}
+
+/// Waits (up to 60 s) until `topic` exists. The broker, as Apache Kafka by default, creates
+/// a topic a producer names before anyone else did, with its own partition count; the
+/// tests' topics are made by the pipelines under test (`create_topic`), which start
+/// beside the producer.
+pub async fn wait_for_topic(brokers: &str, topic: &str) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .unwrap();
+    let consumer = Arc::new(consumer);
+    for _ in 0..240 {
+        let c = consumer.clone();
+        let t = topic.to_string();
+        let exists = tokio::task::spawn_blocking(move || {
+            let meta = c.fetch_metadata(Some(&t), Duration::from_secs(5)).ok()?;
+            let found = meta.topics().iter().find(|m| m.name() == t)?;
+            Some(found.error().is_none() && !found.partitions().is_empty())
+        })
+        .await
+        .unwrap();
+        if exists == Some(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("topic {topic} was not created within 60 s");
 }
 
 /// Runs every query of the Grafana reports dashboard (`docs/grafana/reports.json`) on
