@@ -23,8 +23,9 @@ scripts/services.sh start
 scripts/browser.sh
 scripts/prom-parse.sh --install
 
-# The failure tests restart the shared services, so they run after the rest, on their
-# own (in a short form; scripts/chaos.sh runs the full one).
+# The failure tests run after the rest, on their own (in a short form; scripts/chaos.sh
+# runs the full one): they start and restart services of their own, which would compete
+# with the other tests for the two cores.
 if cargo nextest --version >/dev/null 2>&1; then
     status=0
     cargo nextest run --release --workspace --no-fail-fast -E 'not test(/chaos::/)' "$@" || status=$?

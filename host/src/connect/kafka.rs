@@ -6,9 +6,10 @@ use crate::config::SecretError;
 use crate::config::kafka::{CreateTopic, KafkaOptions, OptionValue};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long to wait for the broker when a pipeline starts.
@@ -30,10 +31,43 @@ pub enum KafkaError {
         reason: String,
     },
     #[error(
-        "topic `{topic}` does not exist on {brokers}; create it (tansu topic create {topic} \
-         --broker tcp://{brokers} --partitions 3) or add create_topic = {{ partitions = 3 }}"
+        "topic `{topic}` does not exist on {brokers}; create it (e.g. kafka-topics.sh --create \
+         --topic {topic} --partitions 3) or add create_topic = {{ partitions = 3 }}"
     )]
     NoTopic { topic: String, brokers: String },
+}
+
+/// The last error librdkafka reported on its connections — a refused certificate, a failed
+/// authentication — which its timeouts do not say; kept to explain a start that failed.
+#[derive(Clone, Default)]
+pub struct LastError(Arc<Mutex<Option<String>>>);
+
+impl ClientContext for LastError {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        *self.0.lock().expect("last error") = Some(format!("{error}: {reason}"));
+    }
+
+    /// librdkafka tells of a failed TLS handshake or authentication in its log (not all
+    /// such failures reach `error`), from its own threads.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        if matches!(level, L::Emerg | L::Alert | L::Critical | L::Error) {
+            *self.0.lock().expect("last error") = Some(message.to_string());
+        }
+        tracing::debug!("librdkafka: {fac} {message}");
+    }
+}
+
+impl ConsumerContext for LastError {}
+
+impl LastError {
+    /// `outer`, with what the broker connection said last, if anything.
+    pub fn explain(&self, outer: &dyn std::fmt::Display) -> String {
+        match &*self.0.lock().expect("last error") {
+            Some(last) => format!("{outer}; the connection said: {last}"),
+            None => outer.to_string(),
+        }
+    }
 }
 
 /// Client settings: the broker list, then `defaults`, then the pipeline's own options.
@@ -86,36 +120,20 @@ pub async fn ensure_topic(
     options: &KafkaOptions,
 ) -> Result<i32, KafkaError> {
     let config = client_config(brokers, &[], options)?;
-    let unreachable = |e: &dyn std::fmt::Display| KafkaError::Unreachable {
-        brokers: brokers.into(),
-        reason: e.to_string(),
-    };
-    if let Some(create) = create {
-        let admin: AdminClient<DefaultClientContext> =
-            config.create().map_err(|e| unreachable(&e))?;
-        let partitions = i32::try_from(create.partitions.get()).unwrap_or(i32::MAX);
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-        let opts = AdminOptions::new()
-            .operation_timeout(Some(REACH_TIMEOUT))
-            .request_timeout(Some(REACH_TIMEOUT));
-        let results = admin
-            .create_topics([&new], &opts)
-            .await
-            .map_err(|e| unreachable(&e))?;
-        for r in results {
-            match r {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((name, code)) => {
-                    return Err(KafkaError::Create {
-                        topic: name,
-                        brokers: brokers.into(),
-                        reason: code.to_string(),
-                    });
-                }
-            }
-        }
+    // First what the broker says of the topic: a broker that cannot be reached (refused
+    // certificate, failed authentication) fails here, with the reason it gave.
+    match described(&config, brokers, topic).await {
+        Err(KafkaError::NoTopic { .. }) if create.is_some() => {}
+        found => return found,
     }
-    let (brokers, topic) = (brokers.to_string(), topic.to_string());
+    if let Some(create) = create {
+        create_topic(&config, brokers, topic, create).await?;
+    }
+    described(&config, brokers, topic).await
+}
+
+async fn described(config: &ClientConfig, brokers: &str, topic: &str) -> Result<i32, KafkaError> {
+    let (config, brokers, topic) = (config.clone(), brokers.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || partitions(&config, &brokers, &topic))
         .await
         .map_err(|e| KafkaError::Unreachable {
@@ -124,15 +142,64 @@ pub async fn ensure_topic(
         })?
 }
 
-fn partitions(config: &ClientConfig, brokers: &str, topic: &str) -> Result<i32, KafkaError> {
+async fn create_topic(
+    config: &ClientConfig,
+    brokers: &str,
+    topic: &str,
+    create: &CreateTopic,
+) -> Result<(), KafkaError> {
+    let last = LastError::default();
     let unreachable = |e: &dyn std::fmt::Display| KafkaError::Unreachable {
         brokers: brokers.into(),
-        reason: e.to_string(),
+        reason: last.explain(e),
     };
-    let consumer: BaseConsumer = config.create().map_err(|e| unreachable(&e))?;
-    let meta = consumer
-        .fetch_metadata(Some(topic), REACH_TIMEOUT)
+    let admin: AdminClient<LastError> = config
+        .create_with_context(last.clone())
         .map_err(|e| unreachable(&e))?;
+    let partitions = i32::try_from(create.partitions.get()).unwrap_or(i32::MAX);
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(REACH_TIMEOUT))
+        .request_timeout(Some(REACH_TIMEOUT));
+    let results = admin
+        .create_topics([&new], &opts)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(KafkaError::Create {
+                    topic: name,
+                    brokers: brokers.into(),
+                    reason: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn partitions(config: &ClientConfig, brokers: &str, topic: &str) -> Result<i32, KafkaError> {
+    let last = LastError::default();
+    let consumer: BaseConsumer<LastError> =
+        config
+            .create_with_context(last.clone())
+            .map_err(|e| KafkaError::Unreachable {
+                brokers: brokers.into(),
+                reason: e.to_string(),
+            })?;
+    let meta = match consumer.fetch_metadata(Some(topic), REACH_TIMEOUT) {
+        Ok(meta) => meta,
+        Err(e) => {
+            // librdkafka's log of the failed connection waits in the client's queue.
+            let _ = consumer.poll(Duration::from_millis(100));
+            return Err(KafkaError::Unreachable {
+                brokers: brokers.into(),
+                reason: last.explain(&e),
+            });
+        }
+    };
     match meta.topics().iter().find(|t| t.name() == topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
             Ok(t.partitions().len() as i32)

@@ -86,7 +86,14 @@ pub async fn connect(
         url: url.clone(),
         reason,
     };
-    tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
+    // One plain connection first: the manager retries a failed connection until its own
+    // timeout, which hides why (a refused certificate, a wrong password).
+    let within = Duration::from_secs(10);
+    tokio::time::timeout(within, client.get_multiplexed_async_connection())
+        .await
+        .map_err(|_| unreachable("timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    tokio::time::timeout(within, ConnectionManager::new(client))
         .await
         .map_err(|_| unreachable("timed out".into()))?
         .map_err(|e| unreachable(e.to_string()))

@@ -6,9 +6,12 @@
 //! SIGTERM. Afterwards every closed window in ClickHouse (FINAL) must equal the counts
 //! computed from the produced events, and every alert must have reached the webhook exactly
 //! once. The suite runs a short form; `scripts/chaos.sh` the full one (ADSTREAM_CHAOS=full).
-//! These tests restart shared services: run them on their own (`scripts/test.sh` does).
+//! The services are the test's own (`scripts/instance.sh`: a broker, a ClickHouse, a Redis
+//! with its append-only file, as the cooldown's guarantee needs), on their own ports and
+//! folders, so restarting them harms nothing else.
 
 use super::chaos_support::*;
+use super::instances::Instance;
 use super::services_support::*;
 use adstream::batch::RawBatch;
 use adstream::config::kafka::{CreateTopic, KafkaOptions};
@@ -82,9 +85,47 @@ async fn sleep(d: Duration) {
     tokio::time::sleep(d).await;
 }
 
+/// The test's own services.
+struct Private {
+    kafka: Instance,
+    clickhouse: Instance,
+    redis: Instance,
+}
+
+impl Private {
+    fn start(dir: &std::path::Path) -> Private {
+        Private {
+            kafka: Instance::start(dir, "kafka", &[]),
+            clickhouse: Instance::start(dir, "clickhouse", &[]),
+            redis: Instance::start(dir, "redis", &["--persist"]),
+        }
+    }
+
+    fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.kafka.port())
+    }
+
+    fn clickhouse_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.clickhouse.port())
+    }
+
+    /// Where the shipped pipeline files find them.
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("ADSTREAM_KAFKA".into(), self.brokers()),
+            ("ADSTREAM_CLICKHOUSE".into(), self.clickhouse_url()),
+            (
+                "ADSTREAM_REDIS".into(),
+                format!("redis://127.0.0.1:{}", self.redis.port()),
+            ),
+        ]
+    }
+}
+
 /// Runs the fault sequence while `producing` feeds the broker; returns the table rows.
 async fn inject(
     host: &mut Host,
+    services: &mut Private,
     plan: &Plan,
     producing: &tokio::task::JoinHandle<()>,
 ) -> Vec<Fault> {
@@ -115,7 +156,7 @@ async fn inject(
         note: "restarted from the checkpoint".into(),
     });
     let began = Instant::now();
-    tokio::task::block_in_place(|| service("restart", "kafka"));
+    tokio::task::block_in_place(|| services.kafka.restart());
     faults.push(Fault {
         what: "broker restarted (SQLite storage)".into(),
         times: 1,
@@ -127,13 +168,13 @@ async fn inject(
     // that runs (this test once lost that race on a loaded machine).
     let h = &*host;
     tokio::task::block_in_place(|| just_after_checkpoint(h, Duration::from_secs(60)));
-    tokio::task::block_in_place(|| service("stop-one", "clickhouse"));
+    tokio::task::block_in_place(|| services.clickhouse.stop());
     let (mut peak, down) = (0, Instant::now());
     while down.elapsed() < plan.clickhouse_down {
         peak = peak.max(host.rss());
         sleep(Duration::from_millis(250)).await;
     }
-    tokio::task::block_in_place(|| service("start-one", "clickhouse"));
+    tokio::task::block_in_place(|| services.clickhouse.restart());
     assert!(
         host.alive(),
         "the host died while ClickHouse was down:\n{}",
@@ -152,11 +193,12 @@ async fn inject(
         "memory grew while ClickHouse was down: {} MiB",
         peak >> 20
     );
-    tokio::task::block_in_place(|| service("restart", "redis"));
+    tokio::task::block_in_place(|| services.redis.kill());
+    tokio::task::block_in_place(|| services.redis.restart());
     faults.push(Fault {
-        what: "Redis restarted".into(),
+        what: "Redis killed (-9) and restarted (append-only file)".into(),
         times: 1,
-        note: "sink and cooldown retried".into(),
+        note: "sink and cooldown retried; cooldown keys kept".into(),
     });
     while !producing.is_finished() {
         sleep(Duration::from_millis(200)).await;
@@ -181,14 +223,14 @@ async fn inject(
 
 /// The closed windows of `window_ms` in ClickHouse vs the events; (equal, expected).
 async fn compare(
-    table: &str,
+    (url, table): (&str, &str),
     all: &RawBatch,
     window_ms: i64,
     closed_before: i64,
 ) -> (Windows, Windows) {
     let mut want = oracle(all, window_ms);
     want.retain(|(t, _, _), _| t + window_ms <= closed_before);
-    let mut got = windows(table).await;
+    let mut got = windows_at(url, table).await;
     got.retain(|(t, _, _), _| t + window_ms <= closed_before);
     (got, want)
 }
@@ -199,6 +241,8 @@ async fn chaos_every_window_and_alert_exactly_once_through_every_fault() {
     let plan = plan();
     let id = uid();
     let dir = tempfile::tempdir().unwrap();
+    let mut private = Private::start(dir.path());
+    let (brokers, ch) = (private.brokers(), private.clickhouse_url());
     // The webhook fails the first deliveries: two 500s, a 429 asking for a second, a 500.
     let hook = Receiver::start(vec![
         (500, ""),
@@ -207,7 +251,8 @@ async fn chaos_every_window_and_alert_exactly_once_through_every_fault() {
         (500, ""),
     ])
     .await;
-    let env = vec![
+    let mut env = private.env();
+    env.extend([
         ("ADSTREAM_NS".into(), format!("{id}_")),
         ("ADSTREAM_CH_DB".into(), format!("chaos_{id}")),
         (
@@ -219,13 +264,13 @@ async fn chaos_every_window_and_alert_exactly_once_through_every_fault() {
             "chaos-test-key-0123456789".into(),
         ),
         ("SLACK_WEBHOOK_URL".into(), hook.url.clone()),
-    ];
+    ]);
     let topic = format!("{id}_ad-events");
     let create = CreateTopic {
         partitions: 3.try_into().unwrap(),
     };
     adstream::connect::kafka::ensure_topic(
-        BROKERS,
+        &brokers,
         &topic,
         Some(&create),
         &KafkaOptions::default(),
@@ -237,25 +282,27 @@ async fn chaos_every_window_and_alert_exactly_once_through_every_fault() {
     host.start();
     let producing = tokio::spawn(async move {
         for c in chunks {
-            produce(&topic, &c).await;
+            produce_to(&brokers, &topic, &c).await;
             sleep(Duration::from_millis(800)).await;
         }
     });
-    let faults = inject(&mut host, &plan, &producing).await;
+    let faults = inject(&mut host, &mut private, &plan, &producing).await;
 
     // Windows close once event time is 70 s past their end; the last ones stay open.
     let closed_before = 1_699_999_980_000 + plan.minutes as i64 * 60_000 - 70_000;
     let db = format!("chaos_{id}");
     let settled = eventually(Duration::from_secs(240), async || {
-        let (got, want) =
-            compare(&format!("{db}.ad_metrics_1m"), &all, 60_000, closed_before).await;
+        let table = format!("{db}.ad_metrics_1m");
+        let (got, want) = compare((&ch, &table), &all, 60_000, closed_before).await;
         got == want && hook.bodies(200).len() >= 4
     })
     .await;
-    let (got_1m, want_1m) =
-        compare(&format!("{db}.ad_metrics_1m"), &all, 60_000, closed_before).await;
-    let (got_10s, want_10s) =
-        compare(&format!("{db}.ad_metrics_10s"), &all, 10_000, closed_before).await;
+    let (t1m, t10s) = (
+        format!("{db}.ad_metrics_1m"),
+        format!("{db}.ad_metrics_10s"),
+    );
+    let (got_1m, want_1m) = compare((&ch, &t1m), &all, 60_000, closed_before).await;
+    let (got_10s, want_10s) = compare((&ch, &t10s), &all, 10_000, closed_before).await;
     let running = tokio::task::block_in_place(|| host.wait_running(Duration::from_secs(60)));
     let (took, clean) = host.term();
     let alerts = delivered(&hook);

@@ -1,5 +1,5 @@
 //! What the failure tests do to the world: run the `adstream` binary on the shipped
-//! pipeline files, kill it, stop it, restart services, and watch its memory.
+//! pipeline files, kill it, stop it, and watch its memory.
 
 use super::support::root;
 use std::path::{Path, PathBuf};
@@ -128,20 +128,6 @@ impl Drop for Host {
             let _ = c.wait();
         }
     }
-}
-
-/// `scripts/services.sh ACTION NAME` (restart, stop-one, start-one); fails loudly.
-pub fn service(action: &str, name: &str) {
-    let out = Command::new("bash")
-        .arg(root().join("scripts/services.sh"))
-        .args([action, name])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "services.sh {action} {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Waits (up to `timeout`) for the next checkpoint after the current one, then a few ms

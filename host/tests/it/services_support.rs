@@ -154,9 +154,10 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> String {
 }
 
 /// Runs a ClickHouse query and returns its rows as JSON values.
-pub async fn clickhouse(query: &str) -> Vec<serde_json::Value> {
+/// The rows `query` returns from the ClickHouse at `url`, as JSON objects.
+pub async fn clickhouse_at(url: &str, query: &str) -> Vec<serde_json::Value> {
     let text = reqwest::Client::new()
-        .post(CLICKHOUSE)
+        .post(url)
         .body(format!("{query} FORMAT JSONEachRow"))
         .send()
         .await
@@ -262,10 +263,18 @@ pub fn oracle(raw: &RawBatch, window_ms: i64) -> Windows {
 
 /// The windows in a ClickHouse table (FINAL, so replayed rows count once).
 pub async fn windows(table: &str) -> Windows {
-    let rows = clickhouse(&format!(
-        "SELECT toUnixTimestamp(window_start) * 1000 AS t, country, ad_format, requests, \
+    windows_at(CLICKHOUSE, table).await
+}
+
+/// [`windows`] from the ClickHouse at `url`.
+pub async fn windows_at(url: &str, table: &str) -> Windows {
+    let rows = clickhouse_at(
+        url,
+        &format!(
+            "SELECT toUnixTimestamp(window_start) * 1000 AS t, country, ad_format, requests, \
          fills, impressions, clicks, conversions FROM {table} FINAL"
-    ))
+        ),
+    )
     .await;
     let mut got = BTreeMap::new();
     for r in &rows {
@@ -296,9 +305,14 @@ pub async fn windows(table: &str) -> Windows {
 /// which the chaos test does as events flow) is sent again, every half second for up to
 /// 30 s.
 pub async fn produce(topic: &str, raw: &RawBatch) {
-    wait_for_topic(BROKERS, topic).await;
+    produce_to(BROKERS, topic, raw).await;
+}
+
+/// [`produce`] to the broker at `brokers`.
+pub async fn produce_to(brokers: &str, topic: &str, raw: &RawBatch) {
+    wait_for_topic(brokers, topic).await;
     let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", BROKERS)
+        .set("bootstrap.servers", brokers)
         .create()
         .unwrap();
     let mut pending: Vec<usize> = (0..raw.len()).collect();
@@ -338,9 +352,16 @@ pub async fn produce(topic: &str, raw: &RawBatch) {
 /// tests' topics are made by the pipelines under test (`create_topic`), which start
 /// beside the producer.
 pub async fn wait_for_topic(brokers: &str, topic: &str) {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    wait_for_topic_with(&config, topic).await;
+}
+
+/// [`wait_for_topic`] through a client with `config` (a broker's TLS and credentials).
+pub async fn wait_for_topic_with(config: &rdkafka::ClientConfig, topic: &str) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let consumer: BaseConsumer = config
+        .clone()
         .set("allow.auto.create.topics", "false")
         .create()
         .unwrap();
@@ -367,6 +388,11 @@ pub async fn wait_for_topic(brokers: &str, topic: &str) {
 /// `table` (in place of `adstream.ad_metrics_1m`, with the time filter open): each must
 /// run, and each but the list of fill-rate drops must return rows.
 pub async fn reports_dashboard_queries_run(table: &str) {
+    reports_dashboard_queries_run_at(CLICKHOUSE, table).await;
+}
+
+/// [`reports_dashboard_queries_run`] on the ClickHouse at `url`.
+pub async fn reports_dashboard_queries_run_at(url: &str, table: &str) {
     let path = super::support::root().join("docs/grafana/reports.json");
     let dashboard: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -383,7 +409,7 @@ pub async fn reports_dashboard_queries_run(table: &str) {
                     "$__timeFilter(window_start)",
                     "window_start >= toDateTime(0)",
                 );
-            let rows = clickhouse(&sql).await;
+            let rows = clickhouse_at(url, &sql).await;
             assert!(
                 !rows.is_empty() || title.starts_with("Fill-rate drops"),
                 "dashboard panel `{title}` found no rows"

@@ -16,6 +16,7 @@ pub struct ClickHouseConfig {
     pub url: Credential,
     /// `database.table`, or `table` in the `default` database.
     pub table: String,
+    /// The user; `default` when only a password is given.
     pub user: Option<String>,
     pub password: Option<SecretRef>,
     /// Trust for an `https://` URL beyond the public roots.

@@ -31,7 +31,10 @@ pub fn client(url: &str, cfg: &ClickHouseConfig) -> Result<clickhouse::Client, S
     let mut client = clickhouse::Client::with_http_client(hyper)
         .with_url(url)
         .with_validation(false);
-    if let Some(user) = &cfg.user {
+    // A password alone is the `default` user's (ClickHouse Cloud's first user); the client
+    // would otherwise send it with an empty user name, which ClickHouse refuses.
+    let user = (cfg.user.as_deref()).or(cfg.password.as_ref().map(|_| "default"));
+    if let Some(user) = user {
         client = client.with_user(user);
     }
     if let Some(p) = &cfg.password {
