@@ -1,6 +1,7 @@
 -- The tables pipelines/ad-metrics.toml writes. With `create = true` (as in that file) the
 -- host creates them itself from the window rows' columns; this is the same DDL, for
--- creating them by hand (then set create = false). Seen working on ClickHouse 18.16.
+-- creating them by hand (then set create = false). Tested on ClickHouse 18.16 (Debian's)
+-- and 26.9 (chdb-core), where the tests check it makes the table the sink makes.
 --
 -- ReplacingMergeTree keyed by window and dimensions: a window written twice (a replay after
 -- a restart, or a partial window flushed at shutdown and completed later) is one row after

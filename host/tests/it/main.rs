@@ -11,6 +11,7 @@ mod chaos;
 mod chaos_support;
 mod check;
 mod cli;
+mod clickhouse_current;
 mod compile;
 mod dashboard;
 mod fuzz;
