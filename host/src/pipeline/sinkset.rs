@@ -35,6 +35,8 @@ pub struct SinkStatus {
     /// Alerts a cooldown held back (webhook sinks), and the ids of the last ones.
     pub held_back: u64,
     pub recent_held: Vec<String>,
+    /// Times the service keeping the sink's state (a cooldown's Redis) had lost it.
+    pub state_lost: u64,
     /// Closed by an edit, still delivering what it holds.
     pub retiring: bool,
 }
@@ -54,6 +56,7 @@ impl SinkGauges {
                 retries: e.retries.load(Ordering::Relaxed),
                 held_back: e.meter.held_total(),
                 recent_held: e.meter.recent_held(),
+                state_lost: e.meter.lost_total(),
                 retiring: e.tx.is_none(),
             })
             .collect()

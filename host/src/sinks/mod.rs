@@ -91,6 +91,7 @@ const HELD_KEPT: usize = 100;
 #[derive(Debug, Default)]
 pub struct SinkMeter {
     held: std::sync::atomic::AtomicU64,
+    lost: std::sync::atomic::AtomicU64,
     recent_held: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
@@ -103,6 +104,16 @@ impl SinkMeter {
         if recent.len() > HELD_KEPT {
             recent.pop_front();
         }
+    }
+
+    /// The service that keeps the sink's state (a cooldown's Redis) was found to have
+    /// lost it.
+    pub fn state_lost(&self) {
+        self.lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn lost_total(&self) -> u64 {
+        self.lost.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn held_total(&self) -> u64 {

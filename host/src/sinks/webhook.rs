@@ -138,7 +138,7 @@ impl WebhookSink {
             .map_err(|e| fail(e.without_url().to_string()))?;
         let cooldown = match &cfg.cooldown {
             Some(c) => Some(
-                Cooldown::connect(c)
+                Cooldown::connect(c, meter.clone())
                     .await
                     .map_err(|e| fail(e.to_string()))?,
             ),

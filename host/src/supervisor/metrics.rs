@@ -265,7 +265,11 @@ fn sink_families(e: &mut DescriptorEncoder, s: &Status) -> Result<(), std::fmt::
     family(e, ("sink_retries", help), true, retries.collect())?;
     let help = "Alerts a webhook sink's cooldown held back.";
     let held = sinks().map(|(l, k)| (l, k.held_back as f64));
-    family(e, ("sink_held_back", help), true, held.collect())
+    family(e, ("sink_held_back", help), true, held.collect())?;
+    let help =
+        "Times a sink found that the service keeping its state (a cooldown's Redis) had lost it.";
+    let lost = sinks().map(|(l, k)| (l, k.state_lost as f64));
+    family(e, ("sink_state_lost", help), true, lost.collect())
 }
 
 /// Every stage with its labels.

@@ -13,6 +13,7 @@ mod check;
 mod cli;
 mod clickhouse_current;
 mod compile;
+mod cooldown_redis;
 mod dashboard;
 mod fuzz;
 mod golden;

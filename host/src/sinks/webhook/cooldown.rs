@@ -7,13 +7,22 @@
 //! replay of that same alert is sent again; any other holder — including `sent:` for this
 //! very alert — means it already went out. A delivery that fails for good releases the key,
 //! so the next alert is not suppressed by one nobody received.
+//!
+//! The keys are only as durable as the Redis that keeps them: one restarted without
+//! persistence (or flushed) forgets them, and an alert sent before may be sent again. A
+//! marker key, set when the cooldown connects, goes with them; a claim that finds it gone
+//! (or changed by another host that found it gone) says so — logged as an error and
+//! counted in `adstream_sink_state_lost_total` — and sets it again.
 
 use crate::batch::render::render;
+use crate::config::secret::RedactedUrl;
 use crate::config::sink::CooldownConfig;
 use crate::config::template::Template;
+use crate::sinks::SinkMeter;
 use crate::sinks::redis::{ConnectError, connect};
 use adstream_sdk::Batch;
 use redis::aio::ConnectionManager;
+use std::sync::{Arc, Mutex};
 
 /// What a claim found.
 pub enum Claim {
@@ -38,23 +47,85 @@ pub enum CooldownError {
 
 pub struct Cooldown {
     conn: ConnectionManager,
+    url: RedactedUrl,
     key: Template,
     id: String,
     ttl_ms: u64,
+    /// The marker's key and the value this host knows it by.
+    marker: (String, Mutex<String>),
+    meter: Arc<SinkMeter>,
 }
 
 impl Cooldown {
-    pub async fn connect(cfg: &CooldownConfig) -> Result<Cooldown, CooldownError> {
+    pub async fn connect(
+        cfg: &CooldownConfig,
+        meter: Arc<SinkMeter>,
+    ) -> Result<Cooldown, CooldownError> {
         let url = cfg.redis.resolve("redis")?;
-        Ok(Cooldown {
+        // Beside the cooldown's own keys: the literal start of their template.
+        let prefix = cfg.key.text.split('{').next().unwrap_or_default();
+        let cooldown = Cooldown {
             conn: connect(&url, &cfg.tls).await?,
+            url,
             key: cfg.key.clone(),
             id: cfg.id.clone(),
             ttl_ms: cfg.ttl.as_millis_i64().max(1) as u64,
-        })
+            marker: (
+                format!("{prefix}adstream-cooldown-marker"),
+                Mutex::default(),
+            ),
+            meter,
+        };
+        let known = cooldown.mark().await?;
+        *cooldown.marker.1.lock().expect("marker") = known;
+        Ok(cooldown)
+    }
+
+    /// Sets the marker unless it is there, and returns its value.
+    async fn mark(&self) -> Result<String, CooldownError> {
+        let fresh = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        );
+        let mut conn = self.conn.clone();
+        let _: Option<String> = redis::cmd("SET")
+            .arg(&self.marker.0)
+            .arg(&fresh)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await?;
+        let now: Option<String> = redis::cmd("GET")
+            .arg(&self.marker.0)
+            .query_async(&mut conn)
+            .await?;
+        Ok(now.unwrap_or(fresh))
+    }
+
+    /// Says so when the marker is gone or changed: the cooldown keys went with it.
+    async fn check_marker(&self) -> Result<(), CooldownError> {
+        let now: Option<String> = redis::cmd("GET")
+            .arg(&self.marker.0)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        if now.as_deref() == Some(self.marker.1.lock().expect("marker").as_str()) {
+            return Ok(());
+        }
+        self.meter.state_lost();
+        tracing::error!(
+            "cooldown: Redis at {} has lost its cooldown keys (restarted without persistence, or flushed): an alert sent in the last cooldown may be sent again. Keep this Redis persistent (appendonly yes, appendfsync always)",
+            self.url
+        );
+        let known = self.mark().await?;
+        *self.marker.1.lock().expect("marker") = known;
+        Ok(())
     }
 
     pub async fn claim(&self, batch: &Batch, row: usize) -> Result<Claim, CooldownError> {
+        self.check_marker().await?;
         let mut key = String::new();
         render(&self.key, batch, row, &mut key);
         let id = batch
