@@ -15,6 +15,7 @@ mod clickhouse_current;
 mod compile;
 mod cooldown_redis;
 mod dashboard;
+mod dead_letter_privacy;
 mod fuzz;
 mod golden;
 mod hostile;
