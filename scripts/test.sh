@@ -11,10 +11,12 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/adstream/target}
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
+# The plugins first: the host embeds them (host/build.rs), and builds them itself when
+# plugins/dist/ lacks them.
+scripts/build-plugins.sh
 echo "== cargo clippy -D warnings" >&2
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 
-scripts/build-plugins.sh
 # Redis, ClickHouse and the Kafka-compatible broker, for the tests that use them (the
 # tests also call this, so a test run by hand starts them too).
 scripts/services.sh start

@@ -10,21 +10,6 @@ use crate::supervisor::{self, Supervisor};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// The demo pipeline, built into the binary so that the demo needs no files but the
-/// plugins.
-const DEMO: &str = include_str!("../../../pipelines/demo.toml");
-
-/// Where the demo's plugin paths are relative to: the repository's `pipelines/` folder,
-/// found from the build location or the working directory.
-fn pipelines_dir() -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines");
-    if built.join("../plugins").is_dir() {
-        built
-    } else {
-        PathBuf::from("pipelines")
-    }
-}
-
 /// Points every file sink into `out`.
 fn redirect(cfg: &mut PipelineConfig, out: &Path) {
     for (_, sink) in &mut cfg.sinks {
@@ -89,8 +74,16 @@ fn build(
     crate::plugin::PluginEngine,
     pipeline::Pipeline,
 )> {
-    let dir = pipelines_dir();
-    let mut cfg = match config::parse(&dir.join("demo.toml"), DEMO) {
+    // The binary's own pipeline and plugins, so that an installed adstream needs no files.
+    let dir = match super::embedded::demo_home() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return None;
+        }
+    };
+    let demo = super::embedded::pipeline("demo.toml");
+    let mut cfg = match config::parse(&dir.join("demo.toml"), demo) {
         Ok(c) => c,
         Err(diags) => {
             diags.iter().for_each(|d| eprintln!("{d}"));
@@ -109,7 +102,6 @@ fn build(
         Ok(p) => p,
         Err(diags) => {
             diags.iter().for_each(|d| eprintln!("{d}"));
-            eprintln!("hint: the demo needs the plugins; build them with scripts/build-plugins.sh");
             return None;
         }
     };

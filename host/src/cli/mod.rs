@@ -3,6 +3,7 @@
 
 pub mod check;
 mod demo;
+mod embedded;
 pub mod generate;
 mod inspect;
 mod new;
@@ -53,6 +54,13 @@ pub enum Command {
         out: PathBuf,
         #[command(flatten)]
         status: serve::StatusServe,
+    },
+    /// Write the shipped pipelines and plugins into a folder (pipelines/*.toml and
+    /// plugins/dist/*.wasm) to run and edit; a file there that differs is never replaced.
+    Init {
+        /// The folder to write into.
+        #[arg(default_value = "adstream")]
+        dir: PathBuf,
     },
     /// Check pipeline files (parse them, load every plugin, configure every stage, report
     /// every problem as file:line:col) or plugins (`.wasm`: role, world, version, imports;
@@ -128,6 +136,7 @@ pub async fn main(cli: Cli) -> ExitCode {
             out,
             status,
         } => demo::demo(duration, &out, &status).await,
+        Command::Init { dir } => init(&dir),
         Command::Check {
             files,
             no_environment,
@@ -177,6 +186,23 @@ fn engine() -> Result<crate::plugin::PluginEngine, String> {
 }
 
 /// Logs go to stderr, so that stdout carries only what sinks print.
+/// `adstream init DIR`.
+fn init(dir: &std::path::Path) -> ExitCode {
+    match embedded::write_all(&embedded::layout(dir), false) {
+        Ok(n) => {
+            println!(
+                "wrote {n} files into {}/: the shipped pipelines (pipelines/) and plugins (plugins/dist/)\n\n  adstream check {0}/pipelines/*.toml\n  adstream run {0}/pipelines/demo.toml",
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 pub fn init_logging(filter: Option<&str>, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = match filter {

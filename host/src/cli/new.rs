@@ -12,8 +12,8 @@ pub struct NewArgs {
     pub role: String,
     /// The plugin's name: lower-case letters, digits and `-`; also its folder.
     pub name: String,
-    /// The adstream SDK (`plugins/sdk` of an adstream checkout); default: the one this
-    /// binary was built from, or $ADSTREAM_SDK.
+    /// Depend on the SDK at this path (`plugins/sdk` of an adstream checkout, or
+    /// $ADSTREAM_SDK) instead of the copy of this binary's SDK written into the project.
     #[arg(long)]
     pub sdk: Option<PathBuf>,
 }
@@ -75,13 +75,16 @@ fn valid_name(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-/// The SDK to depend on.
-fn sdk(given: Option<&Path>) -> Result<PathBuf, String> {
-    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk");
-    let path = given
+/// Where the project's SDK dependency points: a folder named by the author, or the copy
+/// of this binary's SDK the project carries in `vendor/adstream-sdk` (with the WIT in
+/// `wit/`), so that it builds anywhere, offline, against the interface this host speaks.
+fn sdk(given: Option<&Path>) -> Result<Option<PathBuf>, String> {
+    let Some(path) = given
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("ADSTREAM_SDK").map(PathBuf::from))
-        .unwrap_or(built_from);
+    else {
+        return Ok(None);
+    };
     let path = std::fs::canonicalize(&path).map_err(|e| {
         format!(
             "the SDK at {}: {e}; name it with --sdk PATH (plugins/sdk of an adstream checkout)",
@@ -89,7 +92,7 @@ fn sdk(given: Option<&Path>) -> Result<PathBuf, String> {
         )
     })?;
     match path.join("Cargo.toml").is_file() {
-        true => Ok(path),
+        true => Ok(Some(path)),
         false => Err(format!(
             "{} is not the SDK: it has no Cargo.toml",
             path.display()
@@ -97,8 +100,56 @@ fn sdk(given: Option<&Path>) -> Result<PathBuf, String> {
     }
 }
 
+/// The SDK's files as the project carries them: its manifest made standalone (what it
+/// took from the adstream workspace written out), its sources, and the WIT.
+fn vendored_sdk() -> Result<Vec<(String, String)>, String> {
+    let file = |name: &str| {
+        let found = super::embedded::SDK_FILES.iter().find(|(n, _)| *n == name);
+        found.map(|(_, t)| *t).expect("an embedded SDK file")
+    };
+    let manifest = standalone(file("Cargo.toml"), file("workspace/Cargo.toml"))?;
+    let mut out = vec![("vendor/adstream-sdk/Cargo.toml".to_string(), manifest)];
+    for (name, text) in super::embedded::SDK_FILES {
+        if name.starts_with("src/") {
+            out.push((format!("vendor/adstream-sdk/{name}"), text.to_string()));
+        }
+    }
+    out.push((
+        "wit/adstream.wit".into(),
+        file("wit/adstream.wit").to_string(),
+    ));
+    Ok(out)
+}
+
+/// `manifest` with every `workspace = true` replaced by what `workspace` defines.
+fn standalone(manifest: &str, workspace: &str) -> Result<String, String> {
+    let bad = |e: toml::de::Error| format!("the embedded SDK manifest: {e}");
+    let mut m: toml::Table = toml::from_str(manifest).map_err(bad)?;
+    let w: toml::Table = toml::from_str(workspace).map_err(bad)?;
+    let inherited = |section: &str| {
+        w["workspace"]
+            .get(section)
+            .and_then(|v| v.as_table())
+            .cloned()
+    };
+    let (package, dependencies) = (inherited("package"), inherited("dependencies"));
+    for (section, from) in [("package", package), ("dependencies", dependencies)] {
+        let (Some(table), Some(from)) = (m.get_mut(section).and_then(|v| v.as_table_mut()), from)
+        else {
+            continue;
+        };
+        for (key, value) in table.iter_mut() {
+            let inherits = value.get("workspace").and_then(|v| v.as_bool()) == Some(true);
+            if let (true, Some(given)) = (inherits, from.get(key)) {
+                *value = given.clone();
+            }
+        }
+    }
+    toml::to_string(&m).map_err(|e| e.to_string())
+}
+
 /// The files of the project, by path inside its folder.
-fn files(role: &str, name: &str, sdk: &Path, ex: &Example) -> Vec<(&'static str, String)> {
+fn files(role: &str, name: &str, sdk: &str, ex: &Example) -> Vec<(&'static str, String)> {
     let wasm = format!(
         "target/wasm32-wasip2/release/{}.wasm",
         name.replace('-', "_")
@@ -114,7 +165,7 @@ fn files(role: &str, name: &str, sdk: &Path, ex: &Example) -> Vec<(&'static str,
     let fill = |t: &str| {
         t.replace("{{name}}", name)
             .replace("{{role}}", role)
-            .replace("{{sdk}}", &sdk.display().to_string())
+            .replace("{{sdk}}", sdk)
             .replace("{{wasm}}", &wasm)
             .replace("{{config_toml}}", ex.config)
             .replace("{{config}}", &json_config)
@@ -171,8 +222,13 @@ fn create(args: &NewArgs) -> Result<PathBuf, String> {
             dir.display()
         ));
     }
-    let sdk = sdk(args.sdk.as_deref())?;
-    for (path, text) in files(&args.role, &args.name, &sdk, &ex) {
+    let (dependency, mut extra) = match sdk(args.sdk.as_deref())? {
+        Some(path) => (path.display().to_string(), Vec::new()),
+        None => ("vendor/adstream-sdk".to_string(), vendored_sdk()?),
+    };
+    let project = files(&args.role, &args.name, &dependency, &ex);
+    extra.extend(project.into_iter().map(|(p, t)| (p.to_string(), t)));
+    for (path, text) in extra {
         let file = dir.join(path);
         let parent = file.parent().expect("a file in the project folder");
         std::fs::create_dir_all(parent)

@@ -188,3 +188,117 @@ fn every_example_pipeline_in_the_docs_passes_check() {
     }
     assert!(checked >= 1, "no example pipeline found in the docs");
 }
+
+/// An installed binary needs no checkout: copied alone into an empty folder, with a fresh
+/// home, it runs the demo, writes the shipped pipelines and plugins (`init`), checks and
+/// runs them, and starts a plugin project that carries the SDK and the WIT it builds
+/// against (`author.rs` builds such projects).
+#[test]
+fn the_binary_alone_runs_demo_init_check_run_and_new() {
+    let (home, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let bin = work.path().join("adstream");
+    std::fs::copy(env!("CARGO_BIN_EXE_adstream"), &bin).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(&bin)
+            .args(args)
+            .current_dir(work.path())
+            .env("HOME", home.path())
+            .env("ADSTREAM_STATUS_ADDR", "off")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("ADSTREAM_SDK")
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "adstream {args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["demo", "--duration", "3", "--out", "demo-out"]);
+    let windows = std::fs::read_to_string(work.path().join("demo-out/windows-10s.jsonl")).unwrap();
+    assert!(windows.lines().count() > 0);
+
+    let said = run(&["init", "site"]);
+    assert!(said.contains("wrote"), "{said}");
+    for file in [
+        "pipelines/demo.toml",
+        "pipelines/ad-metrics.toml",
+        "plugins/dist/pii_hash.wasm",
+    ] {
+        assert!(work.path().join("site").join(file).is_file(), "{file}");
+    }
+    let checked = run(&[
+        "check",
+        "--no-environment",
+        "site/pipelines/demo.toml",
+        "site/pipelines/ad-metrics.toml",
+        "site/pipelines/alert-delivery.toml",
+    ]);
+    assert_eq!(checked.matches(": ok: pipeline").count(), 3, "{checked}");
+    run(&["run", "--duration", "2", "site/pipelines/demo.toml"]);
+
+    run(&["new", "detect", "my-rule"]);
+    let project = work.path().join("my-rule");
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("path = \"vendor/adstream-sdk\""),
+        "{manifest}"
+    );
+    let sdk = std::fs::read_to_string(project.join("vendor/adstream-sdk/Cargo.toml")).unwrap();
+    assert!(!sdk.contains("workspace"), "{sdk}");
+    assert!(project.join("wit/adstream.wit").is_file());
+}
+
+/// The deploy files, as far as this machine can try them: the systemd unit passes
+/// `systemd-analyze verify` (no warning either) with its ExecStart on this binary, and the
+/// container image's `adstream init` writes the pipelines its CMD runs, which pass `check`.
+#[test]
+fn the_systemd_unit_verifies_and_the_container_image_runs_what_init_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(root().join("deploy/adstream.service")).unwrap();
+    let unit = unit
+        .replace("/usr/local/bin/adstream", env!("CARGO_BIN_EXE_adstream"))
+        .replace("User=adstream", "User=root")
+        .replace("Group=adstream", "Group=root");
+    let file = dir.path().join("adstream.service");
+    std::fs::write(&file, unit).unwrap();
+    let verified = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&file)
+        .output()
+        .expect("systemd-analyze (Debian's systemd) is needed for this test");
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    assert_eq!(stderr(&verified), "", "warnings from systemd-analyze");
+
+    let image = std::fs::read_to_string(root().join("deploy/Containerfile")).unwrap();
+    let workdir = image
+        .lines()
+        .filter_map(|l| l.strip_prefix("WORKDIR "))
+        .last()
+        .unwrap();
+    let init = image
+        .lines()
+        .find_map(|l| l.strip_prefix("RUN adstream init "))
+        .unwrap();
+    assert_eq!(init.trim(), workdir, "init writes where the image runs");
+    let cmd: Vec<String> = image
+        .lines()
+        .find_map(|l| l.strip_prefix("CMD "))
+        .map(|c| serde_json::from_str(c).unwrap())
+        .unwrap();
+    let out = adstream()
+        .args(["init", "site"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let files: Vec<&String> = cmd.iter().filter(|a| a.ends_with(".toml")).collect();
+    assert_eq!(cmd[0], "run");
+    assert!(!files.is_empty());
+    let out = adstream()
+        .args(["check", "--no-environment"])
+        .args(files)
+        .current_dir(dir.path().join("site"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
