@@ -273,7 +273,7 @@ fn the_systemd_unit_verifies_and_the_container_image_runs_what_init_writes() {
     let workdir = image
         .lines()
         .filter_map(|l| l.strip_prefix("WORKDIR "))
-        .last()
+        .next_back()
         .unwrap();
     let init = image
         .lines()
