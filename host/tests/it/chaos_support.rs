@@ -153,10 +153,10 @@ pub struct Fault {
 }
 
 pub fn print_summary(faults: &[Fault], result: &[String]) {
-    println!("\n{:<44} {:>5}  seen", "fault", "times");
+    println!("\n{:<52} {:>5}  seen", "fault", "times");
     println!("{}", "-".repeat(100));
     for f in faults {
-        println!("{:<44} {:>5}  {}", f.what, f.times, f.note);
+        println!("{:<52} {:>5}  {}", f.what, f.times, f.note);
     }
     println!("{}", "-".repeat(100));
     for r in result {

@@ -190,7 +190,7 @@ fn plugin_mistakes_are_placed_on_the_stage() {
     let bad_config = format!(
         "{}{}",
         source(),
-        GOOD_STAGE.replace("window = \"10s\"", "window = \"10 minutes\"")
+        GOOD_STAGE.replace("window = \"10s\"", "window = \"10 parsecs\"")
     );
     let got = check(&bad_config);
     let line = bad_config

@@ -11,7 +11,9 @@ pub struct KafkaSourceConfig {
     pub kind: String,
     pub brokers: String,
     pub topic: String,
-    /// Consumer group; members of a group share the topic's partitions.
+    /// Consumer group, where the checkpoint's positions are committed for lag tools. The
+    /// source reads every partition itself: a second host with the same group reads them
+    /// all again (hosts do not share a topic yet).
     pub group: String,
     /// Where a group with no committed offset starts.
     #[serde(default)]
