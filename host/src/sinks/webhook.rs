@@ -89,10 +89,22 @@ async fn classify(sent: Result<reqwest::Response, reqwest::Error>) -> Result<(),
             )))
         }
         Err(e) => Err(Attempt::Retry {
-            error: e.without_url().to_string(),
+            error: with_causes(e.without_url()),
             wait: None,
         }),
     }
+}
+
+/// The error with the causes under it (a refused certificate, a refused connection), which
+/// reqwest's own text leaves out; the URL, a credential, is not among them.
+fn with_causes(e: reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
 }
 
 /// The most of a refused request's reply that is read, for its dead letter's error.

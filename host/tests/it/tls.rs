@@ -350,3 +350,106 @@ async fn a_wrong_certificate_or_password_fails_at_start_naming_the_service() {
         }
     }
 }
+
+/// A receiver standing in for a webhook endpoint behind TLS (the test's server
+/// certificate): it answers every request 200 and keeps the bodies.
+fn https_receiver(certs: &Path) -> (String, Arc<Mutex<Vec<String>>>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{Read, Write};
+    let chain: Vec<CertificateDer> = CertificateDer::pem_file_iter(certs.join("server.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(certs.join("server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}/hook",
+        listener.local_addr().unwrap().port()
+    );
+    let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
+    let kept = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, stream);
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = tls.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = (text[..end].lines())
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        kept.lock().unwrap().push(text[end + 4..].to_string());
+                        let _ = tls.write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        );
+                        let _ = tls.flush();
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    (url, bodies)
+}
+
+/// A webhook over TLS trusts its `tls.ca`; with another authority the post fails on the
+/// certificate, and the URL (a credential) is not in the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_over_tls_trusts_its_ca_and_refuses_another() {
+    use adstream::config::SinkConfig;
+    use adstream::sinks::{SinkContext, SinkMeter};
+    let dir = tempfile::tempdir().unwrap();
+    let certs = certificates(&dir.path().join("certs"));
+    let (url, bodies) = https_receiver(&certs);
+    std::fs::write(dir.path().join("hook.url"), &url).unwrap();
+    let alert = {
+        let mut b = adstream_sdk::TextBuilder::default();
+        b.push("{\"text\": \"over tls\"}");
+        Arc::new(adstream_sdk::Batch::from_columns(vec![b.finish("payload")]).unwrap())
+    };
+    for (ca, ok) in [("ca.pem", true), ("other-ca.pem", false)] {
+        let text = format!(
+            "kind = \"webhook\"\nurl = {{ file = \"{}\" }}\ntls = {{ ca = \"{}\" }}\nretry = {{ attempts = 1 }}\n",
+            dir.path().join("hook.url").display(),
+            certs.join(ca).display()
+        );
+        let cfg: adstream::config::sink::WebhookConfig = toml::from_str(&text).unwrap();
+        let ctx = SinkContext {
+            meter: Arc::new(SinkMeter::default()),
+            ..Default::default()
+        };
+        let mut sink = adstream::sinks::open("hook", &SinkConfig::Webhook(cfg), ctx)
+            .await
+            .unwrap();
+        let written = sink.write(alert.clone()).await;
+        match ok {
+            true => assert!(written.is_ok(), "{written:?}"),
+            false => {
+                let error = written.unwrap_err().to_string();
+                assert!(error.contains("certificate"), "{error}");
+                assert!(!error.contains(&url), "the URL leaked: {error}");
+            }
+        }
+    }
+    assert_eq!(*bodies.lock().unwrap(), ["{\"text\": \"over tls\"}"]);
+}
