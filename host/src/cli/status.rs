@@ -56,6 +56,11 @@ pub fn get(addr: &str, path: &str, token: Option<&str>) -> anyhow::Result<String
     let (head, body) = response
         .split_once("\r\n\r\n")
         .with_context(|| format!("{addr} sent no HTTP response"))?;
+    if head.starts_with("HTTP/1.1 401") {
+        anyhow::bail!(
+            "{addr} needs its status token: set ADSTREAM_STATUS_TOKEN or give --token-file (a token that was given is not the host's)"
+        );
+    }
     if !head.starts_with("HTTP/1.1 200") {
         anyhow::bail!("{addr}: {}", head.lines().next().unwrap_or(""));
     }

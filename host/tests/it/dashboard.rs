@@ -295,6 +295,9 @@ async fn a_token_guards_every_route_and_a_browser_gets_it_as_a_cookie() {
     assert_eq!(status.unwrap().status(), 200);
     let metrics = adstream::cli::status::get(&addr.to_string(), "/metrics", Some(secret));
     assert!(metrics.unwrap().contains("# EOF"));
+    let refused = adstream::cli::status::get(&addr.to_string(), "/status", None);
+    let said = refused.unwrap_err().to_string();
+    assert!(said.contains("needs its status token"), "{said}");
 
     // The browser's way: the token in the address once, then a cookie (not the token).
     let opened = plain
