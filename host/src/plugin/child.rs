@@ -138,14 +138,14 @@ impl CompileChild {
 }
 
 /// The child's side: reads a component from stdin (at most
-/// [`MAX_COMPONENT_BYTES`](super::MAX_COMPONENT_BYTES)), compiles it into the cache entry `out`
+/// [`MAX_COMPONENT_BYTES`](super::compile::MAX_COMPONENT_BYTES)), compiles it into the cache entry `out`
 /// and exits 0; a component that does not compile exits 1 with the reason on stderr.
 pub fn serve(out: &Path, memory: u64, metered: bool) -> ExitCode {
     limit_address_space(memory);
-    let bytes = match super::engine::read_bounded(std::io::stdin()) {
+    let bytes = match super::compile::read_bounded(std::io::stdin()) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
-            let limit = super::MAX_COMPONENT_BYTES >> 20;
+            let limit = super::compile::MAX_COMPONENT_BYTES >> 20;
             eprintln!("the component is larger than {limit} MiB");
             return ExitCode::FAILURE;
         }
@@ -154,7 +154,7 @@ pub fn serve(out: &Path, memory: u64, metered: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match super::engine::compile_to(out, &bytes, metered) {
+    match super::compile::compile_to(out, &bytes, metered) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
             eprintln!("{reason}");

@@ -6,11 +6,12 @@
 //! writes the code there (`child.rs`); the host itself only maps it.
 
 use super::child::{ChildError, CompileChild};
+use super::compile::read_component;
 use super::disk::DiskCache;
 use super::loaded::{Compiled, LoadError, LoadedPlugin, chain, sha256_hex};
-use super::runtime::{self, Runtime};
+use super::runtime::Runtime;
 use std::collections::HashMap;
-use std::io::Read;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,30 +33,6 @@ pub struct PluginEngine {
     child: Option<CompileChild>,
     /// The on-disk cache when no lasting one is kept: removed with the engine.
     scratch: Option<tempfile::TempDir>,
-}
-
-/// The largest plugin file the host reads: the shipped plugins are under 1 MiB.
-pub const MAX_COMPONENT_BYTES: usize = 32 << 20;
-
-/// Reads the component at `path`, refusing a file over [`MAX_COMPONENT_BYTES`].
-pub fn read_component(path: &Path) -> Result<Vec<u8>, LoadError> {
-    let file = std::fs::File::open(path);
-    match file.and_then(read_bounded) {
-        Ok(Some(bytes)) => Ok(bytes),
-        Ok(None) => Err(LoadError::TooLarge {
-            path: path.into(),
-            limit: MAX_COMPONENT_BYTES,
-        }),
-        Err(source) => Err(LoadError::Read {
-            path: path.into(),
-            source,
-        }),
-    }
-}
-
-/// All of `from`, or `None` when it holds more than [`MAX_COMPONENT_BYTES`].
-pub(super) fn read_bounded(from: impl Read) -> std::io::Result<Option<Vec<u8>>> {
-    crate::config::bounded::read_at_most(from, MAX_COMPONENT_BYTES)
 }
 
 /// Where compiled plugins are kept unless `ADSTREAM_COMPILE_CACHE` says otherwise (a
@@ -235,15 +212,6 @@ fn compile_here(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component,
     });
     give_back_free_memory();
     component
-}
-
-/// A compile child's work: compiles `bytes` with the engine settings of
-/// [`Runtime`](super::runtime::Runtime) and keeps the code under the cache entry `out`
-/// (a file named by `out` and the code's checksum).
-pub(super) fn compile_to(out: &Path, bytes: &[u8], metered: bool) -> Result<(), String> {
-    let engine = Engine::new(&runtime::config(metered)).map_err(|e| chain(&e))?;
-    let code = engine.precompile_component(bytes).map_err(|e| chain(&e))?;
-    super::disk::write_entry(out, &code).map_err(|e| format!("writing {}: {e}", out.display()))
 }
 
 /// Returns the allocator's free memory to the system: glibc keeps what compiling a

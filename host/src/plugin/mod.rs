@@ -8,6 +8,7 @@ mod api;
 pub mod bindings;
 mod check;
 mod child;
+mod compile;
 mod convert;
 mod disk;
 mod engine;
@@ -23,7 +24,8 @@ mod text;
 
 pub use api::{Instance, Output, Plugin, Reports};
 pub use child::{CompileChild, SUBCOMMAND as COMPILE_SUBCOMMAND, serve as serve_compile};
-pub use engine::{MAX_COMPONENT_BYTES, PluginEngine, read_component};
+pub use compile::{MAX_COMPONENT_BYTES, read_component};
+pub use engine::PluginEngine;
 pub use error::{CallError, Malformed, Trap, TrapKind};
 pub use instance::PluginInstance;
 pub use limits::Limits;

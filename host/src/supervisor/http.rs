@@ -94,7 +94,8 @@ async fn status(State(s): State<Shared>) -> Response {
 
 async fn metrics(State(s): State<Shared>) -> Response {
     let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(header::CONTENT_TYPE, kind)], s.board.prometheus()).into_response()
+    let text = super::metrics_text(&s.board);
+    ([(header::CONTENT_TYPE, kind)], text).into_response()
 }
 
 /// The status and each stage's latest rows, as one JSON object.

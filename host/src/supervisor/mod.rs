@@ -18,6 +18,11 @@ mod watch;
 
 pub use auth::{AccessError, TOKEN_ENV, Token, check_bind};
 pub use http::serve;
+
+/// `board`'s numbers in Prometheus' text format, as `/metrics` serves them.
+pub fn metrics_text(board: &Board) -> String {
+    metrics::prometheus(board.status(), board.totals())
+}
 pub use status::{Board, Change, PipelineStatus, Status};
 use watch::{FileWatcher, normalize};
 

@@ -220,10 +220,10 @@ impl Board {
         }
     }
 
-    /// The same numbers in Prometheus' text format.
-    pub fn prometheus(&self) -> String {
-        let totals = self.inner.lock().expect("board").totals.clone();
-        super::metrics::prometheus(self.status(), totals)
+    /// The totals kept since the host started (of pipelines that ended too), for
+    /// `/metrics`.
+    pub(super) fn totals(&self) -> Totals {
+        self.inner.lock().expect("board").totals.clone()
     }
 }
 

@@ -115,9 +115,12 @@ fn expand(tree: &str, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-/// Every module path a file refers to, absolute from the crate root.
+/// Every module path a file refers to, absolute from the crate root: in `use` trees and
+/// inline (`crate::a::f()`, `super::b::C`), in the file's own code — not in its comments or
+/// its test module, whose `super` is the file itself.
 fn references(file: &Path, text: &str) -> Vec<Vec<String>> {
     let module = module_of(file);
+    let text = text.split("#[cfg(test)]\nmod ").next().unwrap_or(text);
     let code: String = text
         .lines()
         .filter(|l| !l.trim_start().starts_with("//"))
@@ -135,12 +138,20 @@ fn references(file: &Path, text: &str) -> Vec<Vec<String>> {
             }
         }
     }
-    for (i, _) in code.match_indices("crate::") {
-        let rest: String = code[i..]
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
-            .collect();
-        paths.push(rest);
+    for start in ["crate::", "super::", "self::"] {
+        for (i, _) in code.match_indices(start) {
+            // The start of a path only: not `super::` inside `super::super::`, nor a
+            // name that ends in the word.
+            let before = code[..i].chars().next_back();
+            if before.is_some_and(|c| c == ':' || c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let rest: String = code[i..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            paths.push(rest);
+        }
     }
     paths
         .iter()
@@ -283,9 +294,13 @@ fn the_checker_sees_an_upward_import_and_a_cycle() {
     let file = src().join("sinks/fake.rs");
     let refs = references(
         &file,
-        "use crate::pipeline::{run::X, stage};\nuse super::redis::Y;\nfn f() { crate::plugin::Z }",
+        "use crate::pipeline::{run::X, stage};\nuse super::redis::Y;\nfn f() { crate::plugin::Z; super::kafka::open(super::super::batch::B) }\n#[cfg(test)]\nmod tests { use super::super::cli::T; }",
     );
     let flat: Vec<String> = refs.iter().map(|r| r.join("::")).collect();
+    // Inline paths count, `super::super::` whole; the test module does not.
+    assert!(flat.contains(&"sinks::kafka::open".to_string()), "{flat:?}");
+    assert!(flat.contains(&"batch::B".to_string()), "{flat:?}");
+    assert!(!flat.iter().any(|f| f.contains("cli")), "{flat:?}");
     assert!(flat.contains(&"pipeline::run::X".to_string()), "{flat:?}");
     assert!(flat.contains(&"pipeline::stage".to_string()), "{flat:?}");
     assert!(flat.contains(&"sinks::redis::Y".to_string()), "{flat:?}");

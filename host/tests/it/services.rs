@@ -444,11 +444,10 @@ to = ["hook"]
         "two 500s and a 429 retried: {sinks:?}"
     );
     assert!(
-        board
-            .prometheus()
+        adstream::supervisor::metrics_text(&board)
             .contains("adstream_sink_retries_total{pipeline=\"p\",sink=\"hook\"} 3"),
         "{}",
-        board.prometheus()
+        adstream::supervisor::metrics_text(&board)
     );
     let statuses: Vec<u16> = hook
         .received
