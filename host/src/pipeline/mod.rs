@@ -6,8 +6,6 @@
 
 mod build;
 mod checkpoint;
-mod checkpointer;
-mod cut;
 mod decoding;
 mod error;
 #[cfg(test)]
@@ -28,7 +26,7 @@ pub use error::{RunError, StageFatal};
 pub use run::{run, start};
 pub use running::{NewSinks, RewireError, RunningPipeline, SwapError};
 pub use stage::{
-    CanaryError, CanarySpec, Input, Replacement, Stage, StageSpec, StageView, SwapOutcome,
+    CanaryError, CanarySpec, Input, Refusal, Replacement, Stage, StageSpec, StageView, SwapOutcome,
     lines_up, process_chain,
 };
 pub use stats::{

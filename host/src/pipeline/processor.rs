@@ -1,12 +1,14 @@
 //! The processor: a plain thread that owns a pipeline's stages. It runs each decoded batch
 //! through every stage, and hands the results to the sink tasks in order. Plugin
 //! calls are CPU-bound and synchronous, so they run here rather than on the async runtime.
-//! Between batches it applies swaps and rewires, and takes checkpoints (`cut.rs`).
+//! Between batches it applies swaps and rewires, and takes checkpoints (`checkpoint/cut.rs`).
 
-use super::checkpointer::Cut;
+use super::checkpoint::Cut;
 use super::error::RunError;
 use super::feed::{Feed, Incoming, Rewire};
-use super::stage::{Input, Replacement, Stage, StageView, SwapOutcome, lines_up, process_chain};
+use super::stage::{
+    Input, Refusal, Replacement, Stage, StageView, SwapOutcome, lines_up, process_chain,
+};
 use super::stats::PipelineStats;
 use super::watermark::Watermark;
 use crate::batch::{DeadLetters, Envelope, Position, RawBatch};
@@ -87,7 +89,7 @@ impl Processor {
         match self.stages.iter_mut().find(|s| s.spec.name == r.spec.name) {
             Some(stage) => stage.begin_swap(r, reply),
             None => {
-                let why = format!("no stage `{}`", r.spec.name);
+                let why = Refusal::NoStage(r.spec.name.to_string());
                 let _ = reply.send(SwapOutcome::Rejected(why));
             }
         }

@@ -3,8 +3,7 @@
 //! loop that feeds the processor and mirrors checkpointed positions back to the source.
 
 use super::build::{CheckpointPolicy, Pipeline};
-use super::checkpoint::{self, Checkpoint, CheckpointError};
-use super::checkpointer::{self, Writer};
+use super::checkpoint::{self, Checkpoint, CheckpointError, Writer};
 use super::decoding;
 use super::error::RunError;
 use super::feed::Feed;
@@ -156,7 +155,7 @@ pub async fn start(
             stats: stats.clone(),
             commit,
         };
-        let (cut, task) = checkpointer::start(policy, w);
+        let (cut, task) = checkpoint::start(policy, w);
         processor.cut = Some(cut);
         task
     });

@@ -6,7 +6,8 @@ use super::error::RunError;
 use super::feed::{Feed, Rewire};
 use super::sinkset::{self, SinkGauges, SinkSet};
 use super::stage::{
-    Canary, CanaryError, CanarySpec, Replacement, StageSpec, StageView, SwapOutcome, instantiate,
+    Canary, CanaryError, CanarySpec, Refusal, Replacement, StageSpec, StageView, SwapOutcome,
+    instantiate,
 };
 use super::stats::{PipelineStats, RunSummary};
 use crate::config::SinkConfig;
@@ -174,11 +175,9 @@ impl RunningPipeline {
             .map_err(|_| SwapError::Stopped)?;
         let views = self.views.clone();
         Ok(async move {
-            let outcome = outcome.await.unwrap_or_else(|_| {
-                SwapOutcome::Rejected(
-                    "the pipeline stopped before the new version processed a batch".into(),
-                )
-            });
+            let outcome = outcome
+                .await
+                .unwrap_or(SwapOutcome::Rejected(Refusal::Stopped));
             if let SwapOutcome::Swapped { .. } = outcome {
                 let mut views = views.lock().expect("stage views");
                 if let Some(v) = views.iter_mut().find(|v| v.spec.name == view.spec.name) {

@@ -1,19 +1,19 @@
 //! The processor's half of a checkpoint: the cut at a batch boundary. Every stateful stage
 //! is snapshotted, the source positions and watermark noted, and every sink sent a barrier;
-//! the checkpointer task (`checkpointer.rs`) writes the file once every sink has answered.
+//! the writer task (`writer.rs`) writes the file once every sink has answered.
 //! A snapshot that fails means no checkpoint this time, never a partial one.
 
-use super::checkpoint::Checkpoint;
-use super::checkpointer::Pending;
-use super::error::RunError;
-use super::processor::Processor;
+use super::file::Checkpoint;
+use super::writer::Pending;
+use crate::pipeline::error::RunError;
+use crate::pipeline::processor::Processor;
 use crate::sinks::runner::SinkMsg;
 use std::time::SystemTime;
 use tokio::sync::oneshot;
 
 impl Processor {
     /// Cuts after batch `seq` and hands the checkpoint over to be written.
-    pub(super) fn checkpoint(&mut self, seq: u64) -> Result<(), RunError> {
+    pub(in crate::pipeline) fn checkpoint(&mut self, seq: u64) -> Result<(), RunError> {
         let mut stages = Vec::new();
         for stage in self.stages.iter_mut().filter(|s| s.spec.plugin.stateful()) {
             match stage.snapshot() {

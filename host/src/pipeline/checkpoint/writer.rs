@@ -6,10 +6,10 @@
 //! offsets). One checkpoint is in flight at a time; one that cannot complete (a snapshot
 //! or a sink failed) is not written at all, and the previous one stays the truth.
 
-use super::build::CheckpointPolicy;
-use super::checkpoint::{self, Checkpoint};
-use super::sinkset::SinkSet;
-use super::stats::PipelineStats;
+use super::super::build::CheckpointPolicy;
+use super::super::sinkset::SinkSet;
+use super::super::stats::PipelineStats;
+use super::file::{self as checkpoint, Checkpoint};
 use crate::batch::Position;
 use crate::sinks::runner::BarrierAnswer;
 use std::path::PathBuf;
@@ -19,13 +19,13 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// A cut on its way to disk: the checkpoint, and each sink's answer to its barrier.
-pub(super) struct Pending {
+pub(in crate::pipeline) struct Pending {
     pub cp: Checkpoint,
     pub marks: Vec<(String, oneshot::Receiver<BarrierAnswer>)>,
 }
 
 /// The processor's side: when to cut, and where cuts go.
-pub(super) struct Cut {
+pub(in crate::pipeline) struct Cut {
     pub policy: CheckpointPolicy,
     last: Instant,
     in_flight: Arc<AtomicBool>,
@@ -54,7 +54,7 @@ impl Cut {
 }
 
 /// What the checkpointer task needs.
-pub(super) struct Writer {
+pub(in crate::pipeline) struct Writer {
     pub file: PathBuf,
     pub sinks: SinkSet,
     pub stats: Arc<Mutex<PipelineStats>>,
@@ -63,7 +63,7 @@ pub(super) struct Writer {
 }
 
 /// The two ends: the processor's `Cut` and the task that writes.
-pub(super) fn start(
+pub(in crate::pipeline) fn start(
     policy: CheckpointPolicy,
     writer: Writer,
 ) -> (Cut, tokio::task::JoinHandle<()>) {

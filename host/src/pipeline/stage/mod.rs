@@ -21,7 +21,7 @@ mod worker;
 
 pub use canary::{Canary, CanaryError, CanarySpec};
 pub use chain::{lines_up, process_chain};
-pub use swap::{Replacement, SwapOutcome};
+pub use swap::{Refusal, Replacement, SwapOutcome};
 
 pub use super::error::StageFatal;
 use super::stats::{StageStats, thread_cpu_ns};

@@ -11,9 +11,8 @@
 
 use super::route::Router;
 use super::share::{Share, cut};
-use super::trial::FOLLOWED;
 use super::worker::Worker;
-use super::{Replacement, Stage, StageFatal, SwapOutcome};
+use super::{Refusal, Replacement, Stage, StageFatal, SwapOutcome};
 use crate::batch::interleave::in_input_order;
 use crate::batch::{DeadLetters, Envelope, Position};
 use crate::pipeline::stats::StageStats;
@@ -147,11 +146,10 @@ impl Stage {
     pub(super) fn swap_shards(&mut self, mut r: Replacement, reply: oneshot::Sender<SwapOutcome>) {
         let extra = std::mem::take(&mut r.lanes);
         if extra.len() != self.lanes.len() {
-            let why = format!(
-                "the new version has {} shard(s) and the running stage {}",
-                extra.len() + 1,
-                self.lanes.len() + 1
-            );
+            let why = Refusal::Shards {
+                new: extra.len() + 1,
+                running: self.lanes.len() + 1,
+            };
             let _ = reply.send(SwapOutcome::Rejected(why));
             return;
         }
@@ -173,8 +171,9 @@ impl Stage {
                 .collect();
             // The shard whose instance failed says why; the others only followed it.
             let refused = |own: bool| {
-                (outcomes.iter())
-                    .find(|o| matches!(o, SwapOutcome::Rejected(w) if own != (w == FOLLOWED)))
+                (outcomes.iter()).find(
+                    |o| matches!(o, SwapOutcome::Rejected(r) if own != (*r == Refusal::Followed)),
+                )
             };
             if let Some(o) = refused(true).or(refused(false)).or(outcomes.first()) {
                 let _ = reply.send(o.clone());

@@ -24,7 +24,34 @@ pub enum SwapOutcome {
         first_batch: Option<Duration>,
     },
     /// The new instance was refused; the old one keeps running.
-    Rejected(String),
+    Rejected(Refusal),
+}
+
+/// Why a new version was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no stage `{0}`")]
+    NoStage(String),
+    #[error("the new version has {new} shard(s) and the running stage {running}")]
+    Shards { new: usize, running: usize },
+    #[error(
+        "its output columns differ from the running version's ({new} vs {running}); the \
+         stages after it expect the old ones"
+    )]
+    Output { new: String, running: String },
+    #[error("the running version's snapshot failed: {0}")]
+    Snapshot(String),
+    #[error("restoring the running state failed: {0}")]
+    Restore(String),
+    #[error("superseded by a newer version before its first batch")]
+    Superseded,
+    #[error("failed on its first batch: {0}")]
+    FirstBatch(String),
+    /// Another shard's instance failed the trial batch; this one only went back with it.
+    #[error("another shard's instance of the new version failed its first batch")]
+    Followed,
+    #[error("the pipeline stopped before the new version processed a batch")]
+    Stopped,
 }
 
 /// A configured instance to put in place of a stage's current one.
@@ -110,8 +137,7 @@ impl Stage {
         // A version that has not run a batch yet is not proven: the newer one replaces it
         // and the proven one stays the fallback (its state is the same, nothing ran since).
         if self.probation.is_some() {
-            let why = "superseded by a newer version before its first batch";
-            self.end_probation(Err(why.into()));
+            self.end_probation(Err(Refusal::Superseded));
         }
         if let Some(why) = self.other_output(&output) {
             let _ = reply.send(SwapOutcome::Rejected(why));
@@ -121,21 +147,18 @@ impl Stage {
         let snapshot = match self.instance.snapshot() {
             Ok(s) => s,
             Err(e) => {
-                let mut why = format!("the running version's snapshot failed: {}", e.describe());
+                let mut why = e.describe();
                 if let Err(fatal) = self.restart() {
                     why = format!("{why}; rebuilding it failed too: {fatal}");
                 }
-                let _ = reply.send(SwapOutcome::Rejected(why));
+                let _ = reply.send(SwapOutcome::Rejected(Refusal::Snapshot(why)));
                 return;
             }
         };
         if let Some(state) = &snapshot
             && let Err(e) = instance.restore(state)
         {
-            let _ = reply.send(SwapOutcome::Rejected(format!(
-                "restoring the running state failed: {}",
-                e.describe()
-            )));
+            let _ = reply.send(SwapOutcome::Rejected(Refusal::Restore(e.describe())));
             return;
         }
         let pause = began.elapsed();
@@ -162,20 +185,16 @@ impl Stage {
     }
 
     /// Why a version with `output` columns cannot take the running one's place, if so.
-    fn other_output(&self, output: &[Field]) -> Option<String> {
-        (output != self.output).then(|| {
-            format!(
-                "its output columns differ from the running version's ({} vs {}); \
-                 the stages after it expect the old ones",
-                describe(output),
-                describe(&self.output)
-            )
+    fn other_output(&self, output: &[Field]) -> Option<Refusal> {
+        (output != self.output).then(|| Refusal::Output {
+            new: describe(output),
+            running: describe(&self.output),
         })
     }
 
     /// Ends a probation: `Ok(first batch's time)` keeps the new instance; `Err(why)` brings
     /// the old one back and tells the requester why.
-    pub(super) fn end_probation(&mut self, verdict: Result<Option<Duration>, String>) {
+    pub(super) fn end_probation(&mut self, verdict: Result<Option<Duration>, Refusal>) {
         let Some(p) = self.probation.take() else {
             return;
         };
@@ -229,7 +248,7 @@ impl Stage {
                     "new version failed its first batch, keeping the old one: {}",
                     e.describe()
                 );
-                self.end_probation(Err(format!("failed on its first batch: {}", e.describe())));
+                self.end_probation(Err(Refusal::FirstBatch(e.describe())));
                 Ok(Some(env))
             }
         }

@@ -7,14 +7,9 @@
 //! it happens for one batch per swap.
 
 use super::share::{Share, cut};
-use super::{Stage, StageFatal};
+use super::{Refusal, Stage, StageFatal};
 use crate::batch::{DeadLetters, Envelope, Position};
 use crate::pipeline::stats::StageStats;
-
-/// What an instance on trial sent back to the old version reports; the swap's requester
-/// hears the failing shard's own reason (`shards.rs`).
-pub(super) const FOLLOWED: &str =
-    "another shard's instance of the new version failed its first batch";
 
 /// What going back needs: the instance's input and its counts from before the batch.
 struct Kept {
@@ -124,7 +119,8 @@ fn run_judged(
         };
         if failed {
             stage.stats = kept.stats;
-            stage.end_probation(Err(FOLLOWED.into()));
+            // The swap's requester hears the failing shard's own reason (`shards.rs`).
+            stage.end_probation(Err(Refusal::Followed));
             *own = DeadLetters::new(&source);
             *out = stage.process_one(kept.input, watermark, own)?;
         } else if passed {
