@@ -27,6 +27,11 @@ pub trait Plugin: Send + Sync {
     fn role(&self) -> Role;
     /// Whether its instances keep state that `snapshot`/`restore` carry.
     fn stateful(&self) -> bool;
+    /// Whether its instances merge partial windows (an aggregate of the
+    /// `mergeable-aggregate` world): what lets its stage run per partition.
+    fn mergeable(&self) -> bool {
+        false
+    }
     /// The file it was loaded from.
     fn path(&self) -> &Path;
     /// SHA-256 of its bytes, in hex.
@@ -55,6 +60,15 @@ pub trait Instance: Send {
     /// reads every column.
     fn reads(&self) -> Option<&[String]> {
         None
+    }
+    /// Folds partial window rows of other instances in; returns the windows `watermark`
+    /// closed (mergeable aggregates only). The partials come back whatever happens.
+    fn merge(&mut self, partials: Batch, _watermark: i64) -> (Batch, Result<Output, CallError>) {
+        let why = "this plugin does not merge partial windows".to_string();
+        (
+            partials,
+            Err(CallError::Plugin(adstream_sdk::PluginError::Other(why))),
+        )
     }
     /// Closes every open window (aggregate only; others have nothing to flush).
     fn flush(&mut self) -> Result<Option<Batch>, CallError>;

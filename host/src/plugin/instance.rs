@@ -91,6 +91,10 @@ impl Plugin for LoadedPlugin {
         self.compiled.stateful
     }
 
+    fn mergeable(&self) -> bool {
+        self.compiled.mergeable
+    }
+
     fn path(&self) -> &Path {
         &self.path
     }
@@ -315,6 +319,17 @@ impl Instance for PluginInstance {
 
     fn reads(&self) -> Option<&[String]> {
         self.reads.as_deref()
+    }
+
+    fn merge(&mut self, partials: Batch, watermark: i64) -> (Batch, Result<Output, CallError>) {
+        // Partials are window rows, not the events the plugin declared it reads: they go
+        // whole.
+        let rows = partials.rows;
+        let wire: w::Batch = partials.convert();
+        let result = self
+            .try_call(|c, s| c.merge(s, &wire, watermark))
+            .and_then(|out| self.check(out, rows));
+        (wire.convert(), result)
     }
 
     fn flush(&mut self) -> Result<Option<Batch>, CallError> {

@@ -37,6 +37,8 @@ pub struct Compiled {
     pub hash: String,
     pub size: usize,
     pub stateful: bool,
+    /// An aggregate that exports `merge` (the `mergeable-aggregate` world).
+    pub mergeable: bool,
     /// The interfaces the component imports and exports, by name.
     pub imports: Vec<String>,
     pub exports: Vec<String>,
@@ -81,6 +83,8 @@ impl Compiled {
             .iter()
             .all(|f| ty.get_export(&runtime.engine, f).is_some());
         let stateful = role::is_stateful(role, exports_state);
+        let mergeable =
+            role == Role::Aggregate && ty.get_export(&runtime.engine, "merge").is_some();
         let names = |it: &mut dyn Iterator<Item = &str>| it.map(String::from).collect();
         let imports = names(&mut ty.imports(&runtime.engine).map(|(n, _)| n));
         let exports = names(&mut ty.exports(&runtime.engine).map(|(n, _)| n));
@@ -90,9 +94,10 @@ impl Compiled {
             hash,
             size,
             stateful,
+            mergeable,
             imports,
             exports,
-            pre: role::prelink(role, pre, stateful).map_err(wrong)?,
+            pre: role::prelink(role, pre, stateful, mergeable).map_err(wrong)?,
             runtime: runtime.clone(),
         })
     }

@@ -20,6 +20,7 @@ mod fuzz;
 mod golden;
 mod hostile;
 mod instances;
+mod merge;
 mod plugins;
 mod production;
 mod projection;

@@ -64,6 +64,12 @@ world!(
     "adstream_sdk::bindings::aggregate"
 );
 world!(
+    mergeable_aggregate,
+    "mergeable-aggregate",
+    "export_mergeable_aggregate_world",
+    "adstream_sdk::bindings::mergeable_aggregate"
+);
+world!(
     detect,
     "detect",
     "export_detect_world",

@@ -178,6 +178,34 @@ macro_rules! export_aggregate {
     };
 }
 
+/// Exports a [`MergeAggregate`](crate::MergeAggregate) implementation as the
+/// `mergeable-aggregate` world.
+#[macro_export]
+macro_rules! export_mergeable_aggregate {
+    ($plugin:ty) => {
+        $crate::__export_role!(
+            $plugin,
+            mergeable_aggregate,
+            __export_mergeable_aggregate_impl,
+            |setup| <$plugin as $crate::Aggregate>::configure(&setup)?,
+            {
+                fn aggregate(input: Batch, watermark: i64) -> Result<AggregateOutput, PluginError> {
+                    STATE.with(|p| <$plugin as $crate::Aggregate>::aggregate(p, &input, watermark))
+                }
+                fn merge(partials: Batch, watermark: i64) -> Result<AggregateOutput, PluginError> {
+                    STATE.with(|p| {
+                        <$plugin as $crate::MergeAggregate>::merge(p, &partials, watermark)
+                    })
+                }
+                fn flush() -> Result<Batch, PluginError> {
+                    STATE.with(|p| <$plugin as $crate::Aggregate>::flush(p))
+                }
+                $crate::__export_state!($plugin, $crate::Aggregate);
+            }
+        );
+    };
+}
+
 /// Exports a [`Detect`](crate::Detect) implementation as the `detect` world.
 #[macro_export]
 macro_rules! export_detect {

@@ -36,7 +36,7 @@ pub use hash::{FastMap, FixedHasher};
 pub use log::{count, log_debug, log_error, log_info, log_warn};
 pub use read::{BoolCol, F64Col, I64Col, StrCol};
 pub use reads::reads;
-pub use roles::{Aggregate, Detect, Format, StatefulValidate, Transform, Validate};
+pub use roles::{Aggregate, Detect, Format, MergeAggregate, StatefulValidate, Transform, Validate};
 pub use schema::{FieldsExt, INT_KINDS, STRING_KINDS, field, kind_name, kind_of};
 
 /// Re-exported so the export macros can name it from a plugin crate.

@@ -46,6 +46,16 @@ pub trait Aggregate: Sized + 'static {
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError>;
 }
 
+/// An [`Aggregate`] whose partial windows — rows one instance returned for some of the
+/// events — can be merged by another instance into the windows one instance over all the
+/// events would return: what lets a stage run per partition of a topic.
+pub trait MergeAggregate: Aggregate {
+    /// Folds `partials` (window rows of other instances) into the open windows; returns
+    /// the windows `watermark` closed, and the indexes of partials whose window had
+    /// closed already. The result must not depend on the order of the partials.
+    fn merge(&mut self, partials: &Batch, watermark: i64) -> Result<AggregateOutput, PluginError>;
+}
+
 /// Turns window rows into alert rows.
 pub trait Detect: Sized + 'static {
     /// Reads the configuration and input columns; returns the plugin and the alert columns.

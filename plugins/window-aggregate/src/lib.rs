@@ -13,6 +13,7 @@
 mod fold;
 mod groups;
 mod intern;
+mod merge;
 mod output;
 mod snapshot;
 mod state;
@@ -20,8 +21,8 @@ pub mod sums;
 
 use adstream_sdk::time::parse_duration_ms;
 use adstream_sdk::{
-    Aggregate, AggregateOutput, Batch, ConfigExt, Field, FieldsExt, INT_KINDS, PluginError,
-    STRING_KINDS, Setup, count, export_aggregate,
+    Aggregate, AggregateOutput, Batch, ConfigExt, Field, FieldsExt, INT_KINDS, MergeAggregate,
+    PluginError, STRING_KINDS, Setup, count, export_mergeable_aggregate,
 };
 use serde::Deserialize;
 use state::Windows;
@@ -72,6 +73,9 @@ pub struct WindowAggregate {
     group_by: Vec<String>,
     columns: Columns,
     windows: Windows,
+    /// The partial windows of other instances being merged (`merge.rs`); empty in an
+    /// instance that aggregates events.
+    partials: merge::Partials,
 }
 
 fn config_error(key: &str) -> impl Fn(String) -> PluginError + '_ {
@@ -141,6 +145,7 @@ impl Aggregate for WindowAggregate {
             group_by: cfg.group_by,
             columns: cfg.columns,
             windows: Windows::new(size_ms, lateness_ms, dims),
+            partials: merge::Partials::default(),
         };
         Ok((plugin, fields))
     }
@@ -154,20 +159,30 @@ impl Aggregate for WindowAggregate {
     }
 
     fn flush(&mut self) -> Result<Batch, PluginError> {
-        let closed = self.windows.close_all();
+        let mut closed = self.windows.close_all();
+        closed.extend(self.flush_partials());
         self.emit(closed)
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, PluginError> {
-        self.windows.snapshot(&self.group_by)
+        snapshot::with_partials(self.windows.snapshot(&self.group_by)?, &self.partials)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        self.windows.restore(state, &self.group_by)
+        let (windows, partials) = snapshot::split_partials(state)?;
+        self.windows.restore(windows, &self.group_by)?;
+        self.partials = partials;
+        Ok(())
     }
 }
 
-export_aggregate!(WindowAggregate);
+impl MergeAggregate for WindowAggregate {
+    fn merge(&mut self, partials: &Batch, watermark: i64) -> Result<AggregateOutput, PluginError> {
+        self.merge_partials(partials, watermark)
+    }
+}
+
+export_mergeable_aggregate!(WindowAggregate);
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 //! group's values spelled out) is still read, so that an older build hands its state over.
 
 use crate::groups::Groups;
+use crate::merge::Partials;
 use crate::state::Windows;
 use crate::sums::Sums;
 use adstream_sdk::PluginError;
@@ -56,6 +57,46 @@ struct V1Window {
     start: i64,
     dims: Vec<String>,
     sums: Sums,
+}
+
+/// Version 3: a merging instance's partials beside its windows (a version 2 snapshot).
+#[derive(Serialize)]
+struct WithPartials<'a> {
+    v: u32,
+    windows: Bytes<'a>,
+    partials: &'a Partials,
+}
+
+#[derive(Deserialize)]
+struct ReadPartials<'a> {
+    v: u32,
+    windows: &'a [u8],
+    partials: Partials,
+}
+
+/// The snapshot of `windows`, with `partials` when there are any (an instance that
+/// aggregates events writes version 2, as before merging existed).
+pub fn with_partials(windows: Vec<u8>, partials: &Partials) -> Result<Vec<u8>, PluginError> {
+    if partials.open.is_empty() {
+        return Ok(windows);
+    }
+    let snap = WithPartials {
+        v: 3,
+        windows: Bytes(&windows),
+        partials,
+    };
+    postcard::to_allocvec(&snap).map_err(|e| PluginError::Other(e.to_string()))
+}
+
+/// The windows' snapshot and the partials in `bytes` (none before version 3).
+pub fn split_partials(bytes: &[u8]) -> Result<(&[u8], Partials), PluginError> {
+    // postcard writes the version first, as one byte while it is under 128.
+    if bytes.first() != Some(&3) {
+        return Ok((bytes, Partials::default()));
+    }
+    let snap: ReadPartials = postcard::from_bytes(bytes).map_err(unreadable)?;
+    debug_assert_eq!(snap.v, 3);
+    Ok((snap.windows, snap.partials))
 }
 
 fn unreadable(e: impl std::fmt::Display) -> PluginError {

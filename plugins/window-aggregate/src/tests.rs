@@ -4,6 +4,7 @@ use adstream_sdk::{ColumnKind, DictBuilder, F64Builder, I64Builder, TextBuilder,
 use proptest::prelude::*;
 
 mod fold;
+mod merge;
 
 #[derive(Clone, Debug)]
 struct Ev {

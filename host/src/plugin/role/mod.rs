@@ -81,6 +81,12 @@ pub(super) trait Calls: Send {
     fn restore(&self, _: &mut Store<StoreState>, _state: &[u8]) -> Plugin<()> {
         Ok(Ok(()))
     }
+
+    /// Merges partial windows (mergeable aggregates only).
+    fn merge(&self, _: &mut Store<StoreState>, _: &w::Batch, _: i64) -> Plugin<WireOutput> {
+        let why = "this plugin does not merge partial windows".to_string();
+        Ok(Err(w::PluginError::Other(why)))
+    }
 }
 
 /// A component pre-linked for its role's world, ready to instantiate.
@@ -89,16 +95,18 @@ pub(super) trait Pre: Send + Sync {
 }
 
 /// Checks that `pre` fits `role`'s world and wraps it for instantiation; `stateful` says
-/// whether the component exports `snapshot` and `restore` (see [`is_stateful`]).
+/// whether the component exports `snapshot` and `restore` (see [`is_stateful`]),
+/// `mergeable` whether an aggregate exports `merge`.
 pub(super) fn prelink(
     role: Role,
     pre: InstancePre<StoreState>,
     stateful: bool,
+    mergeable: bool,
 ) -> Wasm<Box<dyn Pre>> {
     Ok(match role {
         Role::Transform => Box::new(transform::pre(pre)?),
         Role::Validate => Box::new(validate::pre(pre, stateful)?),
-        Role::Aggregate => Box::new(aggregate::pre(pre)?),
+        Role::Aggregate => Box::new(aggregate::pre(pre, mergeable)?),
         Role::Detect => Box::new(detect::pre(pre)?),
         Role::Format => Box::new(format::pre(pre)?),
     })
