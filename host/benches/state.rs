@@ -54,6 +54,8 @@ fn stage(engine: &PluginEngine) -> Stage {
         seed: 0,
         shards: 1,
         shard_by: Arc::from([]),
+        partition_local: false,
+        partitioned: false,
         canary: None,
     };
     Stage::start(spec).expect("the stage starts")

@@ -166,8 +166,16 @@ fn build_stages(
                 .and_then(|s| s.as_ref())
                 .map(|s| s.output.clone()),
         };
+        // A stage can run per source partition when nothing an aggregate made reaches it.
+        let local = match input {
+            Input::Source => true,
+            Input::Stage(j) => (stages.get(j).and_then(|s| s.as_ref())).is_some_and(|s| {
+                s.spec.partition_local && s.spec.plugin.role() != crate::plugin::Role::Aggregate
+            }),
+        };
         let stage = fields.and_then(|fields| {
-            let spec = spec(cfg, sc, input, fields, sinks, plugins, diags)?;
+            let mut spec = spec(cfg, sc, input, fields, sinks, plugins, diags)?;
+            spec.partition_local = local;
             start_stage(sc, spec, diags)
         });
         stages.push(stage);
@@ -288,6 +296,8 @@ fn spec(
         seed: seed(&cfg.name, name),
         shards: sc.shard_count(),
         shard_by,
+        partition_local: false,
+        partitioned: false,
     })
 }
 

@@ -184,6 +184,8 @@ pub fn spec(plugin: &Arc<FakePlugin>, max_failures: u32) -> StageSpec {
         seed: 0,
         shards: 1,
         shard_by: Arc::from([]),
+        partition_local: false,
+        partitioned: false,
         canary: None,
     }
 }
@@ -195,6 +197,8 @@ pub fn sharded(input: Input, shards: usize, by: &[&str]) -> Stage {
         input,
         shards,
         shard_by: Arc::from(by),
+        partition_local: false,
+        partitioned: false,
         ..spec(&FakePlugin::new("1"), 5)
     };
     Stage::start(spec).expect("a fake starts")

@@ -27,7 +27,7 @@ pub use run::{run, start};
 pub use running::{NewSinks, RewireError, RunningPipeline, SwapError};
 pub use stage::{
     CanaryError, CanarySpec, Input, Refusal, Replacement, Stage, StageSpec, StageView, SwapOutcome,
-    lines_up, process_chain,
+    Watermarks, lines_up, process_chain,
 };
 pub use stats::{
     CanaryReport, CanaryState, Latency, PipelineStats, Recent, RunSummary, StageStats,

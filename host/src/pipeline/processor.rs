@@ -7,7 +7,7 @@ use super::checkpoint::Cut;
 use super::error::RunError;
 use super::feed::{Feed, Incoming, Rewire};
 use super::stage::{
-    Input, Refusal, Replacement, Stage, StageView, SwapOutcome, lines_up, process_chain,
+    Input, Refusal, Replacement, Stage, StageView, SwapOutcome, Watermarks, lines_up, process_chain,
 };
 use super::stats::PipelineStats;
 use super::watermark::Watermark;
@@ -230,6 +230,13 @@ impl Processor {
                         let chain = &mut self.stages[i..=end];
                         ready = process_chain(chain, input, watermark, dl)?.into();
                         ready.pop_front().unwrap_or_default()
+                    } else if self.stages[i].partitioned() {
+                        let marks = &self.watermark;
+                        let at = Watermarks {
+                            global: watermark,
+                            of: &|p| marks.of(p),
+                        };
+                        self.stages[i].process_partitioned(input, &at, dl)?
                     } else {
                         self.stages[i].process(input, watermark, dl)?
                     }

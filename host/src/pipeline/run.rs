@@ -5,7 +5,7 @@
 use super::build::{CheckpointPolicy, Pipeline};
 use super::checkpoint::{self, Checkpoint, CheckpointError, Writer};
 use super::decoding;
-use super::error::RunError;
+use super::error::{RunError, StageFatal};
 use super::feed::Feed;
 use super::processor::Processor;
 use super::running::RunningPipeline;
@@ -70,6 +70,32 @@ fn resume(policy: Option<&CheckpointPolicy>) -> Result<(Option<Checkpoint>, Resu
     Ok((cp, resume))
 }
 
+/// Spreads every stage that can be over a source of several partitions: an instance per
+/// partition (`stage/partitions.rs`), so that each partition's state is its own.
+fn spread(stages: &mut [Stage], partitions: &[i32]) -> Result<(), RunError> {
+    if partitions.len() < 2 {
+        return Ok(());
+    }
+    let mut spread = Vec::new();
+    for stage in stages.iter_mut().filter(|s| s.spreadable()) {
+        stage.spread(partitions).map_err(|e| StageFatal {
+            stage: stage.spec.name.to_string(),
+            reason: format!("starting its instance per partition: {}", e.describe()),
+        })?;
+        spread.push(stage.spec.name.to_string());
+    }
+    tracing::info!(
+        "{} partitions; stages with an instance per partition: {}",
+        partitions.len(),
+        if spread.is_empty() {
+            "none".into()
+        } else {
+            spread.join(", ")
+        }
+    );
+    Ok(())
+}
+
 /// The processor for `pipeline`, its stages and watermark restored from `cp`.
 fn processor(
     pipeline: Pipeline,
@@ -78,6 +104,7 @@ fn processor(
     sinks: &SinkSet,
 ) -> Result<Processor, RunError> {
     let mut stages = pipeline.stages;
+    spread(&mut stages, &source.partitions())?;
     let mut watermark = Watermark::new(pipeline.delay_ms, pipeline.idle);
     watermark.expect(&source.partitions());
     if let (Some(cp), Some(p)) = (cp, &pipeline.checkpoint) {

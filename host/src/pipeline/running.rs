@@ -258,6 +258,9 @@ async fn prepare(spec: StageSpec) -> Result<Replacement, SwapError> {
         for _ in 1..r.spec.shards {
             r.add_shard(instantiate(&r.spec)?.0);
         }
+        if r.wants_merger() {
+            r.add_merger(instantiate(&r.spec)?.0);
+        }
         Ok(r)
     })
     .await

@@ -81,6 +81,15 @@ impl Watermark {
         self.current
     }
 
+    /// `partition`'s own watermark, from its latest event time; never behind the
+    /// pipeline's (a partition that went idle has its windows closed with the others').
+    pub fn of(&self, partition: i32) -> i64 {
+        let own = (self.partitions.get(&partition))
+            .filter(|(t, _)| *t != i64::MIN)
+            .map_or(i64::MIN, |(t, _)| t.saturating_sub(self.delay_ms));
+        own.max(self.current)
+    }
+
     pub fn is_set(&self) -> bool {
         self.current != i64::MIN
     }

@@ -14,7 +14,8 @@ use std::sync::Arc;
 /// the stage before it.
 pub fn lines_up(first: &Stage, next: &Stage) -> bool {
     let (a, b) = (&first.spec, &next.spec);
-    if a.shards < 2 || b.shards != a.shards || b.canary.is_some() {
+    if a.shards < 2 || b.shards != a.shards || b.canary.is_some() || a.partitioned || b.partitioned
+    {
         return false;
     }
     match b.shard_by.is_empty() {

@@ -7,6 +7,7 @@ mod base;
 mod canary;
 mod chain;
 mod failure;
+mod partitions;
 mod route;
 #[cfg(test)]
 mod shard_tests;
@@ -21,6 +22,7 @@ mod worker;
 
 pub use canary::{Canary, CanaryError, CanarySpec};
 pub use chain::{lines_up, process_chain};
+pub use partitions::Watermarks;
 pub use swap::{Refusal, Replacement, SwapOutcome};
 
 pub use super::error::StageFatal;
@@ -62,6 +64,11 @@ pub struct StageSpec {
     pub shards: usize,
     /// The columns that choose a row's shard; empty: consecutive runs of rows.
     pub shard_by: Arc<[String]>,
+    /// It reads nothing an aggregate made: it can run per source partition
+    /// (`partitions.rs`), each partition's rows through its own instance.
+    pub partition_local: bool,
+    /// It runs per source partition: `shards` counts the partitions.
+    pub partitioned: bool,
 }
 
 /// What a running stage runs, as status shows it and as a replacement is built from.
@@ -102,6 +109,10 @@ pub struct Stage {
     router: route::Router,
     /// A thread for each other shard, started at its first batch (`worker.rs`).
     workers: Vec<worker::Worker>,
+    /// Spread over the source's partitions: which lane holds which, and the merger.
+    partitions: Option<partitions::Partitions>,
+    /// Its calls merge partial windows (the merger of a spread aggregate).
+    merging: bool,
 }
 
 /// Creates and configures an instance of `spec`'s plugin.
@@ -148,6 +159,8 @@ impl Stage {
             lanes: Vec::new(),
             router: route::Router::default(),
             workers: Vec::new(),
+            partitions: None,
+            merging: false,
         })
     }
 
@@ -174,6 +187,13 @@ impl Stage {
         watermark: i64,
         dl: &mut DeadLetters,
     ) -> Result<Vec<Envelope>, StageFatal> {
+        if self.partitioned() {
+            let at = Watermarks {
+                global: watermark,
+                of: &|_| watermark,
+            };
+            return self.process_partitioned(inputs, &at, dl);
+        }
         match self.lanes.is_empty() {
             true => self.process_one(inputs, watermark, dl),
             false => self.process_shards(inputs, watermark, dl),
@@ -210,7 +230,9 @@ impl Stage {
             self.count_failure(outcome);
         }
         self.stats.rows_out += outputs.iter().map(|e| e.rows() as u64).sum::<u64>();
-        if matches!(self.spec.plugin.role(), Role::Aggregate | Role::Detect) {
+        // A spread stage shows its merger's rows, not its lanes' partials.
+        let shown = !self.spec.partitioned || self.merging;
+        if shown && matches!(self.spec.plugin.role(), Role::Aggregate | Role::Detect) {
             outputs
                 .iter()
                 .for_each(|e| self.stats.recent.record(&e.batch));
@@ -224,7 +246,10 @@ impl Stage {
         self.before_call();
         let (began, cpu) = (Instant::now(), thread_cpu_ns());
         let Envelope { batch, positions } = env;
-        let (batch, result) = self.instance.process(batch, watermark);
+        let (batch, result) = match self.merging {
+            true => self.instance.merge(batch, watermark),
+            false => self.instance.process(batch, watermark),
+        };
         let took = began.elapsed();
         self.stats.busy_ns += took.as_nanos() as u64;
         if let (Some(from), Some(to)) = (cpu, thread_cpu_ns()) {
@@ -252,6 +277,9 @@ impl Stage {
 
     /// Closes open windows (aggregate stages), in every shard.
     pub fn flush(&mut self, dl: &mut DeadLetters) -> Result<Vec<Envelope>, StageFatal> {
+        if self.partitioned() {
+            return self.flush_partitioned(dl);
+        }
         let mut flushed = self.flush_one(dl)?;
         for lane in &mut self.lanes {
             flushed.extend(lane.flush_one(dl)?);
@@ -269,7 +297,9 @@ impl Stage {
         match flushed {
             Ok(Some(batch)) => {
                 self.stats.rows_out += batch.len() as u64;
-                self.stats.recent.record(&batch);
+                if !self.spec.partitioned || self.merging {
+                    self.stats.recent.record(&batch);
+                }
                 Ok(vec![Envelope {
                     batch,
                     positions: None,

@@ -13,6 +13,8 @@ fn sharded(plugin: &Arc<FakePlugin>) -> super::Stage {
     let spec = super::StageSpec {
         shards: 2,
         shard_by: Arc::from(["id".to_string()]),
+        partition_local: false,
+        partitioned: false,
         ..spec(plugin, 5)
     };
     super::Stage::start(spec).unwrap()
@@ -141,6 +143,8 @@ fn sharded_replacement(plugin: &Arc<FakePlugin>, input: super::Input) -> super::
         input,
         shards: 2,
         shard_by: Arc::from(["id".to_string()]),
+        partition_local: false,
+        partitioned: false,
         ..spec(plugin, 5)
     };
     let (instance, output) = instantiate(&spec).unwrap();

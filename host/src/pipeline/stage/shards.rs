@@ -36,13 +36,27 @@ impl Stage {
         }
         let n = self.lanes.len() + 1;
         let (positions, parts) = cut(inputs, &self.spec.shard_by, &mut self.router, n);
-        let mut parts = parts.into_iter();
+        let outputs = self.run_lanes(parts, &vec![watermark; n], dl)?;
+        Ok(merge(outputs.concat(), positions.as_deref()))
+    }
+
+    /// Each lane's share through it at its watermark (`marks[k]`), at once: the other
+    /// lanes on their threads, the stage's own instance here. Each lane's output.
+    pub(super) fn run_lanes(
+        &mut self,
+        shares: Vec<Share>,
+        marks: &[i64],
+        dl: &mut DeadLetters,
+    ) -> Result<Vec<Vec<Envelope>>, StageFatal> {
+        let mut parts = shares.into_iter();
         let own = parts.next();
         let source: std::sync::Arc<str> = dl.source().into();
         let lanes = std::mem::take(&mut self.lanes);
         let count = lanes.len();
-        let running: Vec<_> = (lanes.into_iter().zip(parts).zip(self.workers(count)))
-            .map(|((mut lane, part), worker)| {
+        let lane_marks = marks.iter().skip(1).copied();
+        let running: Vec<_> = (lanes.into_iter().zip(parts).zip(lane_marks))
+            .zip(self.workers(count))
+            .map(|(((mut lane, part), watermark), worker)| {
                 let source = source.clone();
                 worker.run(move || {
                     let mut dl = DeadLetters::new(&source);
@@ -51,21 +65,21 @@ impl Stage {
                 })
             })
             .collect();
-        // Taken once the other shards are under way.
+        // Taken once the other lanes are under way.
         let own = own.map(Share::take).unwrap_or_default();
-        let own = self.process_one(own, watermark, dl);
+        let own = self.process_one(own, marks[0], dl);
         let mut others = Vec::with_capacity(running.len());
         for job in running {
             let (lane, out, lane_dl) = job.wait();
             self.lanes.push(lane);
             others.push((out, lane_dl));
         }
-        let mut outputs = own?;
+        let mut outputs = vec![own?];
         for (out, lane_dl) in others {
-            outputs.extend(out?);
+            outputs.push(out?);
             dl.extend(lane_dl);
         }
-        Ok(merge(outputs, positions.as_deref()))
+        Ok(outputs)
     }
 
     /// A thread for each of `count` other shards.
@@ -85,7 +99,7 @@ impl Stage {
         for lane in &self.lanes {
             total.add(&lane.stats);
         }
-        total
+        self.partition_totals(total)
     }
 
     /// Every shard's state, framed: the frame mark, the number of shards, then each
@@ -144,6 +158,12 @@ impl Stage {
     /// Swaps every shard to its own instance of the new version; the requester hears
     /// once each shard's new instance has passed (or failed) its first batch.
     pub(super) fn swap_shards(&mut self, mut r: Replacement, reply: oneshot::Sender<SwapOutcome>) {
+        // A spread aggregate's merger first: its state handed over now (it merges the
+        // lanes' partials, whichever version made them); if that fails nothing changed.
+        if let Err(why) = self.swap_merger(r.merger.take()) {
+            let _ = reply.send(SwapOutcome::Rejected(why));
+            return;
+        }
         let extra = std::mem::take(&mut r.lanes);
         if extra.len() != self.lanes.len() {
             let why = Refusal::Shards {

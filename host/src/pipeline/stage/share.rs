@@ -17,6 +17,11 @@ pub(super) struct Share {
 }
 
 impl Share {
+    /// The rows `picks` names of each of `inputs`.
+    pub fn new(inputs: Arc<[Envelope]>, picks: Vec<Vec<u32>>) -> Share {
+        Share { inputs, picks }
+    }
+
     pub fn take(self) -> Vec<Envelope> {
         (self.inputs.iter().zip(&self.picks))
             .map(|(env, rows)| env.take(rows))

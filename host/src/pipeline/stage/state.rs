@@ -119,6 +119,9 @@ impl Stage {
     /// plugins. A snapshot that fails rebuilds the instance and is an error: a checkpoint
     /// is then not taken at all.
     pub fn snapshot(&mut self) -> Result<Option<Vec<u8>>, String> {
+        if self.partitioned() {
+            return self.snapshot_partitions();
+        }
         if !self.lanes.is_empty() {
             return self.snapshot_shards();
         }
@@ -145,6 +148,9 @@ impl Stage {
 
     /// Loads a saved state (from a checkpoint) into the plugin, or its shards.
     pub fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        if self.partitioned() {
+            return self.restore_partitions(state);
+        }
         match self.lanes.is_empty() {
             true => self.restore_one(state),
             false => self.restore_shards(state),
@@ -178,7 +184,10 @@ impl Stage {
         }
         let log = std::mem::take(&mut self.recovery.log);
         for (input, watermark) in &log {
-            let (_, result) = inst.process(input.clone(), *watermark);
+            let (_, result) = match self.merging {
+                true => inst.merge(input.clone(), *watermark),
+                false => inst.process(input.clone(), *watermark),
+            };
             if let Err(e) = result {
                 return Err(self.fatal(format!(
                     "replaying the batches since the last snapshot failed ({}); the plugin \

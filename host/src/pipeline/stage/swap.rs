@@ -64,6 +64,8 @@ pub struct Replacement {
     pub(super) canary: Option<super::Canary>,
     /// Instances for the stage's other shards, one each.
     pub(super) lanes: Vec<Replacement>,
+    /// The instance that merges partial windows, for a stage spread over partitions.
+    pub(super) merger: Option<Box<Replacement>>,
 }
 
 impl Replacement {
@@ -80,6 +82,7 @@ impl Replacement {
             spec,
             canary,
             lanes: Vec::new(),
+            merger: None,
         }
     }
 
@@ -87,6 +90,17 @@ impl Replacement {
     pub fn add_shard(&mut self, instance: Box<dyn Instance>) {
         let lane = Replacement::new(self.spec.clone(), instance, self.output.clone(), None);
         self.lanes.push(lane);
+    }
+
+    /// Adds the instance that merges partial windows (a stage spread over partitions).
+    pub fn add_merger(&mut self, instance: Box<dyn Instance>) {
+        let merger = Replacement::new(self.spec.clone(), instance, self.output.clone(), None);
+        self.merger = Some(Box::new(merger));
+    }
+
+    /// Whether the stage it replaces needs a merger: a spread aggregate.
+    pub fn wants_merger(&self) -> bool {
+        self.spec.partitioned && self.spec.plugin.role() == crate::plugin::Role::Aggregate
     }
 
     /// What the stage will show once the replacement took over.
@@ -133,6 +147,7 @@ impl Stage {
             spec,
             canary,
             lanes: _,
+            merger: _,
         } = r;
         // A version that has not run a batch yet is not proven: the newer one replaces it
         // and the proven one stays the fallback (its state is the same, nothing ran since).
@@ -267,6 +282,8 @@ impl Stage {
                 .into_iter()
                 .map(Stage::into_replacement)
                 .collect(),
+            merger: (self.partitions.and_then(|p| p.merger))
+                .map(|m| Box::new(m.into_replacement())),
         }
     }
 

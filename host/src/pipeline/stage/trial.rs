@@ -43,7 +43,7 @@ impl Stage {
         let n = self.lanes.len() + 1;
         let (positions, parts) = cut(inputs, &self.spec.shard_by, &mut self.router, n);
         let flows = parts.into_iter().map(Share::take).collect();
-        let outs = run_shards(self, flows, watermark, dl)?;
+        let outs = run_shards(self, flows, &vec![watermark; n], dl)?;
         Ok(super::shards::merge(outs.concat(), positions.as_deref()))
     }
 }
@@ -63,7 +63,8 @@ pub(super) fn run_chain(
     let last = stages.len().saturating_sub(1);
     let mut outs = Vec::with_capacity(stages.len());
     for (i, stage) in stages.iter_mut().enumerate() {
-        flows = run_shards(stage, flows, watermark, dl)?;
+        let marks = vec![watermark; flows.len()];
+        flows = run_shards(stage, flows, &marks, dl)?;
         let kept = match (i == last, stage.spec.to.is_empty()) {
             (true, _) => std::mem::take(&mut flows).concat(),
             (false, false) => flows.concat(),
@@ -74,12 +75,12 @@ pub(super) fn run_chain(
     Ok(outs)
 }
 
-/// Each shard's flow through its instance of `stage` (the stage itself first), the trial
-/// judged over all of them; each shard's output.
+/// Each shard's flow through its instance of `stage` (the stage itself first), each with
+/// its watermark (`marks`), the trial judged over all of them; each shard's output.
 pub(super) fn run_shards(
     stage: &mut Stage,
     flows: Vec<Vec<Envelope>>,
-    watermark: i64,
+    marks: &[i64],
     dl: &mut DeadLetters,
 ) -> Result<Vec<Vec<Envelope>>, StageFatal> {
     let mut lanes = std::mem::take(&mut stage.lanes);
@@ -87,33 +88,33 @@ pub(super) fn run_shards(
         let mut all: Vec<&mut Stage> = std::iter::once(&mut *stage)
             .chain(lanes.iter_mut())
             .collect();
-        run_judged(&mut all, flows, watermark, dl)
+        run_judged(&mut all, flows, marks, dl)
     };
     stage.lanes = lanes;
     result
 }
 
-/// Runs `flows[k]` through `instances[k]`, then keeps the new version on every instance or
-/// on none.
+/// Runs `flows[k]` through `instances[k]` at `marks[k]`, then keeps the new version on
+/// every instance or on none.
 fn run_judged(
     instances: &mut [&mut Stage],
     flows: Vec<Vec<Envelope>>,
-    watermark: i64,
+    marks: &[i64],
     dl: &mut DeadLetters,
 ) -> Result<Vec<Vec<Envelope>>, StageFatal> {
     let source = dl.source().to_string();
     let mut runs = Vec::with_capacity(flows.len());
-    for (stage, flow) in instances.iter_mut().zip(flows) {
+    for ((stage, flow), &watermark) in instances.iter_mut().zip(flows).zip(marks) {
         let kept = stage.hold(&flow);
         let mut own = DeadLetters::new(&source);
         let out = stage.process_one(flow, watermark, &mut own)?;
-        runs.push((kept, out, own));
+        runs.push((kept, out, own, watermark));
     }
     let failed = (instances.iter().zip(&runs)).any(|(s, r)| r.0.is_some() && s.probation.is_none());
     let passed = instances
         .iter()
         .any(|s| s.probation.as_ref().is_some_and(|p| p.passed.is_some()));
-    for (stage, (kept, out, own)) in instances.iter_mut().zip(&mut runs) {
+    for (stage, (kept, out, own, watermark)) in instances.iter_mut().zip(&mut runs) {
         let Some(kept) = kept.take().filter(|_| stage.probation.is_some()) else {
             continue;
         };
@@ -122,7 +123,7 @@ fn run_judged(
             // The swap's requester hears the failing shard's own reason (`shards.rs`).
             stage.end_probation(Err(Refusal::Followed));
             *own = DeadLetters::new(&source);
-            *out = stage.process_one(kept.input, watermark, own)?;
+            *out = stage.process_one(kept.input, *watermark, own)?;
         } else if passed {
             let took = stage.probation.as_ref().and_then(|p| p.passed);
             stage.end_probation(Ok(took));
@@ -133,7 +134,7 @@ fn run_judged(
     }
     Ok(runs
         .into_iter()
-        .map(|(_, out, own)| {
+        .map(|(_, out, own, _)| {
             dl.extend(own);
             out
         })
