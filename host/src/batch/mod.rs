@@ -17,4 +17,4 @@ pub mod render;
 pub use deadletter::{Culprit, DeadLetters, Reason};
 pub use envelope::Envelope;
 pub use privacy::Privacy;
-pub use raw::{Position, RawBatch};
+pub use raw::{Move, Position, RawBatch};

@@ -8,6 +8,13 @@ pub struct Position {
     pub offset: i64,
 }
 
+/// A source partition coming to this host or leaving it (a consumer group's rebalance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    Assigned(i32),
+    Revoked(i32),
+}
+
 /// Undecoded records, stored back to back so that a batch costs a few allocations, not
 /// one per record.
 #[derive(Debug, Default, Clone)]
@@ -15,6 +22,8 @@ pub struct RawBatch {
     data: Vec<u8>,
     ends: Vec<u32>,
     positions: Vec<Position>,
+    /// Partitions that came or went after these records and before the next batch's.
+    pub moves: Vec<Move>,
 }
 
 impl RawBatch {
@@ -23,6 +32,7 @@ impl RawBatch {
             data: Vec::with_capacity(bytes),
             ends: Vec::with_capacity(records),
             positions: Vec::with_capacity(records),
+            moves: Vec::new(),
         }
     }
 

@@ -110,6 +110,9 @@ pub fn build(
             diags.error(cfg.spans.sinks.get(i).cloned(), e.to_string());
         }
     }
+    if let Some(why) = super::group::check(cfg, &stages, &sinks) {
+        diags.error(Some(cfg.spans.source.clone()), why);
+    }
     if !diags.is_empty() {
         return Err(diags.finish());
     }

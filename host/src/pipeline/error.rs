@@ -19,7 +19,12 @@ pub enum RunError {
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] super::checkpoint::CheckpointError),
     #[error(transparent)]
+    Store(#[from] super::checkpoint::StoreError),
+    #[error(transparent)]
     Secret(#[from] SecretError),
+    /// A pipeline shared by hosts (`group.rs`) cannot go on.
+    #[error("{0}")]
+    Shared(String),
 }
 
 /// A stage stopped the pipeline (its `on_error` is `stop`, or it could not be restarted).

@@ -11,6 +11,8 @@ mod error;
 #[cfg(test)]
 mod fake;
 mod feed;
+mod group;
+mod moves;
 mod processor;
 mod run;
 mod running;

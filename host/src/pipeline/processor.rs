@@ -46,6 +46,8 @@ pub struct Processor {
     pub(super) views: Arc<Mutex<Vec<StageView>>>,
     /// What dead letters may keep of personal fields, applied as they leave.
     pub(super) privacy: Arc<crate::batch::Privacy>,
+    /// The partitions this host owns, when hosts share the pipeline (`group.rs`).
+    pub(super) shared: Option<super::group::Shared>,
 }
 
 impl Processor {
@@ -81,6 +83,7 @@ impl Processor {
             readers,
             views: Arc::default(),
             privacy: Arc::default(),
+            shared: None,
         }
     }
 
@@ -189,6 +192,7 @@ impl Processor {
         if self.cut.as_ref().is_some_and(Cut::due) {
             self.checkpoint(seq)?;
         }
+        self.apply_moves(seq, &raw.moves)?;
         self.publish();
         Ok(())
     }

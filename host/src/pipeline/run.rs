@@ -7,6 +7,7 @@ use super::checkpoint::{self, Checkpoint, CheckpointError, Writer};
 use super::decoding;
 use super::error::{RunError, StageFatal};
 use super::feed::Feed;
+use super::group::{self, Shared, StoreClaims};
 use super::processor::Processor;
 use super::running::RunningPipeline;
 use super::sinkset::{self, SinkSet};
@@ -16,7 +17,7 @@ use super::watermark::Watermark;
 use crate::batch::Position;
 use crate::batch::decode::Decoder;
 use crate::config::OnMissing;
-use crate::sources::{Resume, Source};
+use crate::sources::{Claimer, Resume, Source};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -96,17 +97,21 @@ fn spread(stages: &mut [Stage], partitions: &[i32]) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The processor for `pipeline`, its stages and watermark restored from `cp`.
+/// The processor for `pipeline`, its stages and watermark restored from `cp`; or, when
+/// hosts share it, owning no partition until the group gives it some.
 fn processor(
     pipeline: Pipeline,
     cp: Option<&Checkpoint>,
     source: &dyn Source,
     sinks: &SinkSet,
+    shared: Option<Shared>,
 ) -> Result<Processor, RunError> {
     let mut stages = pipeline.stages;
     spread(&mut stages, &source.partitions())?;
     let mut watermark = Watermark::new(pipeline.delay_ms, pipeline.idle);
-    watermark.expect(&source.partitions());
+    if shared.is_none() {
+        watermark.expect(&source.partitions());
+    }
     if let (Some(cp), Some(p)) = (cp, &pipeline.checkpoint) {
         restore(&mut stages, cp, &p.file)?;
         watermark.restore(cp.watermark, &cp.partition_times);
@@ -120,6 +125,7 @@ fn processor(
         source.name().to_string(),
     );
     processor.privacy = pipeline.privacy;
+    processor.shared = shared;
     processor.health = source.health();
     processor.lag = source.lag();
     if let Some(cp) = cp {
@@ -147,6 +153,49 @@ fn spawn_processor(
     (feed, done)
 }
 
+/// Where a run starts from.
+struct Origin {
+    /// This host's hold on a checkpoint that is one host's.
+    lock: Option<checkpoint::Lock>,
+    /// The store of a pipeline hosts share, and the partitions claimed in it.
+    store: Option<(checkpoint::Store, group::Taken)>,
+    cp: Option<Checkpoint>,
+    resume: Resume,
+}
+
+/// The checkpoint to restore and where the source starts; for a pipeline hosts share,
+/// its store, whose cuts come with the partitions the group gives this host.
+fn origin(pipeline: &Pipeline) -> Result<Origin, RunError> {
+    let policy = pipeline.checkpoint.as_ref();
+    let owner = checkpoint::owner_name();
+    let file = policy.map(|p| p.file.as_path());
+    let store = group::open(&pipeline.source, file, &owner)?;
+    if let Some((store, taken)) = &store {
+        let claims = StoreClaims {
+            store: store.clone(),
+            taken: taken.clone(),
+        };
+        let resume = Resume::Shared(Claimer(Arc::new(claims)));
+        let (lock, cp, store) = (None, None, Some((store.clone(), taken.clone())));
+        return Ok(Origin {
+            lock,
+            store,
+            cp,
+            resume,
+        });
+    }
+    let lock = policy
+        .map(|p| checkpoint::lock(&p.file, &owner))
+        .transpose()?;
+    let (cp, resume) = resume(policy)?;
+    Ok(Origin {
+        lock,
+        store,
+        cp,
+        resume,
+    })
+}
+
 /// Opens the source and sinks and starts the pipeline; `stats` is updated as batches go by.
 pub async fn start(
     pipeline: Pipeline,
@@ -154,9 +203,10 @@ pub async fn start(
 ) -> Result<RunningPipeline, RunError> {
     let began = Instant::now();
     let policy = pipeline.checkpoint.clone();
-    let (cp, resume) = resume(policy.as_ref())?;
+    let origin = origin(&pipeline)?;
+    let (lock, store, cp) = (origin.lock, origin.store, origin.cp);
     let max_record = pipeline.decoder.max_record_bytes;
-    let source = crate::sources::open(&pipeline.source, &resume, max_record).await?;
+    let source = crate::sources::open(&pipeline.source, &origin.resume, max_record).await?;
     let source_name = source.name().to_string();
     let marks = cp.as_ref().map_or(&[][..], |c| &c.sinks[..]);
     let (sinks, dead_letters) = sinkset::open_all(
@@ -169,28 +219,25 @@ pub async fn start(
     .await?;
     let name = pipeline.name.clone();
     let decoder = pipeline.decoder.clone();
-    let mut processor = processor(pipeline, cp.as_ref(), source.as_ref(), &sinks)?;
+    let shared = (store.as_ref()).map(|(store, taken)| Shared::new(store.clone(), taken.clone()));
+    let mut processor = processor(pipeline, cp.as_ref(), source.as_ref(), &sinks, shared)?;
     processor.stats = stats.clone();
     let views: Vec<StageView> = processor.stages.iter().map(StageView::of).collect();
     let views = Arc::new(Mutex::new(views));
     processor.views = views.clone();
     let (commit, commits) = watch::channel(None);
     let writer = policy.map(|policy| {
-        let w = Writer {
-            file: policy.file.clone(),
-            sinks: sinks.clone(),
-            stats: stats.clone(),
-            commit,
-        };
+        let store = store.map(|(store, _)| store);
+        let w = Writer::new(policy.file.clone(), store, &sinks, &stats, commit);
         let (cut, task) = checkpoint::start(policy, w);
         processor.cut = Some(cut);
         task
     });
     let (feed, done) = spawn_processor(&name, processor);
     let (stop, stopped) = watch::channel(false);
-    let sinks2 = sinks.clone();
     let ended = Ended {
-        sinks: sinks2,
+        _lock: lock,
+        sinks: sinks.clone(),
         commits,
         writer,
         done,
@@ -214,6 +261,8 @@ pub async fn start(
 
 /// What the source loop needs to finish the run.
 struct Ended {
+    /// This host's hold on the checkpoint, until the run has finished.
+    _lock: Option<checkpoint::Lock>,
     sinks: SinkSet,
     /// Positions of the newest checkpoint written, to mirror to the source.
     commits: watch::Receiver<Option<Vec<Position>>>,

@@ -45,6 +45,11 @@ impl Watermark {
         }
     }
 
+    /// Stops following `partition` (it went to another host).
+    pub fn forget(&mut self, partition: i32) {
+        self.partitions.remove(&partition);
+    }
+
     /// A batch arrived at `now`: moves the flow clock on.
     pub fn tick(&mut self, now: Instant) {
         if let Some(last) = self.last_batch {

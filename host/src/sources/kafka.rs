@@ -3,20 +3,54 @@
 //! member that died) and starts each at the checkpoint's position, batches messages by
 //! count and by time, and mirrors checkpointed positions into the group's committed offsets
 //! for lag tools. A partition that has records waiting but delivers nothing for a while is
-//! reported as stalled.
+//! reported as stalled. Shared by the hosts of a consumer group (`shared = true`), it
+//! subscribes instead and reads the partitions the group gives it (`group.rs`).
 
+use super::group::{self, Group};
 use super::{Health, Lag, Resume, Source, SourceError};
 use crate::batch::{Position, RawBatch};
 use crate::config::OnMissing;
 use crate::config::source::{KafkaSourceConfig, Start};
 use crate::connect::BoxFut;
 use crate::connect::kafka::{client_config, ensure_topic};
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The group's moves since the last look (none for a source that is not shared), taken
+/// into `batch`; the partitions taken away are no longer followed. A claim that failed
+/// stops the source.
+fn take_moves(
+    group: Option<&Group>,
+    next: &mut BTreeMap<i32, i64>,
+    batch: &mut RawBatch,
+) -> Result<bool, SourceError> {
+    let Some(group) = group else {
+        return Ok(false);
+    };
+    if let Some(why) = group.failed() {
+        return Err(SourceError::Consumer(why));
+    }
+    let moves = group.take_moves();
+    for m in &moves {
+        if let crate::batch::Move::Revoked(p) = m {
+            next.remove(p);
+        }
+    }
+    batch.moves.extend(&moves);
+    Ok(!moves.is_empty())
+}
+
+fn start_offset(start: Start) -> Offset {
+    match start {
+        Start::Earliest => Offset::Beginning,
+        Start::Latest => Offset::End,
+    }
+}
 
 /// Silence after which a source with records waiting says it is stalled.
 const STALL: Duration = Duration::from_secs(30);
@@ -28,13 +62,17 @@ const LAG_EVERY: Duration = Duration::from_secs(1);
 const STATS_INTERVAL_MS: &str = "1000";
 
 /// The consumer's context: keeps each partition's high watermark from librdkafka's
-/// statistics (no request of its own to the broker).
+/// statistics (no request of its own to the broker), and takes the group's rebalances when
+/// the source is shared.
 #[derive(Clone, Default)]
-struct Watermarks(Arc<Mutex<BTreeMap<i32, i64>>>);
+struct Context {
+    highs: Arc<Mutex<BTreeMap<i32, i64>>>,
+    group: Option<Arc<Group>>,
+}
 
-impl ClientContext for Watermarks {
+impl ClientContext for Context {
     fn stats(&self, statistics: Statistics) {
-        let mut highs = self.0.lock().expect("watermarks");
+        let mut highs = self.highs.lock().expect("watermarks");
         for topic in statistics.topics.values() {
             for (p, part) in &topic.partitions {
                 if *p >= 0 && part.hi_offset >= 0 {
@@ -45,20 +83,34 @@ impl ClientContext for Watermarks {
     }
 }
 
-impl ConsumerContext for Watermarks {}
+impl ConsumerContext for Context {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        // Only a subscribed (shared) source has rebalances.
+        if let Some(group) = &self.group {
+            group.rebalance(consumer, err, tpl);
+        }
+    }
+}
 
 pub struct KafkaSource {
     topic: String,
     group: String,
     partitions: i32,
-    consumer: StreamConsumer<Watermarks>,
-    highs: Watermarks,
+    consumer: StreamConsumer<Context>,
+    context: Context,
     lag: Lag,
     batch_size: usize,
     flush_interval: Duration,
     /// Per partition, the offset after the last record delivered.
     next: BTreeMap<i32, i64>,
     health: Health,
+    /// A record read after a rebalance, for the next batch (shared sources).
+    carry: Option<(Vec<u8>, Position)>,
 }
 
 impl KafkaSource {
@@ -70,7 +122,7 @@ impl KafkaSource {
             &cfg.options,
         )
         .await?;
-        let defaults = [
+        let mut defaults = vec![
             ("group.id", cfg.group.as_str()),
             ("enable.auto.commit", "false"),
             ("auto.offset.reset", cfg.start.name()),
@@ -78,23 +130,35 @@ impl KafkaSource {
             ("max.partition.fetch.bytes", "10485760"),
             ("statistics.interval.ms", STATS_INTERVAL_MS),
         ];
+        let mut context = Context::default();
+        if let Resume::Shared(claims) = resume {
+            defaults.extend(group::DEFAULTS);
+            let start = start_offset(cfg.start);
+            context.group = Some(Arc::new(Group::new(&cfg.topic, claims.clone(), start)));
+        }
         let config = client_config(&cfg.brokers, &defaults, &cfg.options)?;
-        let highs = Watermarks::default();
-        let consumer: StreamConsumer<Watermarks> = config
-            .create_with_context(highs.clone())
+        let consumer: StreamConsumer<Context> = config
+            .create_with_context(context.clone())
             .map_err(|e| SourceError::Consumer(e.to_string()))?;
         let mut source = KafkaSource {
             topic: cfg.topic.clone(),
             group: cfg.group.clone(),
             partitions,
             consumer,
-            highs,
+            context,
             lag: Lag::default(),
             batch_size: cfg.batch_size.get(),
             flush_interval: cfg.flush_interval.get().max(Duration::from_millis(1)),
             next: BTreeMap::new(),
             health: Health::default(),
+            carry: None,
         };
+        if source.context.group.is_some() {
+            (source.consumer.subscribe(&[&cfg.topic])).map_err(|e| {
+                SourceError::Consumer(format!("joining group `{}`: {e}", cfg.group))
+            })?;
+            return Ok(source);
+        }
         let starts = source.starts(cfg.start, resume)?;
         source.assign(&starts)?;
         Ok(source)
@@ -103,12 +167,10 @@ impl KafkaSource {
     /// Where each partition starts: the checkpoint's position, else (with no checkpoint)
     /// the start policy — unless the group has committed offsets, whose state is gone.
     fn starts(&self, start: Start, resume: &Resume) -> Result<Vec<(i32, Offset)>, SourceError> {
-        let policy = match start {
-            Start::Earliest => Offset::Beginning,
-            Start::Latest => Offset::End,
-        };
+        let policy = start_offset(start);
         let at: BTreeMap<i32, i64> = match resume {
             Resume::At(positions) => positions.iter().map(|p| (p.partition, p.offset)).collect(),
+            Resume::Shared(_) => BTreeMap::new(),
             Resume::Fresh(on_missing) => {
                 let committed = self.committed()?;
                 match (committed.is_empty(), on_missing) {
@@ -185,7 +247,7 @@ impl KafkaSource {
 
     /// Records behind each partition's high watermark, as last reported.
     fn update_lag(&self) {
-        let highs = self.highs.0.lock().expect("watermarks");
+        let highs = self.context.highs.lock().expect("watermarks");
         let lag = self
             .next
             .iter()
@@ -229,6 +291,14 @@ impl KafkaSource {
     }
 }
 
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        if let Some(group) = &self.context.group {
+            group.close(&self.consumer);
+        }
+    }
+}
+
 impl Source for KafkaSource {
     fn name(&self) -> &str {
         &self.topic
@@ -251,15 +321,26 @@ impl Source for KafkaSource {
             let mut batch = RawBatch::with_capacity(self.batch_size, self.batch_size * 300);
             let mut deadline: Option<Instant> = None;
             let mut stall_at = Instant::now() + STALL;
+            let group = self.context.group.clone();
+            if let Some((payload, at)) = self.carry.take() {
+                batch.push(&payload, at);
+                deadline = Some(Instant::now() + self.flush_interval);
+            }
             while batch.len() < self.batch_size {
                 // Wait for the first message (saying so when records wait but none come;
                 // the lag stays current meanwhile), then fill the batch for at most the
                 // flush interval.
                 let tick = Instant::now() + LAG_EVERY;
                 let until = deadline.unwrap_or_else(|| stall_at.min(tick));
-                let msg = match tokio::time::timeout_at(until, self.consumer.recv()).await {
+                let msg = tokio::time::timeout_at(until, self.consumer.recv()).await;
+                // A rebalance ends the batch: the moves apply after what came before them.
+                let moved = take_moves(group.as_deref(), &mut self.next, &mut batch)?;
+                if let Some(group) = &group {
+                    group.let_go(&self.consumer);
+                }
+                let msg = match msg {
                     Ok(m) => m,
-                    Err(_) if deadline.is_some() => break,
+                    Err(_) if deadline.is_some() || moved => break,
                     Err(_) if Instant::now() >= stall_at => {
                         self.check_stall();
                         stall_at = Instant::now() + STALL;
@@ -283,10 +364,18 @@ impl Source for KafkaSource {
                             at.partition,
                             at.offset,
                         );
-                        batch.push(m.payload().unwrap_or_default(), at);
+                        let payload = m.payload().unwrap_or_default();
+                        if moved {
+                            self.carry = Some((payload.to_vec(), at));
+                            break;
+                        }
+                        batch.push(payload, at);
                         deadline.get_or_insert_with(|| Instant::now() + self.flush_interval);
                     }
                     Err(e) => tracing::warn!(topic = %self.topic, "kafka consumer: {e}"),
+                }
+                if moved {
+                    break;
                 }
             }
             self.update_lag();

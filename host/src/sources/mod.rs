@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod generator;
+mod group;
 pub mod kafka;
 
 use crate::batch::{Position, RawBatch};
@@ -45,6 +46,40 @@ pub enum Resume {
     /// With no checkpoint; what to do if the source has positions of its own (a consumer
     /// group's committed offsets).
     Fresh(OnMissing),
+    /// Sharing the topic with the other hosts of its consumer group: each partition the
+    /// group gives this host starts where its claim says.
+    Shared(Claimer),
+}
+
+/// Where a partition the group just gave this host starts: the pipeline takes the
+/// partition (its checkpoint store's claim, which fences the host that had it) and answers
+/// with the position of its cut; `None` when it has none (the start policy applies).
+pub trait Claims: Send + Sync {
+    fn claim(&self, partition: i32) -> Result<Option<i64>, String>;
+
+    /// The group is taking `partitions` from this host: the source holds them (reads no
+    /// more of them and keeps them from the next owner) until [`released`](Self::released).
+    fn revoking(&self, partitions: &[i32]);
+
+    /// Whether every partition being taken has had its last cut written (or refused,
+    /// when another host took it first), so that the next owner may read it.
+    fn released(&self) -> bool;
+}
+
+/// A shared [`Claims`].
+#[derive(Clone)]
+pub struct Claimer(pub Arc<dyn Claims>);
+
+impl std::fmt::Debug for Claimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Claimer")
+    }
+}
+
+impl PartialEq for Claimer {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// Why a source is not delivering, when it knows: `None` while it is healthy.

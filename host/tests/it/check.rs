@@ -309,3 +309,38 @@ fn shard_mistakes() {
         "{got:?}"
     );
 }
+
+/// A Kafka source shared by hosts refuses, at `check` already, what would give other
+/// results depending on how partitions are split: an aggregate, and a file sink (the
+/// default dead letters are one); a pipeline of per-partition stages passes.
+#[test]
+fn a_shared_source_refuses_aggregates_and_file_sinks() {
+    let source = format!(
+        "dead_letter = \"dead\"\n[source]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9\"\ntopic = \"t\"\ngroup = \"g\"\nshared = true\n{AD_SCHEMA}\n[sink.dead]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9\"\ntopic = \"d\"\n"
+    );
+    let got = check(&format!("{source}{GOOD_STAGE}"));
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].contains("stage `windows` is an aggregate") && got[0].contains("Several hosts"),
+        "{got:#?}"
+    );
+    let quality = r#"
+[[stage]]
+name = "quality"
+plugin = "@PLUGINS@/quality.wasm"
+config.rules = [{ rule = "unique", column = "event_id", window = "1m" }]
+to = ["out"]
+"#;
+    let file_sink = "[sink.out]\nkind = \"file\"\npath = \"out.jsonl\"\n";
+    let got = check(&format!("{source}{quality}{file_sink}"));
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].contains("sink `out` is a file"), "{got:#?}");
+    let kafka_sink = "[sink.out]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9\"\ntopic = \"o\"\n";
+    assert_eq!(
+        check(&format!("{source}{quality}{kafka_sink}")),
+        Vec::<String>::new()
+    );
+    let default_dead = source.replace("dead_letter = \"dead\"\n", "");
+    let got = check(&format!("{default_dead}{quality}{kafka_sink}"));
+    assert!(got.iter().any(|d| d.contains("is a file")), "{got:#?}");
+}

@@ -27,5 +27,6 @@ mod projection;
 mod reload;
 mod services;
 mod services_support;
+mod shared;
 mod support;
 mod tls;

@@ -578,3 +578,60 @@ cooldown = {{ redis = "{REDIS}", key = "{id}:sent:{{country}}:{{ad_format}}:{{al
         .unwrap();
     assert!((590..=600).contains(&ttl), "10 min cooldown, got {ttl} s");
 }
+
+/// Two hosts started on one pipeline and checkpoint: the second is refused at start,
+/// naming the first, instead of reading every partition again and renaming the checkpoint
+/// under the first one's feet; once the first has stopped, the second may start.
+#[test]
+fn a_second_host_on_one_checkpoint_is_refused_while_the_first_runs() {
+    services();
+    let id = uid();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+name = "p-{id}"
+[source]
+kind = "kafka"
+brokers = "{BROKERS}"
+topic = "{id}-events"
+group = "{id}-g"
+create_topic = {{ partitions = 2 }}
+{AD_SCHEMA}
+[checkpoint]
+dir = "{state}"
+[sink.out]
+kind = "stdout"
+"#,
+        state = dir.path().join("state").display()
+    );
+    let file = pipeline_file(dir.path(), "p.toml", &text);
+    let run = |seconds: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_adstream"));
+        c.env("ADSTREAM_STATUS_ADDR", "off")
+            .args(["run", "--duration", seconds])
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let mut first = run("60").spawn().unwrap();
+    let lock = dir.path().join(format!("state/p-{id}.checkpoint.lock"));
+    let held = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::read_to_string(&lock).is_ok_and(|t| !t.trim().is_empty())
+    });
+    assert!(held, "the first host never took {}", lock.display());
+    let second = run("1").output().unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "the second host ran: {err}");
+    let holder = format!("/{},", first.id());
+    assert!(
+        err.contains("is in use by") && err.contains(&holder),
+        "the refusal names the first host's pid {holder:?}: {err}"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let third = run("1").output().unwrap();
+    let err = String::from_utf8_lossy(&third.stderr);
+    assert!(third.status.success(), "after the first is gone: {err}");
+}

@@ -12,9 +12,13 @@ pub struct KafkaSourceConfig {
     pub brokers: String,
     pub topic: String,
     /// Consumer group, where the checkpoint's positions are committed for lag tools. The
-    /// source reads every partition itself: a second host with the same group reads them
-    /// all again (hosts do not share a topic yet).
+    /// source reads every partition itself unless `shared`.
     pub group: String,
+    /// Whether the hosts of `group` share the topic: the group's coordinator splits its
+    /// partitions between them, and each partition's state moves with it
+    /// (`pipeline/group.rs`).
+    #[serde(default)]
+    pub shared: bool,
     /// Where a group with no committed offset starts.
     #[serde(default)]
     pub start: Start,

@@ -47,8 +47,16 @@ impl Processor {
             self.send(i, SinkMsg::Barrier { reply })?;
             marks.push((self.sinks[i].0.clone(), answer));
         }
+        let claims = (self.shared.as_ref()).map(|s| s.owned.values().copied().collect());
+        let release =
+            (self.shared.as_mut()).map_or_else(Vec::new, |s| std::mem::take(&mut s.releasing));
         if let Some(cut) = &mut self.cut {
-            cut.send(Pending { cp, marks });
+            cut.send(Pending {
+                cp,
+                marks,
+                claims,
+                release,
+            });
         }
         Ok(())
     }

@@ -64,6 +64,12 @@ pub enum CheckpointError {
         path: PathBuf,
         reason: String,
     },
+    #[error(
+        "checkpoint {path} is in use by {holder}, another host running this pipeline: two \
+         hosts on one checkpoint would each read every partition and overwrite each other's \
+         cuts. Stop that host first, or give this one another [checkpoint] dir"
+    )]
+    InUse { path: PathBuf, holder: String },
     #[error("a stage's snapshot failed, so no checkpoint was taken: {0}")]
     Snapshot(String),
 }
@@ -73,7 +79,7 @@ pub fn path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.checkpoint"))
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(suffix);
     PathBuf::from(p)

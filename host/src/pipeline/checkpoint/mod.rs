@@ -7,7 +7,11 @@
 
 mod cut;
 mod file;
+mod lock;
+mod store;
 mod writer;
 
 pub use file::{Checkpoint, CheckpointError, load, path};
+pub use lock::{Lock, lock};
+pub use store::{Claim, Store, StoreError, Unit, owner_name};
 pub(super) use writer::{Cut, Writer, start};

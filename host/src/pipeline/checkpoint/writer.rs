@@ -10,6 +10,7 @@ use super::super::build::CheckpointPolicy;
 use super::super::sinkset::SinkSet;
 use super::super::stats::PipelineStats;
 use super::file::{self as checkpoint, Checkpoint};
+use super::store::{Claim, Store, StoreError, Unit, cut_of};
 use crate::batch::Position;
 use crate::sinks::runner::BarrierAnswer;
 use std::path::PathBuf;
@@ -22,6 +23,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub(in crate::pipeline) struct Pending {
     pub cp: Checkpoint,
     pub marks: Vec<(String, oneshot::Receiver<BarrierAnswer>)>,
+    /// The partitions this host owns, when hosts share the pipeline: the cut is saved as
+    /// one per partition, each under its claim.
+    pub claims: Option<Vec<Claim>>,
+    /// Partitions being taken from this host, released once this cut is written.
+    pub release: Vec<i32>,
 }
 
 /// The processor's side: when to cut, and where cuts go.
@@ -56,10 +62,30 @@ impl Cut {
 /// What the checkpointer task needs.
 pub(in crate::pipeline) struct Writer {
     pub file: PathBuf,
+    /// Where the cuts of a pipeline shared by hosts go, instead of `file`.
+    pub store: Option<Store>,
     pub sinks: SinkSet,
     pub stats: Arc<Mutex<PipelineStats>>,
     /// Positions of the newest written checkpoint, for the source loop to mirror.
     pub commit: watch::Sender<Option<Vec<Position>>>,
+}
+
+impl Writer {
+    pub fn new(
+        file: PathBuf,
+        store: Option<Store>,
+        sinks: &SinkSet,
+        stats: &Arc<Mutex<PipelineStats>>,
+        commit: watch::Sender<Option<Vec<Position>>>,
+    ) -> Self {
+        Writer {
+            file,
+            store,
+            sinks: sinks.clone(),
+            stats: stats.clone(),
+            commit,
+        }
+    }
 }
 
 /// The two ends: the processor's `Cut` and the task that writes.
@@ -106,7 +132,15 @@ fn now_ms() -> i64 {
 
 /// Waits for every barrier (and for retiring sinks to finish), then saves.
 async fn write(pending: Pending, w: &Writer) -> Result<Vec<Position>, String> {
-    let Pending { mut cp, marks } = pending;
+    let Pending {
+        mut cp,
+        marks,
+        claims,
+        release,
+    } = pending;
+    // Whatever happens to this cut, the partitions being taken go: the next owner
+    // resumes from the newest cut written.
+    let _release = Release(w.store.as_ref(), release);
     for (sink, answer) in marks {
         match answer.await {
             Ok(Ok(Some(mark))) => cp.sinks.push((sink, mark)),
@@ -121,10 +155,47 @@ async fn write(pending: Pending, w: &Writer) -> Result<Vec<Position>, String> {
         .iter()
         .map(|&(partition, offset)| Position { partition, offset })
         .collect();
+    if let (Some(store), Some(claims)) = (w.store.clone(), claims) {
+        return tokio::task::spawn_blocking(move || save_shared(&store, &cp, &claims))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let file = w.file.clone();
     tokio::task::spawn_blocking(move || checkpoint::save(&file, &cp))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     Ok(positions)
+}
+
+/// Releases partitions when dropped.
+struct Release<'a>(Option<&'a Store>, Vec<i32>);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        if let Some(store) = self.0 {
+            store.released(&self.1);
+        }
+    }
+}
+
+/// Saves each claimed partition's cut; a partition another host took since is left to it.
+/// The positions saved, for the source to mirror.
+fn save_shared(store: &Store, cp: &Checkpoint, claims: &[Claim]) -> Result<Vec<Position>, String> {
+    let mut saved = Vec::new();
+    for claim in claims {
+        let Unit::Partition(p) = claim.unit else {
+            continue;
+        };
+        let cut = cut_of(cp, p);
+        let Some(&(partition, offset)) = cut.positions.first() else {
+            continue; // nothing read from it yet
+        };
+        match store.save(*claim, &cut) {
+            Ok(()) => saved.push(Position { partition, offset }),
+            Err(e @ StoreError::Fenced { .. }) => tracing::warn!("{e}"),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(saved)
 }

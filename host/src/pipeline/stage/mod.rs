@@ -22,7 +22,7 @@ mod worker;
 
 pub use canary::{Canary, CanaryError, CanarySpec};
 pub use chain::{lines_up, process_chain};
-pub use partitions::Watermarks;
+pub use partitions::{Watermarks, state_of_partition};
 pub use swap::{Refusal, Replacement, SwapOutcome};
 
 pub use super::error::StageFatal;

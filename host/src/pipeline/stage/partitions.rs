@@ -28,6 +28,9 @@ pub(super) struct Partitions {
     pub merger: Option<Box<Stage>>,
 }
 
+/// The input's positions (when every row has one) and each lane's output.
+type LaneOutputs = (Option<Vec<Position>>, Vec<Vec<Envelope>>);
+
 /// What each partition's lane closes windows by.
 pub struct Watermarks<'a> {
     /// The pipeline's: the slowest active partition's.
@@ -87,21 +90,39 @@ impl Stage {
         at: &Watermarks<'_>,
         dl: &mut DeadLetters,
     ) -> Result<Vec<Envelope>, StageFatal> {
-        let ids = (self.partitions.as_ref()).map_or_else(Vec::new, |p| p.ids.clone());
+        let (positions, outputs) = self.run_partitions(inputs, at, dl)?;
+        let outputs = outputs.concat();
+        match self.partitions.as_mut().and_then(|p| p.merger.as_mut()) {
+            Some(merger) => merge_all(merger, partials(outputs), at.global, dl),
+            None => Ok(super::shards::merge(outputs, positions.as_deref())),
+        }
+    }
+
+    /// Each partition's rows through its lane, at its watermark: the input's positions
+    /// (when every row has one) and each lane's output, in the order of the lanes.
+    pub(super) fn run_partitions(
+        &mut self,
+        inputs: Vec<Envelope>,
+        at: &Watermarks<'_>,
+        dl: &mut DeadLetters,
+    ) -> Result<LaneOutputs, StageFatal> {
+        let ids = self.partition_ids();
         let marks: Vec<i64> = ids.iter().map(|&p| (at.of)(p).max(at.global)).collect();
         let (positions, shares) = cut_by_partition(inputs, &ids);
         let outputs = match self.any_on_trial() {
             // A new version's first batch: judged over every lane (`trial.rs`).
             true => {
                 let flows = shares.into_iter().map(Share::take).collect();
-                super::trial::run_shards(self, flows, &marks, dl)?.concat()
+                super::trial::run_shards(self, flows, &marks, dl)?
             }
-            false => self.run_lanes(shares, &marks, dl)?.concat(),
+            false => self.run_lanes(shares, &marks, dl)?,
         };
-        match self.partitions.as_mut().and_then(|p| p.merger.as_mut()) {
-            Some(merger) => merge_all(merger, partials(outputs), at.global, dl),
-            None => Ok(super::shards::merge(outputs, positions.as_deref())),
-        }
+        Ok((positions, outputs))
+    }
+
+    /// The partitions the lanes hold, in lane order.
+    pub fn partition_ids(&self) -> Vec<i32> {
+        (self.partitions.as_ref()).map_or_else(Vec::new, |p| p.ids.clone())
     }
 
     /// Closes every open window: the lanes' partials merged, then whatever the merger
@@ -161,7 +182,7 @@ impl Stage {
     /// Every lane's state by partition, then the merger's: the frame, the number of
     /// lanes, each lane's partition and state (length u32::MAX: none), the merger's.
     pub(super) fn snapshot_partitions(&mut self) -> Result<Option<Vec<u8>>, String> {
-        let ids = (self.partitions.as_ref()).map_or_else(Vec::new, |p| p.ids.clone());
+        let ids = self.partition_ids();
         let mut states = vec![self.snapshot_one()?];
         for lane in &mut self.lanes {
             states.push(lane.snapshot_one()?);
@@ -188,7 +209,7 @@ impl Stage {
     /// over every partition — into the first lane: its windows are partial windows like
     /// any other, so nothing counts twice.
     pub(super) fn restore_partitions(&mut self, state: &[u8]) -> Result<(), String> {
-        let ids = (self.partitions.as_ref()).map_or_else(Vec::new, |p| p.ids.clone());
+        let ids = self.partition_ids();
         let Some((states, merger)) = unframe(state) else {
             return self.restore_one(state);
         };
@@ -248,7 +269,7 @@ fn cut_by_partition(inputs: Vec<Envelope>, ids: &[i32]) -> (Option<Vec<Position>
 /// partials but the last goes in with no watermark, so that no window closes before every
 /// lane's partials for it are in (closed after the first lane's, the others' would be
 /// late).
-fn merge_all(
+pub(super) fn merge_all(
     merger: &mut Stage,
     partials: Vec<Envelope>,
     watermark: i64,
@@ -265,7 +286,7 @@ fn merge_all(
 
 /// The lanes' window rows as the merger's input; at least one (empty) batch, so that a
 /// watermark alone closes windows.
-fn partials(outputs: Vec<Envelope>) -> Vec<Envelope> {
+pub(super) fn partials(outputs: Vec<Envelope>) -> Vec<Envelope> {
     let mut rows: Vec<Envelope> = outputs.into_iter().filter(|e| e.rows() > 0).collect();
     if rows.is_empty() {
         rows.push(Envelope {
@@ -308,6 +329,25 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// What of a stage's snapshot belongs to `partition`: its lane's state, framed as a
+/// snapshot of that lane alone (which restores that lane and leaves the others be); the
+/// whole snapshot when the stage is not spread (a topic of one partition). `None` when the
+/// lane has no state. A spread stage's merger has none of its own in a pipeline shared by
+/// hosts (`pipeline/group.rs` refuses aggregates there).
+pub fn state_of_partition(state: &[u8], partition: i32) -> Option<Vec<u8>> {
+    let Some((states, _)) = unframe(state) else {
+        return Some(state.to_vec());
+    };
+    let (_, own) = states.into_iter().find(|&(id, _)| id == partition)?;
+    let own = own?;
+    let mut out = FRAME.to_vec();
+    out.extend(1u32.to_le_bytes());
+    out.extend(partition.to_le_bytes());
+    write(&mut out, Some(own));
+    write(&mut out, None);
+    Some(out)
+}
+
 /// A partition's state.
 type PartitionState<'a> = (i32, Option<&'a [u8]>);
 
@@ -343,5 +383,13 @@ mod tests {
         assert_eq!(merger, Some(&b"merger"[..]));
         assert!(unframe(b"a plain state").is_none());
         assert!(unframe(&out[..out.len() - 3]).is_none());
+        let three = state_of_partition(&out, 3).unwrap();
+        assert_eq!(
+            unframe(&three).unwrap(),
+            (vec![(3, Some(&b"abc"[..]))], None)
+        );
+        assert_eq!(state_of_partition(&out, 7), None, "no state");
+        assert_eq!(state_of_partition(&out, 9), None, "no lane");
+        assert_eq!(state_of_partition(b"plain", 0).unwrap(), b"plain");
     }
 }

@@ -1,0 +1,172 @@
+//! A pipeline shared by the hosts of a consumer group (`[source] shared = true`): the
+//! broker's group coordinator splits the topic's partitions between the hosts, and each
+//! partition's state moves with it.
+//!
+//! A partition is the unit of state: its position, its partition time and its lane of
+//! every stage (each stage runs an instance per partition, `stage/partitions.rs`) make one
+//! cut in the checkpoint store (`checkpoint/store.rs`), saved and restored together. The
+//! source claims a partition the group gives this host — raising its owner epoch, so that
+//! the host that had it can no longer write its cut — and reads it from its cut's position
+//! (`sources/group.rs`); the processor restores the partition's lanes between the batch
+//! before the move and the one after. A partition taken away is cut once more, then
+//! forgotten.
+//!
+//! Results must not depend on how partitions are split, so only pipelines whose every
+//! stage runs per partition and holds no window over several partitions can be shared:
+//! no aggregate (its windows would close on each host with only that host's partitions),
+//! no stage after one. Sinks must not rewind (a file sink's mark is per host, not per
+//! partition).
+
+use super::checkpoint::{Checkpoint, Claim, Store, Unit};
+use super::error::RunError;
+use super::stage::Stage;
+use crate::config::{PipelineConfig, SinkConfig, SourceConfig};
+use crate::plugin::Role;
+use crate::sources::Claims;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Partitions the source claimed, with their cuts, until the processor takes them.
+pub(super) type Taken = Arc<Mutex<BTreeMap<i32, (Claim, Option<Checkpoint>)>>>;
+
+/// The source's claims, on the checkpoint store.
+pub(super) struct StoreClaims {
+    pub store: Store,
+    pub taken: Taken,
+}
+
+impl Claims for StoreClaims {
+    fn claim(&self, partition: i32) -> Result<Option<i64>, String> {
+        let unit = Unit::Partition(partition);
+        let claim = self.store.claim(unit).map_err(|e| e.to_string())?;
+        let cut = self.store.load(unit).map_err(|e| e.to_string())?;
+        let at = (cut.as_ref()).and_then(|c| position(c, partition));
+        tracing::info!(partition, epoch = claim.epoch, ?at, "claimed");
+        let mut taken = self.taken.lock().expect("taken");
+        taken.insert(partition, (claim, cut));
+        Ok(at)
+    }
+
+    fn revoking(&self, partitions: &[i32]) {
+        self.store.releasing(partitions);
+    }
+
+    fn released(&self) -> bool {
+        self.store.all_released()
+    }
+}
+
+pub(super) fn position(cp: &Checkpoint, partition: i32) -> Option<i64> {
+    let found = cp.positions.iter().find(|(p, _)| *p == partition);
+    found.map(|&(_, next)| next)
+}
+
+/// The processor's side: which partitions this host owns, by which claim.
+pub(super) struct Shared {
+    pub store: Store,
+    pub taken: Taken,
+    pub owned: BTreeMap<i32, Claim>,
+    /// Partitions whose lanes were fed on this host: such a lane must come back from a
+    /// cut, never start afresh with what it held.
+    pub fed: BTreeSet<i32>,
+    /// Partitions being taken whose last cut the next checkpoint writes.
+    pub releasing: Vec<i32>,
+}
+
+impl Shared {
+    pub fn new(store: Store, taken: Taken) -> Self {
+        Shared {
+            store,
+            releasing: Vec::new(),
+            taken,
+            owned: BTreeMap::new(),
+            fed: BTreeSet::new(),
+        }
+    }
+}
+
+/// Why the pipeline `cfg` says is shared cannot be, if it cannot (`check` and `run`).
+pub(super) fn check(
+    cfg: &PipelineConfig,
+    stages: &[Stage],
+    sinks: &[(String, SinkConfig)],
+) -> Option<String> {
+    match &cfg.source {
+        SourceConfig::Kafka(k) if k.shared && cfg.checkpoint.is_none() => Some(
+            "[source] shared = true needs [checkpoint]: a partition's state moves between \
+             hosts through its cut"
+                .into(),
+        ),
+        SourceConfig::Kafka(k) if k.shared => refusal(stages, sinks),
+        _ => None,
+    }
+}
+
+/// Why `stages` and `sinks` cannot be shared by hosts, if they cannot.
+fn refusal(stages: &[Stage], sinks: &[(String, SinkConfig)]) -> Option<String> {
+    let why = |what: String| {
+        Some(format!(
+            "[source] shared = true: {what}; a pipeline shared by hosts must give the same \
+             results however its partitions are split (docs/pipelines.md, \"Several hosts\")"
+        ))
+    };
+    for s in stages {
+        if s.spec.plugin.role() == Role::Aggregate {
+            return why(format!(
+                "stage `{}` is an aggregate, whose windows span partitions that other hosts read",
+                s.spec.name
+            ));
+        }
+        if !s.spreadable() {
+            return why(format!("stage `{}` cannot run per partition", s.spec.name));
+        }
+    }
+    let file = sinks.iter().find(|(_, c)| matches!(c, SinkConfig::File(_)));
+    file.and_then(|(name, _)| {
+        why(format!(
+            "sink `{name}` is a file, which each host would write its own part of, and which \
+             a restart could not rewind to a partition's cut (send dead letters and rows to \
+             kafka, clickhouse or redis sinks; `dead_letter` names the dead letters' sink)"
+        ))
+    })
+}
+
+/// The checkpoint store of a pipeline whose source is shared, with where its claims go;
+/// `None` for any other pipeline.
+pub(super) fn open(
+    source: &SourceConfig,
+    checkpoint: Option<&Path>,
+    owner: &str,
+) -> Result<Option<(Store, Taken)>, RunError> {
+    let SourceConfig::Kafka(source) = source else {
+        return Ok(None);
+    };
+    if !source.shared {
+        return Ok(None);
+    }
+    let Some(file) = checkpoint else {
+        return Err(RunError::Shared(
+            "[source] shared = true needs [checkpoint]: a partition's state moves between \
+             hosts through its cut"
+                .into(),
+        ));
+    };
+    if file.exists() {
+        return Err(RunError::Shared(format!(
+            "[source] shared = true keeps a cut per partition in {}, but {} holds a \
+             checkpoint of this pipeline from a host that read every partition: run the \
+             pipeline without `shared` until that state is no longer needed, or move the \
+             file away to start afresh",
+            store_dir(file).display(),
+            file.display()
+        )));
+    }
+    let store = Store::open(&store_dir(file), &source.group, owner)?;
+    Ok(Some((store, Taken::default())))
+}
+
+/// The folder of a shared pipeline's cuts, beside where its single checkpoint would be.
+fn store_dir(file: &Path) -> PathBuf {
+    file.with_extension("partitions")
+}

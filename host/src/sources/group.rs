@@ -1,0 +1,181 @@
+//! The Kafka source of a pipeline shared by the hosts of a consumer group: the broker's
+//! group coordinator splits the topic's partitions between them (cooperative-sticky, so a
+//! rebalance moves only the partitions that must move), and librdkafka tells each host
+//! through its rebalance callback.
+//!
+//! A partition given to this host is claimed first (`Claims`: the pipeline's checkpoint
+//! store raises the partition's owner epoch, which fences the host that had it) and read
+//! from its cut's position. Either way the move is queued for the source loop, which ends
+//! its batch there, so that the processor applies each move between the records that came
+//! before it and those after (`pipeline/group.rs`). A partition taken away is held — the
+//! group waits for this host's unassign call, which librdkafka allows outside the
+//! callback — until its last cut is written, so that its next owner starts where this
+//! host stopped. A partition lost (this host was too long silent) is let go at once: its
+//! cut could only be refused.
+
+use super::Claimer;
+use crate::batch::Move;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaResult;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Offset, TopicPartitionList};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Settings a shared source starts from (the pipeline's `options` may change each): a
+/// dead host's partitions go elsewhere 10 s after its last heartbeat.
+pub const DEFAULTS: [(&str, &str); 3] = [
+    ("partition.assignment.strategy", "cooperative-sticky"),
+    ("session.timeout.ms", "10000"),
+    ("heartbeat.interval.ms", "1000"),
+];
+
+pub struct Group {
+    pub topic: String,
+    pub claims: Claimer,
+    /// Where a partition with no cut starts.
+    pub start: Offset,
+    /// Moves the source loop has not seen yet, in order.
+    moves: Mutex<Vec<Move>>,
+    /// Why a partition given to this host could not be claimed: the source stops.
+    failed: Mutex<Option<String>>,
+    /// Partitions taken from this host, held until their last cut is written.
+    held: Mutex<Option<TopicPartitionList>>,
+    /// The consumer is closing: nothing is held any more (no cut comes).
+    closing: AtomicBool,
+}
+
+impl Group {
+    pub fn new(topic: &str, claims: Claimer, start: Offset) -> Self {
+        Group {
+            topic: topic.into(),
+            claims,
+            start,
+            moves: Mutex::default(),
+            failed: Mutex::default(),
+            held: Mutex::default(),
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    /// The source is closing: partitions held or taken from now on go at once (their
+    /// last cuts were written when the pipeline stopped).
+    pub fn close<K: ConsumerContext, C: Consumer<K>>(&self, consumer: &C) {
+        self.closing.store(true, Ordering::Release);
+        self.let_go(consumer);
+    }
+
+    /// Lets the held partitions go once their last cuts are written.
+    pub fn let_go<K: ConsumerContext, C: Consumer<K>>(&self, consumer: &C) {
+        let mut held = self.held.lock().expect("held");
+        let closing = self.closing.load(Ordering::Acquire);
+        if held.is_none() || !(closing || self.claims.0.released()) {
+            return;
+        }
+        let tpl = held.take().expect("held");
+        tracing::info!(topic = %self.topic, partitions = ?partitions(&tpl), "partitions released to the group");
+        if let Err(e) = unassign(consumer, &tpl) {
+            self.fail(format!("releasing partitions: {e}"));
+        }
+    }
+
+    /// The moves since the last call.
+    pub fn take_moves(&self) -> Vec<Move> {
+        std::mem::take(&mut *self.moves.lock().expect("moves"))
+    }
+
+    pub fn failed(&self) -> Option<String> {
+        self.failed.lock().expect("failed").clone()
+    }
+
+    /// librdkafka's rebalance callback, on the thread that polls the consumer.
+    pub fn rebalance<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let partitions = partitions(tpl);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                for &p in &partitions {
+                    let at = self.start_of(p);
+                    if let Err(e) = tpl.set_partition_offset(&self.topic, p, at) {
+                        self.fail(format!("partition {p}: {e}"));
+                    }
+                }
+                tracing::info!(topic = %self.topic, ?partitions, "partitions assigned to this host");
+                self.note(partitions.iter().map(|&p| Move::Assigned(p)));
+                match cooperative {
+                    true => consumer.incremental_assign(tpl),
+                    false => consumer.assign(tpl),
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let lost = consumer.assignment_lost();
+                tracing::info!(topic = %self.topic, ?partitions, lost, "partitions taken from this host");
+                let hold = !lost && !self.closing.load(Ordering::Acquire);
+                if hold {
+                    self.claims.0.revoking(&partitions);
+                }
+                self.note(partitions.iter().map(|&p| Move::Revoked(p)));
+                match hold {
+                    true => {
+                        *self.held.lock().expect("held") = Some(tpl.clone());
+                        Ok(())
+                    }
+                    false => unassign(consumer, tpl),
+                }
+            }
+            other => {
+                tracing::error!(topic = %self.topic, "consumer group rebalance failed: {other:?}");
+                KafkaResult::Ok(())
+            }
+        };
+        if let Err(e) = result {
+            self.fail(format!("taking the partitions the group gave: {e}"));
+        }
+    }
+
+    /// Where partition `p` starts: its cut's position, else the start policy.
+    fn start_of(&self, p: i32) -> Offset {
+        match self.claims.0.claim(p) {
+            Ok(Some(next)) => Offset::Offset(next),
+            Ok(None) => self.start,
+            Err(e) => {
+                self.fail(format!("claiming partition {p}: {e}"));
+                self.start
+            }
+        }
+    }
+
+    fn note(&self, moves: impl Iterator<Item = Move>) {
+        self.moves.lock().expect("moves").extend(moves);
+    }
+
+    fn fail(&self, why: String) {
+        tracing::error!(topic = %self.topic, "{why}");
+        self.failed.lock().expect("failed").get_or_insert(why);
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+fn unassign<K: ConsumerContext, C: Consumer<K>>(
+    consumer: &C,
+    tpl: &TopicPartitionList,
+) -> KafkaResult<()> {
+    match matches!(
+        consumer.rebalance_protocol(),
+        RebalanceProtocol::Cooperative
+    ) {
+        true => consumer.incremental_unassign(tpl),
+        false => consumer.unassign(),
+    }
+}
