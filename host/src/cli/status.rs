@@ -207,12 +207,31 @@ fn canary_lines(c: &Value) -> String {
     out
 }
 
+/// The partitions a pipeline reads, with each one's lag where known.
+fn partitions_line(p: &Value) -> String {
+    let Some(parts) = p["partitions"].as_array().filter(|a| !a.is_empty()) else {
+        return String::new();
+    };
+    let each: Vec<String> = parts
+        .iter()
+        .map(|n| match p["source_lag"][text(n)].as_i64() {
+            Some(lag) => format!("{} (lag {lag})", text(n)),
+            None => text(n),
+        })
+        .collect();
+    format!(
+        "\n  partitions {}, {} rebalances",
+        each.join(", "),
+        text(&p["rebalances"])
+    )
+}
+
 /// The status as a person reads it.
 pub fn render(s: &Value) -> String {
     let mut out = format!("host up since {}\n", text(&s["started_at"]));
     for p in s["pipelines"].as_array().into_iter().flatten() {
         out += &format!(
-            "\npipeline {} ({}) from {}: {}\n  {} records, {} decode errors, {} dead letters, watermark {}, {} checkpoints (last {}){}\n",
+            "\npipeline {} ({}) from {}: {}\n  {} records, {} decode errors, {} dead letters, watermark {}, {} checkpoints (last {}){}{}\n",
             text(&p["name"]),
             text(&p["file"]),
             text(&p["source"]),
@@ -227,6 +246,7 @@ pub fn render(s: &Value) -> String {
                 .as_str()
                 .map(|w| format!("\n  SOURCE STALLED: {w}"))
                 .unwrap_or_default(),
+            partitions_line(p),
         );
         for st in p["stages"].as_array().into_iter().flatten() {
             out += &stage_line(st);

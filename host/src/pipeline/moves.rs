@@ -12,9 +12,10 @@ impl Processor {
     /// cut once more (with what this host did with them) and forgotten; partitions given
     /// are restored from their cuts.
     pub(super) fn apply_moves(&mut self, seq: u64, moves: &[Move]) -> Result<(), RunError> {
-        if self.shared.is_none() {
+        if self.shared.is_none() || moves.is_empty() {
             return Ok(());
         }
+        self.stats.lock().expect("stats").rebalances += 1;
         let revoked = moves.iter().filter_map(|m| match m {
             Move::Revoked(p) => Some(*p),
             Move::Assigned(_) => None,

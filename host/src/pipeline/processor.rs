@@ -46,6 +46,8 @@ pub struct Processor {
     pub(super) views: Arc<Mutex<Vec<StageView>>>,
     /// What dead letters may keep of personal fields, applied as they leave.
     pub(super) privacy: Arc<crate::batch::Privacy>,
+    /// The source's partitions (all of them: each is read here unless `shared`).
+    pub(super) partitions: Vec<i32>,
     /// The partitions this host owns, when hosts share the pipeline (`group.rs`).
     pub(super) shared: Option<super::group::Shared>,
 }
@@ -84,6 +86,7 @@ impl Processor {
             views: Arc::default(),
             privacy: Arc::default(),
             shared: None,
+            partitions: Vec::new(),
         }
     }
 
@@ -332,6 +335,10 @@ impl Processor {
             .collect();
         s.source_stalled = self.health.lock().map(|h| h.clone()).unwrap_or_default();
         s.source_lag = self.lag.lock().map(|l| l.clone()).unwrap_or_default();
+        s.partitions = match &self.shared {
+            Some(shared) => shared.owned.keys().copied().collect(),
+            None => self.partitions.clone(),
+        };
     }
 }
 

@@ -126,6 +126,7 @@ fn processor(
     );
     processor.privacy = pipeline.privacy;
     processor.shared = shared;
+    processor.partitions = source.partitions();
     processor.health = source.health();
     processor.lag = source.lag();
     if let Some(cp) = cp {

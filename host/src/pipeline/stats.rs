@@ -220,6 +220,10 @@ pub struct PipelineStats {
     pub source_stalled: Option<String>,
     /// Records behind each source partition's end (Kafka), as last reported.
     pub source_lag: BTreeMap<i32, i64>,
+    /// The source partitions this host reads: for a shared source, those the group gave it.
+    pub partitions: Vec<i32>,
+    /// Rebalances of a shared source's group that moved partitions to or from this host.
+    pub rebalances: u64,
     pub stages: Vec<(String, StageStats)>,
 }
 

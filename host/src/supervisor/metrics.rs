@@ -233,6 +233,12 @@ fn pipeline_families(e: &mut DescriptorEncoder, s: &Status) -> Result<(), std::f
     });
     let help = "Records behind each source partition's end (Kafka sources).";
     family(e, ("source_lag_records", help), false, lag.collect())?;
+    let owned = (s.pipelines.iter()).map(|p| (pipeline(p), p.partitions.len() as f64));
+    let help = "Source partitions this host reads (for a shared source, its share).";
+    family(e, ("source_partitions", help), false, owned.collect())?;
+    let moved = (s.pipelines.iter()).map(|p| (pipeline(p), p.rebalances as f64));
+    let help = "Rebalances that moved partitions of a shared source to or from this host.";
+    family(e, ("rebalances", help), true, moved.collect())?;
     let batches = s.pipelines.iter().map(|p| (pipeline(p), &p.batch_seconds));
     let help = "Time a batch takes through every stage, in seconds.";
     histograms(e, ("batch_seconds", help), batches.collect())

@@ -58,6 +58,10 @@ pub struct PipelineStatus {
     pub source_stalled: Option<String>,
     /// Records behind each source partition's end (Kafka sources).
     pub source_lag: BTreeMap<i32, i64>,
+    /// The source partitions this host reads (for a shared source, its share).
+    pub partitions: Vec<i32>,
+    /// Rebalances that moved partitions to or from this host.
+    pub rebalances: u64,
     pub stages: Vec<StageStatus>,
     pub sinks: Vec<SinkStatus>,
 }
@@ -264,6 +268,8 @@ fn entry_status(e: &BoardEntry) -> PipelineStatus {
             .map(|t| (system_ms(SystemTime::now()) - t).max(0) as f64 / 1e3),
         source_stalled: stats.source_stalled.clone(),
         source_lag: stats.source_lag.clone(),
+        partitions: stats.partitions.clone(),
+        rebalances: stats.rebalances,
         stages,
         sinks: e.sinks.read(),
     }

@@ -60,11 +60,12 @@ create_topic = {{ partitions = 1 }}
     )
 }
 
-/// An `adstream run` of `file`, its log in `dir/<name>.log`.
+/// An `adstream run` of `file`, its log in `dir/<name>.log`, its status on a port of
+/// its own (the log says which).
 fn host(file: &Path, dir: &Path, name: &str) -> Child {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
     Command::new(env!("CARGO_BIN_EXE_adstream"))
-        .env("ADSTREAM_STATUS_ADDR", "off")
+        .env("ADSTREAM_STATUS_ADDR", "127.0.0.1:0")
         .arg("run")
         .arg(file)
         .stdout(Stdio::null())
@@ -283,6 +284,32 @@ async fn hosts_share_a_topic_and_partitions_move_with_their_state() {
         out.len(),
         logs(dir)
     );
+    // What the survivor says of itself: every partition, and the moves it saw.
+    let log = std::fs::read_to_string(dir.join("a.log")).unwrap();
+    let addr = log
+        .split("status on http://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_adstream"))
+        .args(["status", "--json", "--addr", addr])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let p = &status["pipelines"][0];
+    assert_eq!(p["partitions"], serde_json::json!([0, 1, 2, 3]), "{p}");
+    assert!(
+        p["rebalances"].as_u64().unwrap() >= 3,
+        "all, then half, then all: {p}"
+    );
+    let metrics = Command::new(env!("CARGO_BIN_EXE_adstream"))
+        .args(["status", "--addr", addr])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&metrics.stdout);
+    assert!(text.contains("partitions 0"), "{text}");
     a.kill().unwrap();
     a.wait().unwrap();
 }
