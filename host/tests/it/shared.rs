@@ -313,3 +313,85 @@ async fn hosts_share_a_topic_and_partitions_move_with_their_state() {
     a.kill().unwrap();
     a.wait().unwrap();
 }
+
+/// A host that stops answering (SIGSTOP: a long pause, a network cut) loses its
+/// partitions to the other after the session timeout; when it wakes up it still holds
+/// their old claims, and its cut of them is refused (fencing) — while everything is
+/// still counted once: every duplicate sent after is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_host_that_wakes_up_cannot_write_the_partitions_it_lost() {
+    services();
+    let id = uid();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(dir.join("pii.key"), "a-test-key-of-enough-length\n").unwrap();
+    let file = pipeline_file(dir, "p.toml", &pipeline(&id, dir));
+    let store: PathBuf = dir.join(format!("state/s-{id}.partitions"));
+    let (topic, out_topic, dead_topic) = (
+        format!("{id}-events"),
+        format!("{id}-out"),
+        format!("{id}-dead"),
+    );
+    let events = generate(2000);
+    let n = events.len();
+    let parts = [part(&events, 0..n / 2), part(&events, n / 2..n)];
+    let mut a = host(&file, dir, "a");
+    let mut b = host(&file, dir, "b");
+    let split = claims_until(&store, Duration::from_secs(60), |c| {
+        c.len() == PARTITIONS as usize && owners(c).len() == 2
+    });
+    assert!(split.is_some(), "{:?}\n{}", claims(&store), logs(dir));
+    produce(&topic, &parts[0]).await;
+    let out = consume_all(&out_topic, n / 2, Duration::from_secs(60));
+    assert_eq!(out.len(), n / 2, "{}", logs(dir));
+    // A checkpoint after its interval: the paused host has something to try to write.
+    std::thread::sleep(Duration::from_secs(1));
+
+    let signal = |sig: &str, child: &Child| {
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP", &b);
+    let moved = claims_until(&store, Duration::from_secs(60), |c| {
+        owners(c) == BTreeSet::from([a.id()])
+    });
+    assert!(moved.is_some(), "{:?}\n{}", claims(&store), logs(dir));
+    produce(&topic, &parts[1]).await;
+    let out = consume_all(&out_topic, n, Duration::from_secs(60));
+    assert_eq!(out.len(), n, "{}", logs(dir));
+    signal("-CONT", &b);
+    let refused = (0..300).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        let log = std::fs::read_to_string(dir.join("b.log")).unwrap_or_default();
+        log.contains("was taken over by")
+    });
+    assert!(
+        refused,
+        "the woken host's cut was not refused\n{}",
+        logs(dir)
+    );
+
+    for part in &parts {
+        produce(&topic, part).await;
+    }
+    let dead = consume_all(&dead_topic, n, Duration::from_secs(120));
+    assert_eq!(
+        dead.len(),
+        n,
+        "every event sent again is a duplicate\n{}",
+        logs(dir)
+    );
+    let out = event_ids(&consume_all(&out_topic, 2 * n, Duration::from_secs(3)));
+    let distinct: BTreeSet<&String> = out.iter().collect();
+    assert_eq!(distinct.len(), n, "{} messages\n{}", out.len(), logs(dir));
+    for child in [&mut a, &mut b] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
