@@ -214,9 +214,16 @@ fn partitions_line(p: &Value) -> String {
     };
     let each: Vec<String> = parts
         .iter()
-        .map(|n| match p["source_lag"][text(n)].as_i64() {
-            Some(lag) => format!("{} (lag {lag})", text(n)),
-            None => text(n),
+        .map(|n| {
+            let lag = p["source_lag"][text(n)]
+                .as_i64()
+                .map(|l| format!("lag {l}"));
+            let mark = p["partition_watermarks"][text(n)].as_str();
+            let mark = mark.map(|w| format!("watermark {w}"));
+            match [lag, mark].into_iter().flatten().collect::<Vec<_>>() {
+                known if known.is_empty() => text(n),
+                known => format!("{} ({})", text(n), known.join(", ")),
+            }
         })
         .collect();
     format!(

@@ -339,6 +339,8 @@ impl Processor {
             Some(shared) => shared.owned.keys().copied().collect(),
             None => self.partitions.clone(),
         };
+        let marks = s.partitions.iter().map(|&p| (p, self.watermark.of(p)));
+        s.partition_watermarks = marks.filter(|&(_, w)| w != i64::MIN).collect();
     }
 }
 

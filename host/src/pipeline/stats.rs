@@ -222,6 +222,8 @@ pub struct PipelineStats {
     pub source_lag: BTreeMap<i32, i64>,
     /// The source partitions this host reads: for a shared source, those the group gave it.
     pub partitions: Vec<i32>,
+    /// Each of those partitions' own watermark (ms), once it has one.
+    pub partition_watermarks: BTreeMap<i32, i64>,
     /// Rebalances of a shared source's group that moved partitions to or from this host.
     pub rebalances: u64,
     pub stages: Vec<(String, StageStats)>,

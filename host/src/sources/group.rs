@@ -13,12 +13,13 @@
 //! host stopped. A partition lost (this host was too long silent) is let go at once: its
 //! cut could only be refused.
 
-use super::Claimer;
-use crate::batch::Move;
+use super::{Claimer, SourceError};
+use crate::batch::{Move, RawBatch};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaResult;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -40,7 +41,7 @@ pub struct Group {
     /// Why a partition given to this host could not be claimed: the source stops.
     failed: Mutex<Option<String>>,
     /// Partitions taken from this host, held until their last cut is written.
-    held: Mutex<Option<TopicPartitionList>>,
+    held: Mutex<Option<(TopicPartitionList, std::time::Instant)>>,
     /// The consumer is closing: nothing is held any more (no cut comes).
     closing: AtomicBool,
 }
@@ -65,6 +66,11 @@ impl Group {
         self.let_go(consumer);
     }
 
+    /// Whether partitions are held: the source then looks often for their release.
+    pub fn holding(&self) -> bool {
+        self.held.lock().expect("held").is_some()
+    }
+
     /// Lets the held partitions go once their last cuts are written.
     pub fn let_go<K: ConsumerContext, C: Consumer<K>>(&self, consumer: &C) {
         let mut held = self.held.lock().expect("held");
@@ -72,8 +78,9 @@ impl Group {
         if held.is_none() || !(closing || self.claims.0.released()) {
             return;
         }
-        let tpl = held.take().expect("held");
-        tracing::info!(topic = %self.topic, partitions = ?partitions(&tpl), "partitions released to the group");
+        let (tpl, since) = held.take().expect("held");
+        let held_ms = since.elapsed().as_millis() as u64;
+        tracing::info!(topic = %self.topic, partitions = ?partitions(&tpl), held_ms, "partitions released to the group");
         if let Err(e) = unassign(consumer, &tpl) {
             self.fail(format!("releasing partitions: {e}"));
         }
@@ -125,7 +132,8 @@ impl Group {
                 self.note(partitions.iter().map(|&p| Move::Revoked(p)));
                 match hold {
                     true => {
-                        *self.held.lock().expect("held") = Some(tpl.clone());
+                        let since = std::time::Instant::now();
+                        *self.held.lock().expect("held") = Some((tpl.clone(), since));
                         Ok(())
                     }
                     false => unassign(consumer, tpl),
@@ -178,4 +186,28 @@ fn unassign<K: ConsumerContext, C: Consumer<K>>(
         true => consumer.incremental_unassign(tpl),
         false => consumer.unassign(),
     }
+}
+
+/// The group's moves since the last look (none for a source that is not shared), taken
+/// into `batch`; the partitions taken away are no longer followed. A claim that failed
+/// stops the source.
+pub fn take_moves(
+    group: Option<&Group>,
+    next: &mut BTreeMap<i32, i64>,
+    batch: &mut RawBatch,
+) -> Result<bool, SourceError> {
+    let Some(group) = group else {
+        return Ok(false);
+    };
+    if let Some(why) = group.failed() {
+        return Err(SourceError::Consumer(why));
+    }
+    let moves = group.take_moves();
+    for m in &moves {
+        if let Move::Revoked(p) = m {
+            next.remove(p);
+        }
+    }
+    batch.moves.extend(&moves);
+    Ok(!moves.is_empty())
 }

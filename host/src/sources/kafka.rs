@@ -21,28 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The group's moves since the last look (none for a source that is not shared), taken
-/// into `batch`; the partitions taken away are no longer followed. A claim that failed
-/// stops the source.
-fn take_moves(
-    group: Option<&Group>,
-    next: &mut BTreeMap<i32, i64>,
-    batch: &mut RawBatch,
-) -> Result<bool, SourceError> {
-    let Some(group) = group else {
-        return Ok(false);
-    };
-    if let Some(why) = group.failed() {
-        return Err(SourceError::Consumer(why));
-    }
-    let moves = group.take_moves();
-    for m in &moves {
-        if let crate::batch::Move::Revoked(p) = m {
-            next.remove(p);
-        }
-    }
-    batch.moves.extend(&moves);
-    Ok(!moves.is_empty())
+/// When to look again while no record comes: soon while partitions are held (the group
+/// waits for their release), else when the lag is due.
+fn tick(group: Option<&Group>) -> Instant {
+    let holding = group.is_some_and(Group::holding);
+    Instant::now() + if holding { RELEASE_EVERY } else { LAG_EVERY }
 }
 
 fn start_offset(start: Start) -> Offset {
@@ -57,6 +40,8 @@ const STALL: Duration = Duration::from_secs(30);
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the lag is brought up to date while no record arrives.
 const LAG_EVERY: Duration = Duration::from_secs(1);
+/// How often a shared source looks whether the partitions it holds may go.
+const RELEASE_EVERY: Duration = Duration::from_millis(20);
 
 /// How often librdkafka reports the partitions' high watermarks, from which lag is known.
 const STATS_INTERVAL_MS: &str = "1000";
@@ -330,11 +315,11 @@ impl Source for KafkaSource {
                 // Wait for the first message (saying so when records wait but none come;
                 // the lag stays current meanwhile), then fill the batch for at most the
                 // flush interval.
-                let tick = Instant::now() + LAG_EVERY;
+                let tick = tick(group.as_deref());
                 let until = deadline.unwrap_or_else(|| stall_at.min(tick));
                 let msg = tokio::time::timeout_at(until, self.consumer.recv()).await;
                 // A rebalance ends the batch: the moves apply after what came before them.
-                let moved = take_moves(group.as_deref(), &mut self.next, &mut batch)?;
+                let moved = group::take_moves(group.as_deref(), &mut self.next, &mut batch)?;
                 if let Some(group) = &group {
                     group.let_go(&self.consumer);
                 }

@@ -60,6 +60,8 @@ pub struct PipelineStatus {
     pub source_lag: BTreeMap<i32, i64>,
     /// The source partitions this host reads (for a shared source, its share).
     pub partitions: Vec<i32>,
+    /// Each partition's own watermark (never behind the pipeline's), once it has one.
+    pub partition_watermarks: BTreeMap<i32, String>,
     /// Rebalances that moved partitions to or from this host.
     pub rebalances: u64,
     pub stages: Vec<StageStatus>,
@@ -269,6 +271,9 @@ fn entry_status(e: &BoardEntry) -> PipelineStatus {
         source_stalled: stats.source_stalled.clone(),
         source_lag: stats.source_lag.clone(),
         partitions: stats.partitions.clone(),
+        partition_watermarks: (stats.partition_watermarks.iter())
+            .map(|(&p, &w)| (p, iso8601(w)))
+            .collect(),
         rebalances: stats.rebalances,
         stages,
         sinks: e.sinks.read(),

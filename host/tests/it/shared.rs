@@ -228,6 +228,7 @@ async fn hosts_share_a_topic_and_partitions_move_with_their_state() {
     let released = line("a", "partitions released to the group");
     let claimed = line("b", "claimed partition");
     assert!(released[..27] < claimed[..27], "{released}\n{claimed}");
+    eprintln!("at the join: {released}");
     let before = claims(&store);
     assert_eq!(
         owners(&before),
@@ -309,7 +310,9 @@ async fn hosts_share_a_topic_and_partitions_move_with_their_state() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&metrics.stdout);
-    assert!(text.contains("partitions 0"), "{text}");
+    assert!(text.contains("partitions 0 (lag 0, watermark 20"), "{text}");
+    let marks = p["partition_watermarks"].as_object().unwrap();
+    assert_eq!(marks.len(), 4, "every partition's own watermark: {p}");
     a.kill().unwrap();
     a.wait().unwrap();
 }
