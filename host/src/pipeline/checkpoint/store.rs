@@ -102,24 +102,26 @@ impl Store {
             source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let path = dir.join("group");
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut f) => f
-                .write_all(format!("{group}\n").as_bytes())
+        // Read and written under its lock: hosts starting at once must not read the file
+        // between its creation and its contents.
+        let mut f = (OpenOptions::new().read(true).write(true).create(true))
+            .truncate(false)
+            .open(dir.join("group"))
+            .map_err(io)?;
+        f.lock().map_err(io)?;
+        let mut theirs = String::new();
+        f.read_to_string(&mut theirs).map_err(io)?;
+        let theirs = theirs.trim();
+        if theirs.is_empty() {
+            (f.write_all(format!("{group}\n").as_bytes()))
                 .and_then(|_| f.sync_all())
-                .map_err(io)?,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let theirs = std::fs::read_to_string(&path).map_err(io)?;
-                let theirs = theirs.trim();
-                if theirs != group {
-                    return Err(StoreError::Group {
-                        dir: dir.into(),
-                        theirs: theirs.into(),
-                        ours: group.into(),
-                    });
-                }
-            }
-            Err(e) => return Err(io(e)),
+                .map_err(io)?;
+        } else if theirs != group {
+            return Err(StoreError::Group {
+                dir: dir.into(),
+                theirs: theirs.into(),
+                ours: group.into(),
+            });
         }
         Ok(Store {
             dir: dir.into(),
@@ -289,6 +291,20 @@ mod tests {
         assert_eq!(a.load(unit).unwrap(), Some(cut(3)));
         assert_eq!(a.holder(unit).unwrap(), (second.epoch, "b/2".into()));
         assert_eq!(a.load(Unit::Merge).unwrap(), None);
+    }
+
+    /// A group file still empty — another host starting at the same moment has created
+    /// it and not yet written it, or died in between — is no other group's (seen in CI:
+    /// a host read it empty and was refused as of group ``).
+    #[test]
+    fn an_empty_group_file_belongs_to_no_group_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("group"), "").unwrap();
+        Store::open(dir.path(), "g", "a/1").unwrap();
+        let e = Store::open(dir.path(), "other", "b/2")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("belongs to consumer group `g`"), "{e}");
     }
 
     #[test]
