@@ -398,3 +398,68 @@ async fn a_paused_host_that_wakes_up_cannot_write_the_partitions_it_lost() {
         child.wait().unwrap();
     }
 }
+
+/// Static membership (`group.instance.id` in `options`, one per host): a host killed and
+/// started again within the session timeout gets its own partitions back at once, and the
+/// other host's partitions do not move at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_member_restarted_in_time_gets_its_partitions_back_and_nothing_else_moves() {
+    services();
+    let id = uid();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(dir.join("pii.key"), "a-test-key-of-enough-length\n").unwrap();
+    let as_member = |member: &str| {
+        let text = pipeline(&id, dir).replace(
+            "shared = true\n",
+            &format!("shared = true\noptions = {{ \"group.instance.id\" = \"{member}\" }}\n"),
+        );
+        pipeline_file(dir, &format!("{member}.toml"), &text)
+    };
+    let store: PathBuf = dir.join(format!("state/s-{id}.partitions"));
+    let mut a = host(&as_member("a"), dir, "a");
+    let b = host(&as_member("b"), dir, "b");
+    let split = claims_until(&store, Duration::from_secs(60), |c| {
+        c.len() == PARTITIONS as usize && owners(c).len() == 2
+    });
+    assert!(split.is_some(), "{:?}\n{}", claims(&store), logs(dir));
+    std::thread::sleep(Duration::from_secs(1));
+    let before = claims(&store);
+    let taken_from_a = || {
+        let log = std::fs::read_to_string(dir.join("a.log")).unwrap();
+        log.matches("partitions taken from this host").count()
+    };
+    let taken = taken_from_a();
+
+    let mut b = b;
+    b.kill().unwrap();
+    b.wait().unwrap();
+    let mut b2 = host(&as_member("b"), dir, "b2");
+    let b_had: Vec<i32> = (before.iter())
+        .filter(|(_, (_, pid))| *pid == b.id())
+        .map(|(p, _)| *p)
+        .collect();
+    let back = claims_until(&store, Duration::from_secs(8), |c| {
+        b_had
+            .iter()
+            .all(|p| c.get(p).is_some_and(|(_, pid)| *pid == b2.id()))
+    });
+    let b2_log = std::fs::read_to_string(dir.join("b2.log")).unwrap_or_default();
+    assert!(
+        back.is_some(),
+        "{:?} {b_had:?}\n{}\n---\n{b2_log}",
+        claims(&store),
+        logs(dir)
+    );
+    eprintln!("restarted member had its partitions back after {back:?}");
+    assert_eq!(
+        taken_from_a(),
+        taken,
+        "the other host's partitions stayed\n{}",
+        logs(dir)
+    );
+    for child in [&mut a, &mut b2] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
