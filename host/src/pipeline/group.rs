@@ -145,12 +145,9 @@ pub(super) fn open(
     if !source.shared {
         return Ok(None);
     }
+    // `check` (and so `build`) refuses a shared source without [checkpoint].
     let Some(file) = checkpoint else {
-        return Err(RunError::Shared(
-            "[source] shared = true needs [checkpoint]: a partition's state moves between \
-             hosts through its cut"
-                .into(),
-        ));
+        return Ok(None);
     };
     if file.exists() {
         return Err(RunError::Shared(format!(
@@ -169,4 +166,28 @@ pub(super) fn open(
 /// The folder of a shared pipeline's cuts, beside where its single checkpoint would be.
 fn store_dir(file: &Path) -> PathBuf {
     file.with_extension("partitions")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::source::KafkaSourceConfig;
+
+    /// Turning `shared` on over a checkpoint of a host that read every partition is
+    /// refused, naming both, rather than starting every partition afresh beside it.
+    #[test]
+    fn a_single_host_checkpoint_is_refused_when_the_source_becomes_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let text =
+            "kind = \"kafka\"\nbrokers = \"b:9092\"\ntopic = \"t\"\ngroup = \"g\"\nshared = true";
+        let source = SourceConfig::Kafka(toml::from_str::<KafkaSourceConfig>(text).unwrap());
+        let file = dir.path().join("p.checkpoint");
+        assert!(open(&source, Some(&file), "a/1").unwrap().is_some());
+        std::fs::write(&file, b"a checkpoint").unwrap();
+        let e = open(&source, Some(&file), "a/1").unwrap_err().to_string();
+        assert!(
+            e.contains("p.checkpoint holds a checkpoint") && e.contains("p.partitions"),
+            "{e}"
+        );
+    }
 }

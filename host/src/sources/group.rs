@@ -7,7 +7,7 @@
 //! store raises the partition's owner epoch, which fences the host that had it) and read
 //! from its cut's position. Either way the move is queued for the source loop, which ends
 //! its batch there, so that the processor applies each move between the records that came
-//! before it and those after (`pipeline/group.rs`). A partition taken away is held — the
+//! before it and those after (`pipeline/moves.rs`). A partition taken away is held — the
 //! group waits for this host's unassign call, which librdkafka allows outside the
 //! callback — until its last cut is written, so that its next owner starts where this
 //! host stopped. A partition lost (this host was too long silent) is let go at once: its
@@ -44,6 +44,9 @@ pub struct Group {
     held: Mutex<Option<(TopicPartitionList, std::time::Instant)>>,
     /// The consumer is closing: nothing is held any more (no cut comes).
     closing: AtomicBool,
+    /// Whether anything above wants the source loop's attention (moves, a failure, held
+    /// partitions): it looks after every record, so a quiet group costs one load.
+    astir: AtomicBool,
 }
 
 impl Group {
@@ -56,6 +59,7 @@ impl Group {
             failed: Mutex::default(),
             held: Mutex::default(),
             closing: AtomicBool::new(false),
+            astir: AtomicBool::new(false),
         }
     }
 
@@ -73,6 +77,9 @@ impl Group {
 
     /// Lets the held partitions go once their last cuts are written.
     pub fn let_go<K: ConsumerContext, C: Consumer<K>>(&self, consumer: &C) {
+        if !self.astir.load(Ordering::Acquire) {
+            return;
+        }
         let mut held = self.held.lock().expect("held");
         let closing = self.closing.load(Ordering::Acquire);
         if held.is_none() || !(closing || self.claims.0.released()) {
@@ -86,9 +93,15 @@ impl Group {
         }
     }
 
-    /// The moves since the last call.
-    pub fn take_moves(&self) -> Vec<Move> {
-        std::mem::take(&mut *self.moves.lock().expect("moves"))
+    /// The moves since the last call (cleared of the flag first, so that a move noted
+    /// meanwhile raises it again).
+    fn drain(&self) -> Vec<Move> {
+        self.astir.store(false, Ordering::Release);
+        let moves = std::mem::take(&mut *self.moves.lock().expect("moves"));
+        if self.holding() || self.failed().is_some() {
+            self.astir.store(true, Ordering::Release);
+        }
+        moves
     }
 
     pub fn failed(&self) -> Option<String> {
@@ -134,6 +147,7 @@ impl Group {
                     true => {
                         let since = std::time::Instant::now();
                         *self.held.lock().expect("held") = Some((tpl.clone(), since));
+                        self.astir.store(true, Ordering::Release);
                         Ok(())
                     }
                     false => unassign(consumer, tpl),
@@ -163,11 +177,13 @@ impl Group {
 
     fn note(&self, moves: impl Iterator<Item = Move>) {
         self.moves.lock().expect("moves").extend(moves);
+        self.astir.store(true, Ordering::Release);
     }
 
     fn fail(&self, why: String) {
         tracing::error!(topic = %self.topic, "{why}");
         self.failed.lock().expect("failed").get_or_insert(why);
+        self.astir.store(true, Ordering::Release);
     }
 }
 
@@ -196,13 +212,13 @@ pub fn take_moves(
     next: &mut BTreeMap<i32, i64>,
     batch: &mut RawBatch,
 ) -> Result<bool, SourceError> {
-    let Some(group) = group else {
+    let Some(group) = group.filter(|g| g.astir.load(Ordering::Acquire)) else {
         return Ok(false);
     };
     if let Some(why) = group.failed() {
         return Err(SourceError::Consumer(why));
     }
-    let moves = group.take_moves();
+    let moves = group.drain();
     for m in &moves {
         if let Move::Revoked(p) = m {
             next.remove(p);

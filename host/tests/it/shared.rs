@@ -60,6 +60,64 @@ create_topic = {{ partitions = 1 }}
     )
 }
 
+/// One test's pipeline: its folder (the key, the checkpoint store, the hosts' logs), file
+/// and topics, named apart from every other test's.
+struct Setup {
+    id: String,
+    dir: tempfile::TempDir,
+    file: PathBuf,
+    store: PathBuf,
+    topic: String,
+    out: String,
+    dead: String,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        services();
+        let id = uid();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        std::fs::write(path.join("pii.key"), "a-test-key-of-enough-length\n").unwrap();
+        Setup {
+            file: pipeline_file(path, "p.toml", &pipeline(&id, path)),
+            store: path.join(format!("state/s-{id}.partitions")),
+            topic: format!("{id}-events"),
+            out: format!("{id}-out"),
+            dead: format!("{id}-dead"),
+            id,
+            dir,
+        }
+    }
+
+    /// Sends `parts` (`n` events) again: each is a duplicate the `unique` rule rejects
+    /// exactly once, and no event went out twice.
+    async fn every_duplicate_is_caught(&self, parts: &[RawBatch], n: usize) {
+        let logs = || logs(self.dir.path());
+        for part in parts {
+            produce(&self.topic, part).await;
+        }
+        let dead = consume_all(&self.dead, n, Duration::from_secs(120));
+        assert_eq!(
+            dead.len(),
+            n,
+            "every event sent again is a duplicate\n{}",
+            logs()
+        );
+        let dead = consume_all(&self.dead, n + 1, Duration::from_secs(3));
+        assert_eq!(dead.len(), n, "each duplicate rejected once\n{}", logs());
+        let out = event_ids(&consume_all(&self.out, 2 * n, Duration::from_secs(3)));
+        let distinct: BTreeSet<&String> = out.iter().collect();
+        let twice = out.len();
+        assert_eq!(
+            distinct.len(),
+            n,
+            "no duplicate went out ({twice} messages)\n{}",
+            logs()
+        );
+    }
+}
+
 /// An `adstream run` of `file`, its log in `dir/<name>.log`, its status on a port of
 /// its own (the log says which).
 fn host(file: &Path, dir: &Path, name: &str) -> Child {
@@ -149,18 +207,9 @@ fn part(events: &RawBatch, range: std::ops::Range<usize>) -> RawBatch {
 /// dead host's last cut, and nothing more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_share_a_topic_and_partitions_move_with_their_state() {
-    services();
-    let id = uid();
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    std::fs::write(dir.join("pii.key"), "a-test-key-of-enough-length\n").unwrap();
-    let file = pipeline_file(dir, "p.toml", &pipeline(&id, dir));
-    let store: PathBuf = dir.join(format!("state/s-{id}.partitions"));
-    let (topic, out_topic, dead_topic) = (
-        format!("{id}-events"),
-        format!("{id}-out"),
-        format!("{id}-dead"),
-    );
+    let t = Setup::new();
+    let (dir, file, store) = (t.dir.path(), t.file.clone(), t.store.clone());
+    let (topic, out_topic) = (t.topic.clone(), t.out.clone());
     let events = generate(4000);
     let n = events.len();
     // Each part produced on its own, again at the end: a record keeps its key, and so its
@@ -264,27 +313,7 @@ async fn hosts_share_a_topic_and_partitions_move_with_their_state() {
         );
     }
 
-    for part in &parts {
-        produce(&topic, part).await;
-    }
-    let dead = consume_all(&dead_topic, n, Duration::from_secs(120));
-    assert_eq!(
-        dead.len(),
-        n,
-        "every event sent again is a duplicate\n{}",
-        logs(dir)
-    );
-    let dead = consume_all(&dead_topic, n + 1, Duration::from_secs(3));
-    assert_eq!(dead.len(), n, "each duplicate rejected once\n{}", logs(dir));
-    let out = event_ids(&consume_all(&out_topic, 2 * n, Duration::from_secs(3)));
-    let distinct: BTreeSet<&String> = out.iter().collect();
-    assert_eq!(
-        distinct.len(),
-        n,
-        "no duplicate went out ({} messages)\n{}",
-        out.len(),
-        logs(dir)
-    );
+    t.every_duplicate_is_caught(&parts, n).await;
     // What the survivor says of itself: every partition, and the moves it saw.
     let log = std::fs::read_to_string(dir.join("a.log")).unwrap();
     let addr = log
@@ -323,18 +352,9 @@ async fn hosts_share_a_topic_and_partitions_move_with_their_state() {
 /// still counted once: every duplicate sent after is caught.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_host_that_wakes_up_cannot_write_the_partitions_it_lost() {
-    services();
-    let id = uid();
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    std::fs::write(dir.join("pii.key"), "a-test-key-of-enough-length\n").unwrap();
-    let file = pipeline_file(dir, "p.toml", &pipeline(&id, dir));
-    let store: PathBuf = dir.join(format!("state/s-{id}.partitions"));
-    let (topic, out_topic, dead_topic) = (
-        format!("{id}-events"),
-        format!("{id}-out"),
-        format!("{id}-dead"),
-    );
+    let t = Setup::new();
+    let (dir, file, store) = (t.dir.path(), t.file.clone(), t.store.clone());
+    let (topic, out_topic) = (t.topic.clone(), t.out.clone());
     let events = generate(2000);
     let n = events.len();
     let parts = [part(&events, 0..n / 2), part(&events, n / 2..n)];
@@ -380,19 +400,7 @@ async fn a_paused_host_that_wakes_up_cannot_write_the_partitions_it_lost() {
         logs(dir)
     );
 
-    for part in &parts {
-        produce(&topic, part).await;
-    }
-    let dead = consume_all(&dead_topic, n, Duration::from_secs(120));
-    assert_eq!(
-        dead.len(),
-        n,
-        "every event sent again is a duplicate\n{}",
-        logs(dir)
-    );
-    let out = event_ids(&consume_all(&out_topic, 2 * n, Duration::from_secs(3)));
-    let distinct: BTreeSet<&String> = out.iter().collect();
-    assert_eq!(distinct.len(), n, "{} messages\n{}", out.len(), logs(dir));
+    t.every_duplicate_is_caught(&parts, n).await;
     for child in [&mut a, &mut b] {
         child.kill().unwrap();
         child.wait().unwrap();
@@ -404,19 +412,16 @@ async fn a_paused_host_that_wakes_up_cannot_write_the_partitions_it_lost() {
 /// other host's partitions do not move at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_static_member_restarted_in_time_gets_its_partitions_back_and_nothing_else_moves() {
-    services();
-    let id = uid();
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    std::fs::write(dir.join("pii.key"), "a-test-key-of-enough-length\n").unwrap();
+    let t = Setup::new();
+    let (id, dir) = (&t.id, t.dir.path());
     let as_member = |member: &str| {
-        let text = pipeline(&id, dir).replace(
+        let text = pipeline(id, dir).replace(
             "shared = true\n",
             &format!("shared = true\noptions = {{ \"group.instance.id\" = \"{member}\" }}\n"),
         );
         pipeline_file(dir, &format!("{member}.toml"), &text)
     };
-    let store: PathBuf = dir.join(format!("state/s-{id}.partitions"));
+    let store = t.store.clone();
     let mut a = host(&as_member("a"), dir, "a");
     let b = host(&as_member("b"), dir, "b");
     let split = claims_until(&store, Duration::from_secs(60), |c| {

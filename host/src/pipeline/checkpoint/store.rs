@@ -11,9 +11,10 @@
 //! read every partition again and overwrite the cuts, is refused.
 
 use super::file::{self, Checkpoint, CheckpointError};
+use crate::config::bounded::read_at_most;
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -109,8 +110,7 @@ impl Store {
             .open(dir.join("group"))
             .map_err(io)?;
         f.lock().map_err(io)?;
-        let mut theirs = String::new();
-        f.read_to_string(&mut theirs).map_err(io)?;
+        let theirs = bounded(&mut f).map_err(io)?;
         let theirs = theirs.trim();
         if theirs.is_empty() {
             (f.write_all(format!("{group}\n").as_bytes()))
@@ -173,9 +173,8 @@ impl Store {
 
     /// The epoch and owner a locked claim file holds (0 and nobody when new).
     fn read_claim(&self, f: &mut File) -> Result<(u64, String), StoreError> {
-        let mut text = String::new();
         f.rewind().map_err(|e| self.io(e))?;
-        f.read_to_string(&mut text).map_err(|e| self.io(e))?;
+        let text = bounded(&mut *f).map_err(|e| self.io(e))?;
         let (epoch, owner) = text.trim().split_once(' ').unwrap_or(("0", "nobody"));
         Ok((epoch.parse().unwrap_or(0), owner.to_string()))
     }
@@ -247,6 +246,20 @@ pub fn cut_of(cp: &Checkpoint, partition: i32) -> Checkpoint {
         taken_at_ms: cp.taken_at_ms,
     }
 }
+
+/// The text of a claim or group file: a line of a few dozen bytes, so anything past
+/// [`MAX_CLAIM_BYTES`] is damage, an error rather than a read of whatever it holds.
+fn bounded(f: &mut File) -> std::io::Result<String> {
+    let bytes = read_at_most(f, MAX_CLAIM_BYTES)?.ok_or_else(|| {
+        std::io::Error::other(format!(
+            "a claim or group file over {MAX_CLAIM_BYTES} bytes"
+        ))
+    })?;
+    String::from_utf8(bytes).map_err(std::io::Error::other)
+}
+
+/// The most a claim or group file may hold.
+const MAX_CLAIM_BYTES: usize = 4 << 10;
 
 /// This host as claim files name it: host name and process id.
 pub fn owner_name() -> String {
