@@ -226,8 +226,15 @@ fn partitions_line(p: &Value) -> String {
             }
         })
         .collect();
+    let merging = match p["merging"].as_str() {
+        Some("waiting") => {
+            ", merges the hosts' windows (waiting for every partition's mark)".into()
+        }
+        Some(w) => format!(", merges the hosts' windows (watermark {w})"),
+        None => String::new(),
+    };
     format!(
-        "\n  partitions {}, {} rebalances",
+        "\n  partitions {}, {} rebalances{merging}",
         each.join(", "),
         text(&p["rebalances"])
     )

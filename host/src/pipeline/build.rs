@@ -104,6 +104,7 @@ pub fn build(
         .into_iter()
         .map(|s| s.expect("no diagnostics means every stage started"))
         .collect();
+    sinks.extend(super::merge::partials_sink(cfg, &stages));
     let sink_fields = sink_fields(&stages, &sinks, dead_letter, &mut diags);
     for (i, (name, sink)) in cfg.sinks.iter().enumerate() {
         for e in crate::sinks::check(name, sink, sink_fields[i].as_deref()) {

@@ -11,14 +11,14 @@
 //! before the move and the one after. A partition taken away is cut once more, then
 //! forgotten.
 //!
-//! Results must not depend on how partitions are split, so only pipelines whose every
-//! stage runs per partition and holds no window over several partitions can be shared:
-//! no aggregate (its windows would close on each host with only that host's partitions),
-//! no stage after one. Sinks must not rewind (a file sink's mark is per host, not per
-//! partition).
+//! Results must not depend on how partitions are split: a stage runs per partition, or
+//! after an aggregate whose lanes' partial windows the owner of partition 0 merges
+//! (`merge/`), where the stages after it run too. Sinks must not rewind (a file sink's
+//! mark is per host, not per partition).
 
 use super::checkpoint::{Checkpoint, Claim, Store, Unit};
 use super::error::RunError;
+use super::merge::{Merging, Plan};
 use super::stage::Stage;
 use crate::config::{PipelineConfig, SinkConfig, SourceConfig};
 use crate::plugin::Role;
@@ -72,6 +72,12 @@ pub(super) struct Shared {
     pub fed: BTreeSet<i32>,
     /// Partitions being taken whose last cut the next checkpoint writes.
     pub releasing: Vec<i32>,
+    /// Where spread aggregates' partials go, when the pipeline has one (`merge/`).
+    pub partials: Option<Plan>,
+    /// The merge, while this host owns the partition whose owner merges.
+    pub merging: Option<Merging>,
+    /// Per spread aggregate and partition, the last mark sent.
+    pub sent: BTreeMap<(String, i32), i64>,
 }
 
 impl Shared {
@@ -79,6 +85,9 @@ impl Shared {
         Shared {
             store,
             releasing: Vec::new(),
+            partials: None,
+            merging: None,
+            sent: BTreeMap::new(),
             taken,
             owned: BTreeMap::new(),
             fed: BTreeSet::new(),
@@ -112,14 +121,29 @@ fn refusal(stages: &[Stage], sinks: &[(String, SinkConfig)]) -> Option<String> {
         ))
     };
     for s in stages {
-        if s.spec.plugin.role() == Role::Aggregate {
+        let name = &s.spec.name;
+        let aggregate = s.spec.plugin.role() == Role::Aggregate;
+        if aggregate && !s.spec.partition_local {
             return why(format!(
-                "stage `{}` is an aggregate, whose windows span partitions that other hosts read",
-                s.spec.name
+                "stage `{name}` aggregates another aggregate's windows, which hosts cannot merge yet"
             ));
         }
-        if !s.spreadable() {
-            return why(format!("stage `{}` cannot run per partition", s.spec.name));
+        if aggregate && !s.spec.plugin.mergeable() {
+            return why(format!(
+                "stage `{name}` is an aggregate whose plugin does not merge partial windows \
+                 (the `mergeable-aggregate` world), and its windows span partitions that other \
+                 hosts read"
+            ));
+        }
+        if aggregate && !has_window_start(s) {
+            return why(format!(
+                "stage `{name}`'s windows have no `window_start` column (int64 or \
+                 timestamp-ms), by which the merging host merges each partition's window once"
+            ));
+        }
+        // A stage after an aggregate runs where the windows are merged, whole.
+        if s.spec.partition_local && !s.spreadable() {
+            return why(format!("stage `{name}` cannot run per partition"));
         }
     }
     let file = sinks.iter().find(|(_, c)| matches!(c, SinkConfig::File(_)));
@@ -130,6 +154,12 @@ fn refusal(stages: &[Stage], sinks: &[(String, SinkConfig)]) -> Option<String> {
              kafka, clickhouse or redis sinks; `dead_letter` names the dead letters' sink)"
         ))
     })
+}
+
+fn has_window_start(s: &Stage) -> bool {
+    use adstream_sdk::ColumnKind::{Int64, TimestampMs};
+    let col = s.output.iter().find(|f| f.name == "window_start");
+    col.is_some_and(|f| matches!(f.kind, Int64 | TimestampMs))
 }
 
 /// The checkpoint store of a pipeline whose source is shared, with where its claims go;

@@ -12,6 +12,7 @@ mod error;
 mod fake;
 mod feed;
 mod group;
+mod merge;
 mod moves;
 mod processor;
 mod run;

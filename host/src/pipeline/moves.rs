@@ -2,8 +2,10 @@
 //! from this host is cut once more (with what this host did with it) and forgotten; a
 //! partition given is restored from its cut (`group.rs` says how hosts share a pipeline).
 
+use super::checkpoint::Checkpoint;
 use super::error::RunError;
 use super::group::position;
+use super::merge::{MERGE_STATE, MERGING_PARTITION, Merging};
 use super::processor::Processor;
 use crate::batch::Move;
 
@@ -47,6 +49,9 @@ impl Processor {
             shared.fed.insert(partition);
         }
         self.watermark.forget(partition);
+        if partition == MERGING_PARTITION && shared.merging.take().is_some() {
+            tracing::info!("partition {partition} went elsewhere: its owner merges now");
+        }
     }
 
     fn take(&mut self, partition: i32) -> Result<(), RunError> {
@@ -60,6 +65,7 @@ impl Processor {
         let fed = shared.fed.contains(&partition);
         shared.owned.insert(partition, claim);
         self.watermark.expect(&[partition]);
+        self.start_merging(partition, cut.as_ref())?;
         let Some(cut) = cut else {
             return match fed {
                 // Its lanes still hold what this host did before: that must not count twice.
@@ -70,7 +76,7 @@ impl Processor {
                 false => Ok(()),
             };
         };
-        for (name, state) in &cut.stages {
+        for (name, state) in cut.stages.iter().filter(|(n, _)| n != MERGE_STATE) {
             let Some(stage) = self.stages.iter_mut().find(|s| &*s.spec.name == name) else {
                 tracing::warn!(
                     partition,
@@ -91,6 +97,23 @@ impl Processor {
             self.next.insert(partition, next);
         }
         tracing::info!(partition, seq = cut.seq, "partition restored from its cut");
+        Ok(())
+    }
+
+    /// Starts merging when `partition` is the one whose owner merges and the pipeline
+    /// has partials, from the merge state in its cut.
+    fn start_merging(&mut self, partition: i32, cut: Option<&Checkpoint>) -> Result<(), RunError> {
+        let shared = self.shared.as_mut().expect("a shared pipeline");
+        let Some(plan) = shared
+            .partials
+            .as_ref()
+            .filter(|_| partition == MERGING_PARTITION)
+        else {
+            return Ok(());
+        };
+        let state = cut.and_then(|c| c.stages.iter().find(|(n, _)| n == MERGE_STATE));
+        let merging = Merging::start(plan, state.map(|(_, s)| s.as_slice()));
+        shared.merging = Some(merging.map_err(RunError::Shared)?);
         Ok(())
     }
 }

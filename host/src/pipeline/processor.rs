@@ -7,7 +7,7 @@ use super::checkpoint::Cut;
 use super::error::RunError;
 use super::feed::{Feed, Incoming, Rewire};
 use super::stage::{
-    Input, Refusal, Replacement, Stage, StageView, SwapOutcome, Watermarks, lines_up, process_chain,
+    Input, Refusal, Replacement, Stage, StageView, SwapOutcome, lines_up, process_chain,
 };
 use super::stats::PipelineStats;
 use super::watermark::Watermark;
@@ -145,7 +145,7 @@ impl Processor {
     /// input ended) closes every open window and lets the results flow on.
     pub fn run(mut self, mut rx: mpsc::Receiver<Feed>) -> Result<PipelineStats, RunError> {
         let mut last = 0;
-        while let Some(feed) = rx.blocking_recv() {
+        while let Some(feed) = self.next_feed(&mut rx)? {
             match feed {
                 Feed::Batch(seq, incoming) => {
                     last = seq;
@@ -203,7 +203,7 @@ impl Processor {
     /// Runs every stage once, sending each stage's output to its sinks as soon as it has
     /// it. `inject` replaces one stage's output (its flushed windows) and runs only what
     /// comes after it.
-    fn run_stages(
+    pub(super) fn run_stages(
         &mut self,
         source: Vec<Envelope>,
         inject: Option<(usize, Vec<Envelope>)>,
@@ -238,12 +238,7 @@ impl Processor {
                         ready = process_chain(chain, input, watermark, dl)?.into();
                         ready.pop_front().unwrap_or_default()
                     } else if self.stages[i].partitioned() {
-                        let marks = &self.watermark;
-                        let at = Watermarks {
-                            global: watermark,
-                            of: &|p| marks.of(p),
-                        };
-                        self.stages[i].process_partitioned(input, &at, dl)?
+                        self.run_partitioned(i, input, watermark, dl)?
                     } else {
                         self.stages[i].process(input, watermark, dl)?
                     }
@@ -283,7 +278,7 @@ impl Processor {
         Ok(())
     }
 
-    fn send_dead_letters(&mut self, dl: DeadLetters) -> Result<(), RunError> {
+    pub(super) fn send_dead_letters(&mut self, dl: DeadLetters) -> Result<(), RunError> {
         if dl.is_empty() {
             return Ok(());
         }
@@ -316,7 +311,7 @@ impl Processor {
         Ok(())
     }
 
-    fn publish(&mut self) {
+    pub(super) fn publish(&mut self) {
         for (i, stage) in self.stages.iter_mut().enumerate() {
             if let Some(mut view) = stage.take_promoted() {
                 let mut views = self.views.lock().expect("stage views");
@@ -341,6 +336,7 @@ impl Processor {
         };
         let marks = s.partitions.iter().map(|&p| (p, self.watermark.of(p)));
         s.partition_watermarks = marks.filter(|&(_, w)| w != i64::MIN).collect();
+        s.merging = (self.shared.as_ref()).and_then(|s| Some(s.merging.as_ref()?.watermark()));
     }
 }
 

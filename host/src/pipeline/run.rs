@@ -125,7 +125,8 @@ fn processor(
         source.name().to_string(),
     );
     processor.privacy = pipeline.privacy;
-    processor.shared = shared;
+    let partials = super::merge::plan(&pipeline.source, &pipeline.sinks);
+    processor.shared = shared.map(|s| Shared { partials, ..s });
     processor.partitions = source.partitions();
     processor.health = source.health();
     processor.lag = source.lag();

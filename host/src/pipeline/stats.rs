@@ -226,6 +226,9 @@ pub struct PipelineStats {
     pub partition_watermarks: BTreeMap<i32, i64>,
     /// Rebalances of a shared source's group that moved partitions to or from this host.
     pub rebalances: u64,
+    /// While this host merges a shared pipeline's windows (it owns partition 0): their
+    /// watermark, the slowest partition's mark (`i64::MIN` until every one has a mark).
+    pub merging: Option<i64>,
     pub stages: Vec<(String, StageStats)>,
 }
 

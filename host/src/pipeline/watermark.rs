@@ -89,10 +89,16 @@ impl Watermark {
     /// `partition`'s own watermark, from its latest event time; never behind the
     /// pipeline's (a partition that went idle has its windows closed with the others').
     pub fn of(&self, partition: i32) -> i64 {
-        let own = (self.partitions.get(&partition))
+        self.own(partition).max(self.current)
+    }
+
+    /// `partition`'s own watermark alone: in a pipeline hosts share, a partition that
+    /// comes to a host from an older cut is behind the host's other partitions, and its
+    /// events are not late for that.
+    pub fn own(&self, partition: i32) -> i64 {
+        (self.partitions.get(&partition))
             .filter(|(t, _)| *t != i64::MIN)
-            .map_or(i64::MIN, |(t, _)| t.saturating_sub(self.delay_ms));
-        own.max(self.current)
+            .map_or(i64::MIN, |(t, _)| t.saturating_sub(self.delay_ms))
     }
 
     pub fn is_set(&self) -> bool {

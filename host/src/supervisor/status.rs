@@ -64,6 +64,9 @@ pub struct PipelineStatus {
     pub partition_watermarks: BTreeMap<i32, String>,
     /// Rebalances that moved partitions to or from this host.
     pub rebalances: u64,
+    /// While this host merges a shared pipeline's windows: their watermark, or
+    /// `waiting` until every partition has a mark.
+    pub merging: Option<String>,
     pub stages: Vec<StageStatus>,
     pub sinks: Vec<SinkStatus>,
 }
@@ -275,6 +278,10 @@ fn entry_status(e: &BoardEntry) -> PipelineStatus {
             .map(|(&p, &w)| (p, iso8601(w)))
             .collect(),
         rebalances: stats.rebalances,
+        merging: (stats.merging).map(|w| match w {
+            i64::MIN => "waiting".into(),
+            w => iso8601(w),
+        }),
         stages,
         sinks: e.sinks.read(),
     }

@@ -314,14 +314,26 @@ fn shard_mistakes() {
 /// results depending on how partitions are split: an aggregate, and a file sink (the
 /// default dead letters are one); a pipeline of per-partition stages passes.
 #[test]
-fn a_shared_source_refuses_aggregates_and_file_sinks() {
+fn a_shared_source_refuses_what_hosts_cannot_merge_and_file_sinks() {
     let source = format!(
         "dead_letter = \"dead\"\n[source]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9\"\ntopic = \"t\"\ngroup = \"g\"\nshared = true\n{AD_SCHEMA}\n[sink.dead]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9\"\ntopic = \"d\"\n"
     );
+    // A mergeable aggregate: its lanes' partials are merged by one host.
     let got = check(&format!("{source}{GOOD_STAGE}"));
+    assert_eq!(got, Vec::<String>::new());
+    let over = "[[stage]]\nname = \"hourly\"\ninput = \"windows\"\nplugin = \"@TEST_PLUGINS@/hostile.wasm\"\nconfig = { mode = \"ok\" }\n";
+    let got = check(&format!("{source}{GOOD_STAGE}{over}"));
     assert_eq!(got.len(), 1, "{got:#?}");
     assert!(
-        got[0].contains("stage `windows` is an aggregate") && got[0].contains("Several hosts"),
+        got[0].contains("stage `hourly` aggregates another aggregate's windows")
+            && got[0].contains("Several hosts"),
+        "{got:#?}"
+    );
+    let unmergeable = "[[stage]]\nname = \"odd\"\nplugin = \"@TEST_PLUGINS@/hostile.wasm\"\nconfig = { mode = \"ok\" }\n";
+    let got = check(&format!("{source}{unmergeable}"));
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].contains("stage `odd` is an aggregate whose plugin does not merge"),
         "{got:#?}"
     );
     let quality = r#"

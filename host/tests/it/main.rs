@@ -28,5 +28,6 @@ mod reload;
 mod services;
 mod services_support;
 mod shared;
+mod shared_windows;
 mod support;
 mod tls;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-const GENERATOR: &str = r#"
+pub(super) const GENERATOR: &str = r#"
 kind = "generator"
 rate = 1000.0
 pace = false

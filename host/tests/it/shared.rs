@@ -120,7 +120,7 @@ impl Setup {
 
 /// An `adstream run` of `file`, its log in `dir/<name>.log`, its status on a port of
 /// its own (the log says which).
-fn host(file: &Path, dir: &Path, name: &str) -> Child {
+pub(super) fn host(file: &Path, dir: &Path, name: &str) -> Child {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
     Command::new(env!("CARGO_BIN_EXE_adstream"))
         .env("ADSTREAM_STATUS_ADDR", "127.0.0.1:0")

@@ -29,6 +29,8 @@ impl Processor {
                 }
             }
         }
+        let merging = self.shared.as_ref().and_then(|s| s.merging.as_ref());
+        stages.extend(merging.map(|m| m.state()));
         let (watermark, partition_times) = self.watermark.state();
         let cp = Checkpoint {
             seq,

@@ -222,10 +222,12 @@ impl Store {
     }
 }
 
-/// The cut of one partition, out of a cut over every partition this host owns.
+/// The cut of one partition, out of a cut over every partition this host owns; the merge
+/// state goes with the partition whose owner merges (`pipeline/merge/`).
 pub fn cut_of(cp: &Checkpoint, partition: i32) -> Checkpoint {
+    let merging = partition == crate::pipeline::merge::MERGING_PARTITION;
     let stages = cp.stages.iter().filter_map(|(name, state)| {
-        let own = crate::pipeline::stage::state_of_partition(state, partition)?;
+        let own = crate::pipeline::stage::state_of_partition(state, partition, merging)?;
         Some((name.clone(), own))
     });
     Checkpoint {

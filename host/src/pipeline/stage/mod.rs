@@ -7,6 +7,8 @@ mod base;
 mod canary;
 mod chain;
 mod failure;
+mod frame;
+mod lanes;
 mod partitions;
 mod route;
 #[cfg(test)]
@@ -22,7 +24,9 @@ mod worker;
 
 pub use canary::{Canary, CanaryError, CanarySpec};
 pub use chain::{lines_up, process_chain};
-pub use partitions::{Watermarks, state_of_partition};
+pub use frame::state_of_partition;
+pub use lanes::LaneOutput;
+pub use partitions::Watermarks;
 pub use swap::{Refusal, Replacement, SwapOutcome};
 
 pub use super::error::StageFatal;

@@ -10,15 +10,13 @@
 //! is later (a partition that went idle has its windows closed with the others'), so that
 //! its partials always reach the merger before the merger's watermark passes them.
 
+use super::frame::{FRAME, unframe, write};
 use super::share::Share;
 use super::{Refusal, Replacement, Stage, StageFatal, StageSpec};
 use crate::batch::{DeadLetters, Envelope, Position};
 use crate::pipeline::stats::StageStats;
 use crate::plugin::{CallError, Role};
 use std::sync::Arc;
-
-/// Marks a checkpointed state as one per partition, then the merger's.
-const FRAME: &[u8; 8] = b"ADPARTS1";
 
 /// The lanes' partitions, and the merger.
 pub(super) struct Partitions {
@@ -298,98 +296,4 @@ pub(super) fn partials(outputs: Vec<Envelope>) -> Vec<Envelope> {
         e.positions = None;
     }
     rows
-}
-
-fn write(out: &mut Vec<u8>, state: Option<&[u8]>) {
-    let len = state.map_or(u32::MAX, |s| s.len() as u32);
-    out.extend(len.to_le_bytes());
-    out.extend(state.into_iter().flatten());
-}
-
-/// Reads a framed snapshot from the front.
-struct Cursor<'a>(&'a [u8]);
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
-        let (head, tail) = (self.0.get(..len)?, self.0.get(len..)?);
-        self.0 = tail;
-        Some(head)
-    }
-
-    fn word(&mut self) -> Option<[u8; 4]> {
-        self.take(4)?.try_into().ok()
-    }
-
-    /// A state written by [`write`]: `Some(None)` for none.
-    fn state(&mut self) -> Option<Option<&'a [u8]>> {
-        match u32::from_le_bytes(self.word()?) {
-            u32::MAX => Some(None),
-            len => Some(Some(self.take(len as usize)?)),
-        }
-    }
-}
-
-/// What of a stage's snapshot belongs to `partition`: its lane's state, framed as a
-/// snapshot of that lane alone (which restores that lane and leaves the others be); the
-/// whole snapshot when the stage is not spread (a topic of one partition). `None` when the
-/// lane has no state. A spread stage's merger has none of its own in a pipeline shared by
-/// hosts (`pipeline/group.rs` refuses aggregates there).
-pub fn state_of_partition(state: &[u8], partition: i32) -> Option<Vec<u8>> {
-    let Some((states, _)) = unframe(state) else {
-        return Some(state.to_vec());
-    };
-    let (_, own) = states.into_iter().find(|&(id, _)| id == partition)?;
-    let own = own?;
-    let mut out = FRAME.to_vec();
-    out.extend(1u32.to_le_bytes());
-    out.extend(partition.to_le_bytes());
-    write(&mut out, Some(own));
-    write(&mut out, None);
-    Some(out)
-}
-
-/// A partition's state.
-type PartitionState<'a> = (i32, Option<&'a [u8]>);
-
-/// Each partition's state and the merger's, from a framed snapshot; `None` if `state` is
-/// not one.
-fn unframe(state: &[u8]) -> Option<(Vec<PartitionState<'_>>, Option<&[u8]>)> {
-    let mut c = Cursor(state.strip_prefix(FRAME.as_slice())?);
-    let n = u32::from_le_bytes(c.word()?);
-    let mut states = Vec::new();
-    for _ in 0..n {
-        let id = i32::from_le_bytes(c.word()?);
-        states.push((id, c.state()?));
-    }
-    let merger = c.state()?;
-    Some((states, merger))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn framed_partitions_come_back_as_they_went() {
-        let mut out = FRAME.to_vec();
-        out.extend(2u32.to_le_bytes());
-        out.extend(3i32.to_le_bytes());
-        write(&mut out, Some(b"abc"));
-        out.extend(7i32.to_le_bytes());
-        write(&mut out, None);
-        write(&mut out, Some(b"merger"));
-        let (states, merger) = unframe(&out).unwrap();
-        assert_eq!(states, vec![(3, Some(&b"abc"[..])), (7, None)]);
-        assert_eq!(merger, Some(&b"merger"[..]));
-        assert!(unframe(b"a plain state").is_none());
-        assert!(unframe(&out[..out.len() - 3]).is_none());
-        let three = state_of_partition(&out, 3).unwrap();
-        assert_eq!(
-            unframe(&three).unwrap(),
-            (vec![(3, Some(&b"abc"[..]))], None)
-        );
-        assert_eq!(state_of_partition(&out, 7), None, "no state");
-        assert_eq!(state_of_partition(&out, 9), None, "no lane");
-        assert_eq!(state_of_partition(b"plain", 0).unwrap(), b"plain");
-    }
 }
