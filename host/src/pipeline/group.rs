@@ -20,6 +20,7 @@ use super::checkpoint::{Checkpoint, Claim, Store, Unit};
 use super::error::RunError;
 use super::merge::{Merging, Plan};
 use super::stage::Stage;
+use super::stats::Latency;
 use crate::config::{PipelineConfig, SinkConfig, SourceConfig};
 use crate::plugin::Role;
 use crate::sources::Claims;
@@ -34,6 +35,8 @@ pub(super) type Taken = Arc<Mutex<BTreeMap<i32, (Claim, Option<Checkpoint>)>>>;
 pub(super) struct StoreClaims {
     pub store: Store,
     pub taken: Taken,
+    /// How long the group waited for partitions this host let go.
+    pub held: Latency,
 }
 
 impl Claims for StoreClaims {
@@ -54,6 +57,10 @@ impl Claims for StoreClaims {
 
     fn released(&self) -> bool {
         self.store.all_released()
+    }
+
+    fn let_go(&self, held: std::time::Duration) {
+        self.held.observe(held);
     }
 }
 

@@ -12,7 +12,7 @@ use super::processor::Processor;
 use super::running::RunningPipeline;
 use super::sinkset::{self, SinkSet};
 use super::stage::{Stage, StageView};
-use super::stats::{PipelineStats, RunSummary};
+use super::stats::{Latency, PipelineStats, RunSummary};
 use super::watermark::Watermark;
 use crate::batch::Position;
 use crate::batch::decode::Decoder;
@@ -167,7 +167,7 @@ struct Origin {
 
 /// The checkpoint to restore and where the source starts; for a pipeline hosts share,
 /// its store, whose cuts come with the partitions the group gives this host.
-fn origin(pipeline: &Pipeline) -> Result<Origin, RunError> {
+fn origin(pipeline: &Pipeline, held: Latency) -> Result<Origin, RunError> {
     let policy = pipeline.checkpoint.as_ref();
     let owner = checkpoint::owner_name();
     let file = policy.map(|p| p.file.as_path());
@@ -176,6 +176,7 @@ fn origin(pipeline: &Pipeline) -> Result<Origin, RunError> {
         let claims = StoreClaims {
             store: store.clone(),
             taken: taken.clone(),
+            held,
         };
         let resume = Resume::Shared(Claimer(Arc::new(claims)));
         let (lock, cp, store) = (None, None, Some((store.clone(), taken.clone())));
@@ -205,7 +206,8 @@ pub async fn start(
 ) -> Result<RunningPipeline, RunError> {
     let began = Instant::now();
     let policy = pipeline.checkpoint.clone();
-    let origin = origin(&pipeline)?;
+    let held = stats.lock().expect("stats").rebalance_seconds.clone();
+    let origin = origin(&pipeline, held)?;
     let (lock, store, cp) = (origin.lock, origin.store, origin.cp);
     let max_record = pipeline.decoder.max_record_bytes;
     let source = crate::sources::open(&pipeline.source, &origin.resume, max_record).await?;

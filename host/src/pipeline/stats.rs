@@ -226,6 +226,10 @@ pub struct PipelineStats {
     pub partition_watermarks: BTreeMap<i32, i64>,
     /// Rebalances of a shared source's group that moved partitions to or from this host.
     pub rebalances: u64,
+    /// How long each rebalance that took partitions from this host waited for their last
+    /// cuts before they went to their next owner.
+    #[serde(skip)]
+    pub rebalance_seconds: Latency,
     /// While this host merges a shared pipeline's windows (it owns partition 0): their
     /// watermark, the slowest partition's mark (`i64::MIN` until every one has a mark).
     pub merging: Option<i64>,

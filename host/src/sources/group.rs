@@ -86,6 +86,7 @@ impl Group {
             return;
         }
         let (tpl, since) = held.take().expect("held");
+        self.claims.0.let_go(since.elapsed());
         let held_ms = since.elapsed().as_millis() as u64;
         tracing::info!(topic = %self.topic, partitions = ?partitions(&tpl), held_ms, "partitions released to the group");
         if let Err(e) = unassign(consumer, &tpl) {

@@ -64,6 +64,9 @@ pub trait Claims: Send + Sync {
     /// Whether every partition being taken has had its last cut written (or refused,
     /// when another host took it first), so that the next owner may read it.
     fn released(&self) -> bool;
+
+    /// The held partitions went back to the group, `held` after the group asked for them.
+    fn let_go(&self, held: std::time::Duration);
 }
 
 /// A shared [`Claims`].

@@ -239,6 +239,12 @@ fn pipeline_families(e: &mut DescriptorEncoder, s: &Status) -> Result<(), std::f
     let moved = (s.pipelines.iter()).map(|p| (pipeline(p), p.rebalances as f64));
     let help = "Rebalances that moved partitions of a shared source to or from this host.";
     family(e, ("rebalances", help), true, moved.collect())?;
+    let held = s
+        .pipelines
+        .iter()
+        .map(|p| (pipeline(p), &p.rebalance_seconds));
+    let help = "Time a rebalance waited for the last cuts of partitions this host let go.";
+    histograms(e, ("rebalance_seconds", help), held.collect())?;
     let batches = s.pipelines.iter().map(|p| (pipeline(p), &p.batch_seconds));
     let help = "Time a batch takes through every stage, in seconds.";
     histograms(e, ("batch_seconds", help), batches.collect())

@@ -44,6 +44,9 @@ pub struct PipelineStatus {
     pub dead_letters_by_reason: BTreeMap<&'static str, u64>,
     #[serde(skip)]
     pub batch_seconds: Latency,
+    /// How long rebalances waited for partitions this host let go.
+    #[serde(skip)]
+    pub rebalance_seconds: Latency,
     /// The last dead letters (without payloads), for the dashboard's feed.
     #[serde(skip)]
     pub recent_dead_letters: Recent,
@@ -263,6 +266,7 @@ fn entry_status(e: &BoardEntry) -> PipelineStatus {
         dead_letters: stats.dead_letters,
         dead_letters_by_reason: stats.dead_letters_by_reason.clone(),
         batch_seconds: stats.batch_seconds.clone(),
+        rebalance_seconds: stats.rebalance_seconds.clone(),
         recent_dead_letters: stats.recent_dead_letters.clone(),
         watermark: stats.watermark.map(iso8601),
         checkpoints: stats.checkpoints,

@@ -342,6 +342,19 @@ async fn hosts_share_a_topic_and_partitions_move_with_their_state() {
     assert!(text.contains("partitions 0 (lag 0, watermark 20"), "{text}");
     let marks = p["partition_watermarks"].as_object().unwrap();
     assert_eq!(marks.len(), 4, "every partition's own watermark: {p}");
+    // Each time b joined, a let two partitions go once their cuts were written.
+    let url = format!("http://{addr}/metrics");
+    let metrics = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let held = metrics
+        .lines()
+        .find(|l| l.starts_with("adstream_rebalance_seconds_count"));
+    let held: u64 = held
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        held >= 1,
+        "rebalances that waited for this host's cuts: {metrics}"
+    );
     a.kill().unwrap();
     a.wait().unwrap();
 }
