@@ -16,8 +16,9 @@ pub struct Gate {
     pub next: i64,
     /// How many partitions the source has (from the lanes' messages).
     of: u32,
-    /// Each source partition's latest mark.
-    marks: BTreeMap<i32, i64>,
+    /// Each lane's latest mark. Per stage: a lane's mark comes after that lane's partials,
+    /// not after another stage's lane of the same partition.
+    marks: BTreeMap<Lane, i64>,
     /// Per lane, the latest window start merged.
     done: BTreeMap<Lane, i64>,
     /// Per lane, the rows of a lane output whose parts are not all in yet.
@@ -65,7 +66,7 @@ impl Gate {
         }
         let rows = self.pending.remove(&lane).unwrap_or_default();
         let rows = self.fresh(&lane, rows)?;
-        let m = self.marks.entry(partition).or_insert(mark);
+        let m = self.marks.entry(lane.clone()).or_insert(mark);
         *m = (*m).max(mark);
         Ok(Some(Admitted {
             stage: lane.0,
@@ -94,14 +95,23 @@ impl Gate {
         Ok(out)
     }
 
-    /// The merged windows' watermark: the slowest partition's mark, once every partition
-    /// has one.
-    pub fn watermark(&self) -> i64 {
-        let all = self.of > 0 && self.marks.len() >= self.of as usize;
-        match all {
-            true => self.marks.values().copied().min().unwrap_or(i64::MIN),
+    /// The watermark of `stage`'s merged windows: its slowest lane's mark, once every
+    /// partition's lane has one.
+    pub fn watermark(&self, stage: &str) -> i64 {
+        let marks = self.marks.iter().filter(|((s, _), _)| s == stage);
+        let marks: Vec<i64> = marks.map(|(_, &m)| m).collect();
+        match self.of > 0 && marks.len() >= self.of as usize {
+            true => marks.into_iter().min().unwrap_or(i64::MIN),
             false => i64::MIN,
         }
+    }
+
+    /// The slowest stage's merged watermark (for status).
+    pub fn slowest(&self) -> i64 {
+        let stages: std::collections::BTreeSet<&str> =
+            self.marks.keys().map(|(s, _)| s.as_str()).collect();
+        let marks = stages.into_iter().map(|s| self.watermark(s));
+        marks.min().unwrap_or(i64::MIN)
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -118,8 +128,13 @@ mod tests {
     use super::*;
 
     fn message(partition: i32, mark: i64, part: u32, parts: u32, starts: &[i64]) -> Vec<u8> {
+        of_stage("m", (partition, mark), (part, parts), starts)
+    }
+
+    fn of_stage(stage: &str, at: (i32, i64), parts: (u32, u32), starts: &[i64]) -> Vec<u8> {
+        let ((partition, mark), (part, parts)) = (at, parts);
         let head = Header {
-            stage: "m".into(),
+            stage: stage.into(),
             partition,
             of: 2,
             mark,
@@ -147,12 +162,21 @@ mod tests {
             starts(g.admit(0, &message(0, 100, 0, 1, &[0])).unwrap()),
             [0]
         );
-        assert_eq!(g.watermark(), i64::MIN, "partition 1 has no mark yet");
+        assert_eq!(g.watermark("m"), i64::MIN, "partition 1 has no mark yet");
         g.admit(1, &message(1, 70, 0, 1, &[])).unwrap();
-        assert_eq!(g.watermark(), 70);
+        assert_eq!(g.watermark("m"), 70);
         g.admit(2, &message(1, 50, 0, 1, &[])).unwrap();
-        assert_eq!(g.watermark(), 70, "a mark never goes back");
+        assert_eq!(g.watermark("m"), 70, "a mark never goes back");
         assert_eq!(g.next, 3);
+        // Another stage's lanes of the same partitions have marks of their own: their
+        // partials may still be on the way.
+        g.admit(3, &of_stage("s", (0, 200), (0, 1), &[])).unwrap();
+        assert_eq!(g.watermark("s"), i64::MIN);
+        g.admit(4, &of_stage("s", (1, 200), (0, 1), &[])).unwrap();
+        assert_eq!(
+            (g.watermark("m"), g.watermark("s"), g.slowest()),
+            (70, 200, 70)
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ impl Merging {
 
     /// The merged windows' watermark.
     pub fn watermark(&self) -> i64 {
-        self.gate.watermark()
+        self.gate.slowest()
     }
 
     /// The merge state, for partition 0's cut.
@@ -110,7 +110,6 @@ impl Processor {
                 Err(why) => dl.record(&one(offset, &bytes), 0, &format!("partials: {why}")),
             }
         }
-        let watermark = m.gate.watermark();
         for k in 0..self.stages.len() {
             if !self.stages[k].merges() {
                 continue;
@@ -128,6 +127,7 @@ impl Processor {
                 batch: decoded.batch,
                 positions: None,
             }];
+            let watermark = m.gate.watermark(&name);
             let out = self.stages[k].merge(partials, watermark, &mut dl)?;
             if !out.is_empty() {
                 self.run_stages(Vec::new(), Some((k, out)), &mut dl)?;
