@@ -24,6 +24,7 @@ work=$(mktemp -d)
 ns="scale$$-"
 cleanup() {
     for pid in $(cat "$work"/*.pid 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+    # The database the runs' sinks created, named after this script's pid: its own.
     clickhouse-client --query "DROP DATABASE IF EXISTS ${ns%-}" >/dev/null 2>&1 || true
     rm -rf "$work"
 }

@@ -1,5 +1,6 @@
-//! What the merging host knows of the partials topic: where it reads next, every source
-//! partition's mark, and per lane the latest window it merged — so that a lane read
+//! What the merging host knows of the partials topic: where it reads next, every lane's
+//! mark (a lane is a stage's instance for one source partition), and per lane the latest
+//! window it merged — so that a lane read
 //! again from its partition's cut (after a host died or a partition moved) merges none of
 //! its windows twice. Checkpointed with partition 0, whose owner merges.
 

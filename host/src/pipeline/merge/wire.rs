@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 /// over it is sent in parts (brokers refuse messages over 1 MB by default).
 pub const MAX_MESSAGE_BYTES: usize = 512 * 1024;
 
+/// The most parts one lane output may have (32 MiB of rows): the merging host holds the
+/// parts until the last, so their count is bounded. A lane's output for one batch is a
+/// row per group and window closed, far below it.
+pub const MAX_PARTS: u32 = 64;
+
 /// The longest header line read: a stage name is short; anything longer is damage.
 const MAX_HEADER_BYTES: usize = 4096;
 
@@ -74,8 +79,11 @@ pub fn decode(message: &[u8]) -> Result<(Header, Vec<&[u8]>), String> {
     };
     let head: Header =
         serde_json::from_slice(head).map_err(|e| format!("a bad header line: {e}"))?;
-    if head.parts == 0 || head.part >= head.parts {
-        return Err(format!("part {} of {}", head.part, head.parts));
+    if head.parts == 0 || head.part >= head.parts || head.parts > MAX_PARTS {
+        return Err(format!(
+            "part {} of {} (at most {MAX_PARTS})",
+            head.part, head.parts
+        ));
     }
     let rows = body.split(|&b| b == b'\n').filter(|l| !l.is_empty());
     Ok((head, rows.collect()))
@@ -143,5 +151,11 @@ mod tests {
         let bad = Header { part: 1, ..head() };
         let m = format!("{}\n", serde_json::to_string(&bad).unwrap());
         assert!(decode(m.as_bytes()).unwrap_err().contains("part 1 of 1"));
+        let many = Header {
+            parts: MAX_PARTS + 1,
+            ..head()
+        };
+        let m = format!("{}\n", serde_json::to_string(&many).unwrap());
+        assert!(decode(m.as_bytes()).unwrap_err().contains("at most 64"));
     }
 }

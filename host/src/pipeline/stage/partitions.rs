@@ -8,7 +8,9 @@
 //!
 //! A lane closes its windows by its own partition's watermark, or the pipeline's when that
 //! is later (a partition that went idle has its windows closed with the others'), so that
-//! its partials always reach the merger before the merger's watermark passes them.
+//! its partials always reach the merger before the merger's watermark passes them. In a
+//! pipeline hosts share, a lane goes by its partition's own watermark alone, and its
+//! partials go to the merging host (`pipeline/merge/`).
 
 use super::frame::{FRAME, unframe, write};
 use super::share::Share;
