@@ -5,75 +5,52 @@
 
 use super::services::GENERATOR;
 use super::services_support::*;
-use super::shared::host;
-use super::support::{AD_SCHEMA, pipeline_file};
+use super::support::root;
 use adstream::batch::RawBatch;
+use adstream::config::kafka::{CreateTopic, KafkaOptions};
 use adstream::config::source::GeneratorConfig;
 use adstream::sources::generator::GeneratorSource;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PARTITIONS: i32 = 6;
 
-fn pipeline(id: &str, name: &str, dir: &Path, interval: &str) -> String {
-    format!(
-        r#"
-name = "{name}-{id}"
-dead_letter = "dead"
-[source]
-kind = "kafka"
-brokers = "{BROKERS}"
-topic = "{id}-events"
-group = "{id}-{name}"
-shared = true
-create_topic = {{ partitions = {PARTITIONS} }}
-batch_size = 2000
-flush_interval = "50ms"
-{AD_SCHEMA}
-[event_time]
-delay = "2s"
-[checkpoint]
-dir = "{state}"
-interval = "{interval}"
-[[stage]]
-name = "pii"
-plugin = "@PLUGINS@/pii_hash.wasm"
-secrets.key = {{ file = "{key}" }}
-config = {{ hash = ["user_id", "device_id"], truncate_ip = ["ip"] }}
-[[stage]]
-name = "metrics_1m"
-plugin = "@PLUGINS@/window_aggregate.wasm"
-config = {{ window = "1m", group_by = ["country", "ad_format"], lateness = "5s" }}
-to = ["clickhouse"]
-[[stage]]
-name = "anomalies"
-plugin = "@PLUGINS@/anomaly_ema.wasm"
-config = {{ min_impressions = 500 }}
-to = ["alerts"]
-[sink.clickhouse]
-kind = "clickhouse"
-table = "adstream_{id}.{name}_1m"
-create = true
-order_by = ["window_start", "country", "ad_format"]
-[sink.alerts]
-kind = "kafka"
-brokers = "{BROKERS}"
-topic = "{id}-{name}-alerts"
-key = "alert_id"
-create_topic = {{ partitions = 1 }}
-[sink.dead]
-kind = "kafka"
-brokers = "{BROKERS}"
-topic = "{id}-{name}-dead"
-value = "payload"
-headers = ["*"]
-create_topic = {{ partitions = 1 }}
-"#,
-        state = dir.join(format!("state-{name}")).display(),
-        key = dir.join("pii.key").display(),
-    )
+/// The environment that runs the shipped `pipelines/ad-metrics.toml` for group `name`,
+/// shared, on the test's own topics, database, Redis keys and checkpoint folder.
+fn group_env(id: &str, name: &str, dir: &Path) -> Vec<(String, String)> {
+    let state = dir.join(format!("state-{name}"));
+    [
+        ("ADSTREAM_SHARED", "true".to_string()),
+        ("ADSTREAM_NS", format!("{id}_{name}_")),
+        ("ADSTREAM_CH_DB", format!("sw_{id}_{name}")),
+        ("ADSTREAM_STATE", state.display().to_string()),
+        ("ADSTREAM_KAFKA", BROKERS.to_string()),
+        ("ADSTREAM_CLICKHOUSE", CLICKHOUSE.to_string()),
+        ("ADSTREAM_REDIS", REDIS.to_string()),
+        (
+            "ADSTREAM_PII_KEY",
+            "a-test-key-of-enough-length".to_string(),
+        ),
+        ("ADSTREAM_STATUS_ADDR", "127.0.0.1:0".to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .into()
+}
+
+/// `adstream run pipelines/ad-metrics.toml` in `env`, its log in `dir/<log>.log`.
+fn host(env: &[(String, String)], dir: &Path, log: &str) -> Child {
+    let file = std::fs::File::create(dir.join(format!("{log}.log"))).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_adstream"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .arg("run")
+        .arg(root().join("pipelines/ad-metrics.toml"))
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .unwrap()
 }
 
 /// Host processes, killed when the test ends however it ends.
@@ -135,12 +112,13 @@ fn owner(store: &Path, partition: i32) -> Option<u32> {
     owner.rsplit('/').next()?.parse().ok()
 }
 
-async fn windows_equal(table: &str, want: &Windows, dir: &Path) {
-    let done = eventually(Duration::from_secs(240), async || {
-        windows(table).await == *want
-    })
-    .await;
-    let got = windows(table).await;
+/// Waits until `table`'s closed windows (`closed`'s `(window, until, lateness)`) are
+/// `want`.
+async fn windows_equal(table: &str, want: &Windows, by: (i64, i64, i64), dir: &Path) {
+    let (window, until, lateness) = by;
+    let got = async || closed(windows(table).await, window, until, lateness);
+    let done = eventually(Duration::from_secs(240), async || got().await == *want).await;
+    let got = got().await;
     assert!(
         done,
         "{table}: {} of {} windows, first differing: {:?}\n{}",
@@ -165,17 +143,34 @@ fn owned_by(store: &Path, n: usize) -> Option<BTreeSet<u32>> {
     None
 }
 
+/// The windows of `window_ms` that every partition has passed by (its latest event time
+/// less the event-time delay and `lateness_ms`) in `got` and in `want`.
+fn closed(mut windows: Windows, window_ms: i64, until: i64, lateness_ms: i64) -> Windows {
+    windows.retain(|(t, _, _), _| t + window_ms + lateness_ms + 2_000 <= until);
+    windows
+}
+
+/// A time every partition's events have reached: the last second holds about a thousand
+/// events, spread over the partitions by their keys.
+fn every_partition_reached(all: &RawBatch) -> i64 {
+    let time = |i| {
+        serde_json::from_slice::<serde_json::Value>(all.record(i)).unwrap()["event_time"].as_i64()
+    };
+    let last = (0..all.len()).filter_map(time).max().unwrap();
+    last - 1_000
+}
+
 /// One host, and hosts of another group scaled 1 → 3 → 2 → 1 while events flow (two
-/// join, one leaves with SIGTERM, the merging one is killed with -9): the same windows,
-/// equal to counts from the events, and the same alerts (a Kafka sink may send what
-/// came after the dead host's last cut again: the same alert, with its id).
+/// join, one leaves with SIGTERM, the merging one is killed with -9), both running the
+/// shipped `pipelines/ad-metrics.toml` with `ADSTREAM_SHARED=true`: the same 1 min and
+/// 10 s windows, equal to counts from the events, and the same alerts (a Kafka sink may
+/// send what came after the dead host's last cut again: the same alert, with its id).
 #[tokio::test(flavor = "multi_thread")]
 async fn hosts_that_join_leave_and_die_write_the_windows_and_alerts_one_host_writes() {
     services();
     let id = uid();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("pii.key"), "a-test-key-of-enough-length\n").unwrap();
     let cfg: GeneratorConfig = toml::from_str(GENERATOR).unwrap();
     let mut generator = GeneratorSource::new(&cfg).unwrap();
     let parts: Vec<RawBatch> = (0..3)
@@ -189,31 +184,46 @@ async fn hosts_that_join_leave_and_die_write_the_windows_and_alerts_one_host_wri
     for part in &parts {
         (0..part.len()).for_each(|i| all.push(part.record(i), part.position(i)));
     }
-    let mut want = oracle(&all, 60_000);
-    // The last window stays open: no partition has passed it.
-    let last = want.last_key_value().unwrap().0.0;
-    want.retain(|(t, _, _), _| *t < last);
-
-    let one = pipeline_file(dir, "one.toml", &pipeline(&id, "one", dir, "1s"));
-    // Few cuts: the hosts that take a dead host's partitions read them again from long
-    // before it died, and send windows the merger had again.
-    let three = pipeline_file(dir, "three.toml", &pipeline(&id, "three", dir, "1m"));
-    let store = dir.join(format!("state-three/three-{id}.partitions"));
-    let events = format!("{id}-events");
+    let (one, three) = (group_env(&id, "one", dir), group_env(&id, "three", dir));
+    let topics = [
+        format!("{id}_one_ad-events"),
+        format!("{id}_three_ad-events"),
+    ];
+    for topic in &topics {
+        let create = CreateTopic {
+            partitions: (PARTITIONS as u32).try_into().unwrap(),
+        };
+        let options = KafkaOptions::default();
+        adstream::connect::kafka::ensure_topic(BROKERS, topic, Some(&create), &options)
+            .await
+            .unwrap();
+    }
+    let produce_part = |k: usize| {
+        let (topics, part) = (topics.clone(), parts[k].clone());
+        tokio::spawn(async move {
+            for topic in &topics {
+                produce(topic, &part).await;
+            }
+        })
+    };
+    let store = dir.join("state-three/ad-metrics.partitions");
     let mut hosts = Hosts(vec![host(&one, dir, "one"), host(&three, dir, "three-a")]);
-    produce(&events, &parts[0]).await;
-    let table = format!("adstream_{id}.three_1m");
+    produce_part(0).await.unwrap();
+    let tables = |name: &str| {
+        let db = format!("sw_{id}_{name}");
+        [
+            format!("{db}.ad_metrics_1m"),
+            format!("{db}.ad_metrics_10s"),
+        ]
+    };
     let merged = eventually(Duration::from_secs(120), async || {
-        !windows(&table).await.is_empty()
+        !windows(&tables("three")[1]).await.is_empty()
     })
     .await;
     assert!(merged, "a host alone merged a window\n{}", logs(dir));
 
     // 1 → 3 while events flow.
-    let flow = {
-        let (events, part) = (events.clone(), parts[1].clone());
-        tokio::spawn(async move { produce(&events, &part).await })
-    };
+    let flow = produce_part(1);
     hosts.0.push(host(&three, dir, "three-b"));
     hosts.0.push(host(&three, dir, "three-c"));
     flow.await.unwrap();
@@ -226,10 +236,7 @@ async fn hosts_that_join_leave_and_die_write_the_windows_and_alerts_one_host_wri
 
     // 3 → 2: a host that does not merge leaves, then 2 → 1: the merging host dies, both
     // while events flow.
-    let flow = {
-        let (events, part) = (events.clone(), parts[2].clone());
-        tokio::spawn(async move { produce(&events, &part).await })
-    };
+    let flow = produce_part(2);
     let merging = owner(&store, 0).unwrap();
     let leaver = hosts.0[1..].iter_mut().find(|h| h.id() != merging).unwrap();
     let term = Command::new("kill")
@@ -250,8 +257,13 @@ async fn hosts_that_join_leave_and_die_write_the_windows_and_alerts_one_host_wri
     victim.wait().unwrap();
     flow.await.unwrap();
 
-    windows_equal(&format!("adstream_{id}.one_1m"), &want, dir).await;
-    windows_equal(&table, &want, dir).await;
+    let until = every_partition_reached(&all);
+    for (window, lateness, at) in [(60_000, 5_000, 0), (10_000, 0, 1)] {
+        let want = closed(oracle(&all, window), window, until, lateness);
+        for name in ["one", "three"] {
+            windows_equal(&tables(name)[at], &want, (window, until, lateness), dir).await;
+        }
+    }
     let survivor = owned_by(&store, 1).expect("the survivor owns every partition");
     assert!(!survivor.contains(&merging));
     let text = status_text(dir, &hosts, survivor.first().copied().unwrap());
@@ -265,10 +277,10 @@ async fn hosts_that_join_leave_and_die_write_the_windows_and_alerts_one_host_wri
         "one: {text}"
     );
 
-    let by_one = alerts(&format!("{id}-one-alerts"), 4, Duration::from_secs(30));
+    let by_one = alerts(&format!("{id}_one_alerts"), 4, Duration::from_secs(30));
     assert!(by_one.len() >= 4, "the scenarios' alerts: {by_one:?}");
     let mut by_three = alerts(
-        &format!("{id}-three-alerts"),
+        &format!("{id}_three_alerts"),
         3 * by_one.len(),
         Duration::from_secs(10),
     );
@@ -277,7 +289,11 @@ async fn hosts_that_join_leave_and_die_write_the_windows_and_alerts_one_host_wri
     // No window sent again by a lane read from an older cut reached the merger: it would
     // be merged twice, or be late there (a dead letter).
     for name in ["one", "three"] {
-        let dead = consume_all(&format!("{id}-{name}-dead"), 1, Duration::from_secs(3));
+        let dead = consume_all(
+            &format!("{id}_{name}_dead-letters"),
+            1,
+            Duration::from_secs(3),
+        );
         let first = dead.first().map(|(v, h)| (String::from_utf8_lossy(v), h));
         assert!(first.is_none(), "{name}: a dead letter: {first:?}");
     }

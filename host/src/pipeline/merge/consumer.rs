@@ -16,6 +16,7 @@ const MAX_POLL_MESSAGES: usize = 1000;
 
 pub struct Reader {
     consumer: BaseConsumer,
+    topic: String,
 }
 
 impl Reader {
@@ -37,7 +38,14 @@ impl Reader {
         at.add_partition_offset(&plan.topic, 0, Offset::Offset(from))
             .map_err(|e| why(&e))?;
         consumer.assign(&at).map_err(|e| why(&e))?;
-        Ok(Reader { consumer })
+        Ok(Reader {
+            consumer,
+            topic: plan.topic.clone(),
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
     }
 
     /// The messages after the last taken, each with its offset: as many as are there, up

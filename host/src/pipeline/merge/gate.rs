@@ -82,6 +82,7 @@ impl Gate {
     fn fresh(&mut self, lane: &Lane, rows: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, String> {
         let done = self.done.get(lane).copied().unwrap_or(i64::MIN);
         let mut latest = done;
+        let n = rows.len();
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let start = serde_json::from_slice::<Start>(&row)
@@ -93,6 +94,15 @@ impl Gate {
             }
         }
         self.done.insert(lane.clone(), latest);
+        if out.len() < n {
+            tracing::debug!(
+                stage = lane.0,
+                partition = lane.1,
+                done,
+                dropped = n - out.len(),
+                "partials merged before"
+            );
+        }
         Ok(out)
     }
 

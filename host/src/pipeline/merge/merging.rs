@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::mpsc::{self, error::TryRecvError};
 
+/// Per stage, rows of partial windows, each with the offset of its message.
+type Partials = BTreeMap<String, Vec<(i64, Vec<u8>)>>;
+
 /// How long a quiet processor waits for partials before it looks at its feed again.
 const QUIET_WAIT: Duration = Duration::from_millis(50);
 
@@ -47,6 +50,39 @@ impl Merging {
     /// The merged windows' watermark.
     pub fn watermark(&self) -> i64 {
         self.gate.slowest()
+    }
+
+    /// Takes `messages` through the gate: per stage, the rows of the lane outputs it
+    /// admitted, each with its message's offset.
+    fn admit(&mut self, messages: Vec<(i64, Vec<u8>)>, dl: &mut DeadLetters) -> Partials {
+        let mut rows = Partials::new();
+        for (offset, bytes) in messages {
+            if offset != self.gate.next {
+                // Partials lost between a lane and the merger: windows would be short.
+                tracing::error!(
+                    topic = self.reader.topic(),
+                    expected = self.gate.next,
+                    offset,
+                    "the partials topic skipped offsets"
+                );
+            }
+            match self.gate.admit(offset, &bytes) {
+                Ok(Some(a)) => {
+                    tracing::debug!(
+                        offset,
+                        stage = a.stage,
+                        partition = a.partition,
+                        rows = a.rows.len(),
+                        "partials admitted"
+                    );
+                    let lines = a.rows.into_iter().map(|r| (offset, r));
+                    rows.entry(a.stage).or_default().extend(lines);
+                }
+                Ok(None) => {}
+                Err(why) => dl.record(&one(offset, &bytes), 0, &format!("partials: {why}")),
+            }
+        }
+        rows
     }
 
     /// The merge state, for partition 0's cut.
@@ -99,17 +135,7 @@ impl Processor {
             return Ok(false);
         }
         let mut dl = DeadLetters::new("partials");
-        let mut rows: BTreeMap<String, Vec<(i64, Vec<u8>)>> = BTreeMap::new();
-        for (offset, bytes) in messages {
-            match m.gate.admit(offset, &bytes) {
-                Ok(Some(a)) => {
-                    let lines = a.rows.into_iter().map(|r| (offset, r));
-                    rows.entry(a.stage).or_default().extend(lines);
-                }
-                Ok(None) => {}
-                Err(why) => dl.record(&one(offset, &bytes), 0, &format!("partials: {why}")),
-            }
-        }
+        let mut rows = m.admit(messages, &mut dl);
         for k in 0..self.stages.len() {
             if !self.stages[k].merges() {
                 continue;
