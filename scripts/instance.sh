@@ -8,6 +8,7 @@
 #   scripts/instance.sh start DIR clickhouse [--tls CERTS] [--password P]
 #   scripts/instance.sh start DIR kafka [--tls CERTS] [--sasl USER:PASSWORD]
 #   scripts/instance.sh start DIR chdb     # a current ClickHouse (chdb-core, PyPI) over HTTP
+#   scripts/instance.sh start DIR s3       # an S3-compatible store (moto, PyPI), bucket `adstream`
 #   scripts/instance.sh stop DIR NAME      # gracefully
 #   scripts/instance.sh kill DIR NAME      # kill -9 (a Redis without --persist loses its data)
 #   scripts/instance.sh restart DIR NAME   # stop, then start again: same ports, same options
@@ -159,6 +160,25 @@ start_chdb() {
     echo "port=$port"
 }
 
+MOTO_VERSION=5.2.6
+
+# An S3-compatible store with conditional puts (If-Match, If-None-Match), as the shared
+# checkpoint store's tests need: moto's server, from PyPI into a virtual environment made
+# once in the cache. It keeps objects in memory; its bucket `adstream` is made at start.
+start_s3() {
+    local dir=$1 port venv=${ADSTREAM_CACHE:-$HOME/.cache/adstream}/moto-$MOTO_VERSION
+    if ! "$venv/bin/python" -c 'import moto.server' 2>/dev/null; then
+        log "installing moto $MOTO_VERSION (an S3-compatible server) from PyPI into $venv"
+        python3 -m venv "$venv" >&2 && "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" >&2 \
+            || die "installing moto $MOTO_VERSION failed"
+    fi
+    port=$(port_of "$dir" port)
+    run_detached "$dir" "$venv/bin/moto_server" -H 127.0.0.1 -p "$port"
+    wait_until 60 "$dir" curl -fs "http://127.0.0.1:$port/moto-api/"
+    curl -fs -X PUT "http://127.0.0.1:$port/adstream" >/dev/null || die "creating bucket adstream failed"
+    echo "port=$port"
+}
+
 start() {
     local dir=$1 name=$2; shift 2
     mkdir -p "$dir/$name"
@@ -171,7 +191,8 @@ start() {
         clickhouse) start_clickhouse "$dir" ;;
         kafka) start_kafka "$dir" ;;
         chdb) start_chdb "$dir" ;;
-        *) die "no service \`$name\` (redis, clickhouse, kafka, chdb)" ;;
+        s3) start_s3 "$dir" ;;
+        *) die "no service \`$name\` (redis, clickhouse, kafka, chdb, s3)" ;;
     esac
 }
 

@@ -21,7 +21,10 @@ use std::time::Duration;
 /// Where and how often checkpoints are saved.
 #[derive(Debug, Clone)]
 pub struct CheckpointPolicy {
+    /// The checkpoint of a pipeline one host runs.
     pub file: PathBuf,
+    /// The store of cuts of a pipeline hosts share.
+    pub store: checkpoint::Location,
     pub every: Duration,
     pub on_missing: crate::config::OnMissing,
 }
@@ -125,6 +128,7 @@ pub fn build(
         idle: cfg.event_time.idle.get(),
         checkpoint: cfg.checkpoint.as_ref().map(|c| CheckpointPolicy {
             file: checkpoint::path(std::path::Path::new(&c.dir), &cfg.name),
+            store: checkpoint::Location::of(&c.dir, &cfg.name),
             every: c.interval.get().max(Duration::from_millis(1)),
             on_missing: c.on_missing,
         }),

@@ -16,7 +16,7 @@
 //! (`merge/`), where the stages after it run too. Sinks must not rewind (a file sink's
 //! mark is per host, not per partition).
 
-use super::checkpoint::{Checkpoint, Claim, Store, Unit};
+use super::checkpoint::{Checkpoint, Claim, Location, Store, Unit};
 use super::error::RunError;
 use super::merge::{Merging, Plan};
 use super::stage::Stage;
@@ -25,7 +25,7 @@ use crate::config::{PipelineConfig, SinkConfig, SourceConfig};
 use crate::plugin::Role;
 use crate::sources::Claims;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// Partitions the source claimed, with their cuts, until the processor takes them.
@@ -115,7 +115,16 @@ pub(super) fn check(
                 .into(),
         ),
         SourceConfig::Kafka(k) if k.shared => refusal(stages, sinks),
-        _ => None,
+        _ => {
+            let dir = cfg.checkpoint.as_ref().map(|c| c.dir.as_str());
+            dir.filter(|d| d.starts_with("s3://")).map(|d| {
+                format!(
+                    "[checkpoint] dir = \"{d}\" is an object store, which holds the cuts of \
+                     a pipeline hosts share ([source] kind = \"kafka\" with shared = true); \
+                     a pipeline one host runs keeps its checkpoint in a folder"
+                )
+            })
+        }
     }
 }
 
@@ -173,7 +182,7 @@ fn has_window_start(s: &Stage) -> bool {
 /// `None` for any other pipeline.
 pub(super) fn open(
     source: &SourceConfig,
-    checkpoint: Option<&Path>,
+    checkpoint: Option<(&Path, &Location)>,
     owner: &str,
 ) -> Result<Option<(Store, Taken)>, RunError> {
     let SourceConfig::Kafka(source) = source else {
@@ -183,26 +192,21 @@ pub(super) fn open(
         return Ok(None);
     }
     // `check` (and so `build`) refuses a shared source without [checkpoint].
-    let Some(file) = checkpoint else {
+    let Some((file, store)) = checkpoint else {
         return Ok(None);
     };
-    if file.exists() {
+    if matches!(store, Location::Folder(_)) && file.exists() {
         return Err(RunError::Shared(format!(
             "[source] shared = true keeps a cut per partition in {}, but {} holds a \
              checkpoint of this pipeline from a host that read every partition: run the \
              pipeline without `shared` until that state is no longer needed, or move the \
              file away to start afresh",
-            store_dir(file).display(),
+            store,
             file.display()
         )));
     }
-    let store = Store::open(&store_dir(file), &source.group, owner)?;
+    let store = Store::open(store, &source.group, owner)?;
     Ok(Some((store, Taken::default())))
-}
-
-/// The folder of a shared pipeline's cuts, beside where its single checkpoint would be.
-fn store_dir(file: &Path) -> PathBuf {
-    file.with_extension("partitions")
 }
 
 #[cfg(test)]
@@ -218,10 +222,12 @@ mod tests {
         let text =
             "kind = \"kafka\"\nbrokers = \"b:9092\"\ntopic = \"t\"\ngroup = \"g\"\nshared = true";
         let source = SourceConfig::Kafka(toml::from_str::<KafkaSourceConfig>(text).unwrap());
-        let file = dir.path().join("p.checkpoint");
-        assert!(open(&source, Some(&file), "a/1").unwrap().is_some());
+        let file = crate::pipeline::checkpoint::path(dir.path(), "p");
+        let store = Location::of(dir.path().to_str().unwrap(), "p");
+        let at = Some((file.as_path(), &store));
+        assert!(open(&source, at, "a/1").unwrap().is_some());
         std::fs::write(&file, b"a checkpoint").unwrap();
-        let e = open(&source, Some(&file), "a/1").unwrap_err().to_string();
+        let e = open(&source, at, "a/1").unwrap_err().to_string();
         assert!(
             e.contains("p.checkpoint holds a checkpoint") && e.contains("p.partitions"),
             "{e}"

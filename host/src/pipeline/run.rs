@@ -170,8 +170,8 @@ struct Origin {
 fn origin(pipeline: &Pipeline, held: Latency) -> Result<Origin, RunError> {
     let policy = pipeline.checkpoint.as_ref();
     let owner = checkpoint::owner_name();
-    let file = policy.map(|p| p.file.as_path());
-    let store = group::open(&pipeline.source, file, &owner)?;
+    let at = policy.map(|p| (p.file.as_path(), &p.store));
+    let store = group::open(&pipeline.source, at, &owner)?;
     if let Some((store, taken)) = &store {
         let claims = StoreClaims {
             store: store.clone(),

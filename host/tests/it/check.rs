@@ -356,3 +356,18 @@ to = ["out"]
     let got = check(&format!("{default_dead}{quality}{kafka_sink}"));
     assert!(got.iter().any(|d| d.contains("is a file")), "{got:#?}");
 }
+
+/// An object store holds the cuts of a pipeline hosts share; a pipeline one host runs is
+/// refused one, at `check`, rather than failing to save its first checkpoint.
+#[test]
+fn an_object_store_is_for_a_pipeline_hosts_share() {
+    let got = check(&format!(
+        "[source]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9\"\ntopic = \"t\"\ngroup = \"g\"\n{AD_SCHEMA}[checkpoint]\ndir = \"s3://ads/state\"\n{GOOD_STAGE}"
+    ));
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].contains("dir = \"s3://ads/state\" is an object store")
+            && got[0].contains("shared = true"),
+        "{got:#?}"
+    );
+}

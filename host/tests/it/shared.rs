@@ -1,6 +1,7 @@
 //! Hosts sharing a topic through a consumer group (`[source] shared = true`), as users run
 //! them: `adstream run` processes on the real broker, one killed with -9.
 
+use super::instances::Instance;
 use super::services_support::*;
 use super::support::{AD_SCHEMA, pipeline_file};
 use adstream::batch::RawBatch;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 const PARTITIONS: i32 = 4;
 
-fn pipeline(id: &str, dir: &Path) -> String {
+fn pipeline(id: &str, dir: &Path, state: &str) -> String {
     format!(
         r#"
 name = "s-{id}"
@@ -55,9 +56,28 @@ value = "payload"
 headers = ["*"]
 create_topic = {{ partitions = 1 }}
 "#,
-        state = dir.join("state").display(),
         key = dir.join("pii.key").display(),
     )
+}
+
+/// Where a test's checkpoint store is.
+#[derive(Clone)]
+enum StoreAt {
+    Folder(PathBuf),
+    /// An S3-compatible store of the test's own (`scripts/instance.sh start DIR s3`).
+    Objects {
+        port: u16,
+        prefix: String,
+    },
+}
+
+impl StoreAt {
+    fn folder(&self) -> &Path {
+        match self {
+            StoreAt::Folder(dir) => dir,
+            StoreAt::Objects { .. } => panic!("a folder store"),
+        }
+    }
 }
 
 /// One test's pipeline: its folder (the key, the checkpoint store, the hosts' logs), file
@@ -66,28 +86,61 @@ struct Setup {
     id: String,
     dir: tempfile::TempDir,
     file: PathBuf,
-    store: PathBuf,
+    store: StoreAt,
+    /// The hosts' environment (where the object store is).
+    env: Vec<(String, String)>,
     topic: String,
     out: String,
     dead: String,
+    /// The object store, stopped when the test ends.
+    _s3: Option<Instance>,
 }
 
 impl Setup {
+    /// With the checkpoint store in a folder.
     fn new() -> Setup {
+        Setup::with(false)
+    }
+
+    /// With the checkpoint store in an S3-compatible object store when `s3`.
+    fn with(s3: bool) -> Setup {
         services();
         let id = uid();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
         std::fs::write(path.join("pii.key"), "a-test-key-of-enough-length\n").unwrap();
+        let s3 = s3.then(|| Instance::start(path, "s3", &[]));
+        let (state, store, env) = match &s3 {
+            None => (
+                path.join("state").display().to_string(),
+                StoreAt::Folder(path.join(format!("state/s-{id}.partitions"))),
+                Vec::new(),
+            ),
+            Some(s3) => (
+                format!("s3://adstream/{id}"),
+                StoreAt::Objects {
+                    port: s3.port(),
+                    prefix: format!("{id}/s-{id}"),
+                },
+                s3_env(s3.port()),
+            ),
+        };
         Setup {
-            file: pipeline_file(path, "p.toml", &pipeline(&id, path)),
-            store: path.join(format!("state/s-{id}.partitions")),
+            file: pipeline_file(path, "p.toml", &pipeline(&id, path, &state)),
+            store,
+            env,
             topic: format!("{id}-events"),
             out: format!("{id}-out"),
             dead: format!("{id}-dead"),
             id,
             dir,
+            _s3: s3,
         }
+    }
+
+    /// An `adstream run` of the pipeline, logging to `<name>.log`.
+    fn host(&self, name: &str) -> Child {
+        host_in(&self.file, self.dir.path(), name, &self.env)
     }
 
     /// Sends `parts` (`n` events) again: each is a duplicate the `unique` rule rejects
@@ -120,10 +173,16 @@ impl Setup {
 
 /// An `adstream run` of `file`, its log in `dir/<name>.log`, its status on a port of
 /// its own (the log says which).
-pub(super) fn host(file: &Path, dir: &Path, name: &str) -> Child {
+fn host(file: &Path, dir: &Path, name: &str) -> Child {
+    host_in(file, dir, name, &[])
+}
+
+/// [`host`] with `env` besides.
+fn host_in(file: &Path, dir: &Path, name: &str, env: &[(String, String)]) -> Child {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
     Command::new(env!("CARGO_BIN_EXE_adstream"))
         .env("ADSTREAM_STATUS_ADDR", "127.0.0.1:0")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("run")
         .arg(file)
         .stdout(Stdio::null())
@@ -132,11 +191,69 @@ pub(super) fn host(file: &Path, dir: &Path, name: &str) -> Child {
         .unwrap()
 }
 
+/// What a host needs to reach the object store on `port`, as users give it (the `AWS_*`
+/// variables object_store reads).
+fn s3_env(port: u16) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_ACCESS_KEY_ID", "adstream-test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "adstream-test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .into()
+}
+
+/// The first line of each unit's object (its claim) in the object store.
+fn object_claims(port: u16, prefix: &str) -> Vec<(i32, String)> {
+    use object_store::ObjectStore;
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name("adstream")
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_allow_http(true)
+        .with_access_key_id("adstream-test")
+        .with_secret_access_key("adstream-test")
+        .with_region("us-east-1")
+        .build()
+        .unwrap();
+    let prefix = prefix.to_string();
+    // A thread of its own: the tests call this from inside their runtime.
+    let read = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut out = Vec::new();
+            for p in 0..PARTITIONS {
+                let path = object_store::path::Path::from(format!("{prefix}/partition-{p}"));
+                if let Ok(got) = store.get(&path).await {
+                    let bytes = got.bytes().await.unwrap();
+                    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+                    out.push((p, String::from_utf8_lossy(line).into_owned()));
+                }
+            }
+            out
+        })
+    });
+    read.join().unwrap()
+}
+
 /// Each partition's claim in the store: (epoch, owner's pid).
-fn claims(store: &Path) -> BTreeMap<i32, (u64, u32)> {
-    (0..PARTITIONS)
-        .filter_map(|p| {
-            let text = std::fs::read_to_string(store.join(format!("partition-{p}.claim"))).ok()?;
+fn claims(store: &StoreAt) -> BTreeMap<i32, (u64, u32)> {
+    let lines: Vec<(i32, String)> = match store {
+        StoreAt::Folder(dir) => (0..PARTITIONS)
+            .filter_map(|p| {
+                let path = dir.join(format!("partition-{p}.claim"));
+                Some((p, std::fs::read_to_string(path).ok()?))
+            })
+            .collect(),
+        StoreAt::Objects { port, prefix } => object_claims(*port, prefix),
+    };
+    lines
+        .into_iter()
+        .filter_map(|(p, text)| {
             let (epoch, owner) = text.trim().split_once(' ')?;
             let pid = owner.rsplit('/').next()?.parse().ok()?;
             Some((p, (epoch.parse().ok()?, pid)))
@@ -146,7 +263,7 @@ fn claims(store: &Path) -> BTreeMap<i32, (u64, u32)> {
 
 /// Waits until `check` holds of the claims, for at most `timeout`.
 fn claims_until(
-    store: &Path,
+    store: &StoreAt,
     timeout: Duration,
     check: impl Fn(&BTreeMap<i32, (u64, u32)>) -> bool,
 ) -> Option<Duration> {
@@ -285,7 +402,7 @@ async fn hosts_share_a_topic_and_partitions_move_with_their_state() {
         "{before:?}"
     );
     for (p, (_, pid)) in &before {
-        let cut = store.join(format!("partition-{p}.cut"));
+        let cut = store.folder().join(format!("partition-{p}.cut"));
         assert!(
             cut.exists(),
             "partition {p} (host {pid}) has a cut\n{}",
@@ -365,14 +482,25 @@ async fn hosts_share_a_topic_and_partitions_move_with_their_state() {
 /// still counted once: every duplicate sent after is caught.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_host_that_wakes_up_cannot_write_the_partitions_it_lost() {
-    let t = Setup::new();
-    let (dir, file, store) = (t.dir.path(), t.file.clone(), t.store.clone());
+    a_paused_host_is_fenced(Setup::new()).await;
+}
+
+/// The same with the checkpoint store in an S3-compatible object store, where a unit's
+/// claim and cut are one object written only over the version its writer read
+/// (`If-Match`): the store itself refuses the host that woke up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_an_object_store_a_paused_host_that_wakes_up_cannot_write_the_partitions_it_lost() {
+    a_paused_host_is_fenced(Setup::with(true)).await;
+}
+
+async fn a_paused_host_is_fenced(t: Setup) {
+    let (dir, store) = (t.dir.path(), t.store.clone());
     let (topic, out_topic) = (t.topic.clone(), t.out.clone());
     let events = generate(2000);
     let n = events.len();
     let parts = [part(&events, 0..n / 2), part(&events, n / 2..n)];
-    let mut a = host(&file, dir, "a");
-    let mut b = host(&file, dir, "b");
+    let mut a = t.host("a");
+    let mut b = t.host("b");
     let split = claims_until(&store, Duration::from_secs(60), |c| {
         c.len() == PARTITIONS as usize && owners(c).len() == 2
     });
@@ -428,7 +556,8 @@ async fn a_static_member_restarted_in_time_gets_its_partitions_back_and_nothing_
     let t = Setup::new();
     let (id, dir) = (&t.id, t.dir.path());
     let as_member = |member: &str| {
-        let text = pipeline(id, dir).replace(
+        let state = dir.join("state").display().to_string();
+        let text = pipeline(id, dir, &state).replace(
             "shared = true\n",
             &format!("shared = true\noptions = {{ \"group.instance.id\" = \"{member}\" }}\n"),
         );
