@@ -610,3 +610,40 @@ async fn a_static_member_restarted_in_time_gets_its_partitions_back_and_nothing_
         child.wait().unwrap();
     }
 }
+
+/// Two hosts of different consumer groups on one checkpoint store (here an object
+/// store): each group would read every partition and overwrite the other's cuts, so the
+/// second is refused at start, saying whose store it is, and the first runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_of_another_group_is_refused_the_store_loudly() {
+    let t = Setup::with(true);
+    let (id, dir) = (&t.id, t.dir.path());
+    let mut a = t.host("a");
+    let all = claims_until(&t.store, Duration::from_secs(60), |c| {
+        c.len() == PARTITIONS as usize
+    });
+    assert!(all.is_some(), "{}", logs(dir));
+    let text = std::fs::read_to_string(&t.file).unwrap();
+    let ours = format!("group = \"{id}-g\"");
+    let other = text.replace(&ours, &format!("group = \"{id}-other\""));
+    let other = pipeline_file(dir, "other.toml", &other);
+    let mut b = host_in(&other, dir, "b", &t.env);
+    let began = Instant::now();
+    let status = loop {
+        if let Some(status) = b.try_wait().unwrap() {
+            break status;
+        }
+        assert!(began.elapsed() < Duration::from_secs(60), "{}", logs(dir));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = std::fs::read_to_string(dir.join("b.log")).unwrap();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains(&format!("belongs to consumer group `{id}-g`"))
+            && log.contains(&format!("`{id}-other`")),
+        "{log}"
+    );
+    assert!(a.try_wait().unwrap().is_none(), "{}", logs(dir));
+    a.kill().unwrap();
+    a.wait().unwrap();
+}
