@@ -48,6 +48,8 @@ async function main() {
       stages: [...document.querySelectorAll("tr.stage")].map((r) => r.dataset.stage + " " + r.querySelector(".version").textContent),
       changes: document.querySelectorAll("#changes tr.change").length,
       dead: [...document.querySelectorAll("#dead tr.dead")].map((r) => r.cells[0].textContent),
+      partitions: [...document.querySelectorAll("tr.partition")].map((r) => [...r.cells].map((c) => c.textContent)),
+      rebalances: [...document.querySelectorAll(".rebalances")].map((e) => e.textContent),
     }));
     console.log(JSON.stringify({ ...seen, errors }));
     if (errors.length) process.exitCode = 1;

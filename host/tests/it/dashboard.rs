@@ -117,6 +117,11 @@ async fn the_dashboard_shows_live_charts_alerts_and_a_swapped_version_in_a_brows
     assert!(alerts.contains(&"ctr_drop"), "{seen}");
     assert!(seen["series"].as_u64().unwrap() >= 4, "{seen}");
     assert!(seen["dead"][0] == "decode", "{seen}");
+    // The source's partitions, each with its own watermark (a time), and the rebalances.
+    let partition = &seen["partitions"][0];
+    assert_eq!(partition[0], "0", "{seen}");
+    assert!(partition[2].as_str().unwrap().starts_with("20"), "{seen}");
+    assert_eq!(seen["rebalances"][0], "0 rebalances", "{seen}");
     assert!(
         std::fs::metadata(&shot).unwrap().len() > 10_000,
         "a screenshot was saved"
