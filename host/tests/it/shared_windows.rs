@@ -53,16 +53,113 @@ fn host(env: &[(String, String)], dir: &Path, log: &str) -> Child {
         .unwrap()
 }
 
-/// Host processes, killed when the test ends however it ends.
-struct Hosts(Vec<Child>);
+/// Host processes by name, killed when the test ends however it ends.
+struct Hosts(Vec<(String, Child)>);
 
 impl Drop for Hosts {
     fn drop(&mut self) {
-        for h in &mut self.0 {
+        for (_, h) in &mut self.0 {
             let _ = h.kill();
             let _ = h.wait();
         }
     }
+}
+
+impl Hosts {
+    fn name_of(&self, pid: u32) -> &str {
+        let found = self.0.iter().find(|(_, h)| h.id() == pid);
+        &found.expect("a host of the test").0
+    }
+
+    /// Group three's hosts still running, other than `but`.
+    fn others(&mut self, but: u32) -> Vec<&mut Child> {
+        let three = self.0.iter_mut().filter(|(n, _)| n.starts_with("three"));
+        let running = three.filter_map(|(_, h)| h.try_wait().unwrap().is_none().then_some(h));
+        running.filter(|h| h.id() != but).collect()
+    }
+}
+
+/// What happens to group three's hosts while a part of the events is produced.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// A host joins.
+    Join,
+    /// A host that does not merge the windows stops (SIGTERM).
+    Leave,
+    /// A host that does not merge the windows is killed (-9).
+    Kill,
+    /// The host that merges the windows is killed (-9).
+    KillMerger,
+}
+
+/// The steps taken while each part of the events is produced: the suite's short form,
+/// or with `ADSTREAM_CHAOS=full` (`scripts/chaos.sh`) 600,000 events and more moves.
+fn plan() -> Vec<Vec<Step>> {
+    use Step::*;
+    match std::env::var("ADSTREAM_CHAOS").as_deref() {
+        Ok("full") => vec![
+            vec![],
+            vec![Join, Join],
+            vec![Leave],
+            vec![Join],
+            vec![Kill],
+            vec![KillMerger],
+        ],
+        _ => vec![vec![], vec![Join, Join], vec![Leave, KillMerger]],
+    }
+}
+
+/// Takes `step` on group three (`env`, claims in `store`): how many hosts run after it,
+/// and the merging host's pid if it was the one killed.
+fn take(
+    step: Step,
+    hosts: &mut Hosts,
+    env: &[(String, String)],
+    dir: &Path,
+    store: &Path,
+) -> (usize, Option<u32>) {
+    let merging = owner(store, 0).unwrap();
+    let running = hosts.others(0).len();
+    match step {
+        Step::Join => {
+            let name = format!("three-{}", hosts.0.len());
+            let child = host(env, dir, &name);
+            hosts.0.push((name, child));
+            return (running + 1, None);
+        }
+        Step::Leave => {
+            let leaver = hosts
+                .others(merging)
+                .into_iter()
+                .next()
+                .expect("a host to leave");
+            let term = Command::new("kill")
+                .args(["-TERM", &leaver.id().to_string()])
+                .status();
+            assert!(term.unwrap().success());
+            assert!(
+                leaver.wait().unwrap().success(),
+                "a host stops cleanly on SIGTERM"
+            );
+        }
+        Step::Kill => {
+            let victim = hosts
+                .others(merging)
+                .into_iter()
+                .next()
+                .expect("a host to kill");
+            victim.kill().unwrap();
+            victim.wait().unwrap();
+        }
+        Step::KillMerger => {
+            let three = hosts.0.iter_mut().map(|(_, h)| h);
+            let victim = three.into_iter().find(|h| h.id() == merging).unwrap();
+            victim.kill().unwrap();
+            victim.wait().unwrap();
+            return (running - 1, Some(merging));
+        }
+    }
+    (running - 1, None)
 }
 
 fn logs(dir: &Path) -> String {
@@ -92,8 +189,7 @@ fn alerts(topic: &str, expect: usize, timeout: Duration) -> Vec<String> {
 
 /// What `adstream status` says of host `pid` (its status address is in its log).
 fn status_text(dir: &Path, hosts: &Hosts, pid: u32) -> String {
-    let at = hosts.0.iter().position(|h| h.id() == pid).unwrap();
-    let name = ["one", "three-a", "three-b", "three-c"][at];
+    let name = hosts.name_of(pid);
     let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap();
     let addr = log.split("status on http://").nth(1).unwrap();
     let addr = addr.split('/').next().unwrap();
@@ -161,7 +257,8 @@ fn every_partition_reached(all: &RawBatch) -> i64 {
 }
 
 /// One host, and hosts of another group scaled 1 → 3 → 2 → 1 while events flow (two
-/// join, one leaves with SIGTERM, the merging one is killed with -9), both running the
+/// join, one leaves with SIGTERM, the merging one is killed with -9; in full, `plan`,
+/// 1 → 3 → 2 → 3 → 2 → 1 with a -9 of a host that does not merge too), both running the
 /// shipped `pipelines/ad-metrics.toml` with `ADSTREAM_SHARED=true`: the same 1 min and
 /// 10 s windows, equal to counts from the events, and the same alerts (a Kafka sink may
 /// send what came after the dead host's last cut again: the same alert, with its id).
@@ -173,7 +270,8 @@ async fn hosts_that_join_leave_and_die_write_the_windows_and_alerts_one_host_wri
     let dir = tmp.path();
     let cfg: GeneratorConfig = toml::from_str(GENERATOR).unwrap();
     let mut generator = GeneratorSource::new(&cfg).unwrap();
-    let parts: Vec<RawBatch> = (0..3)
+    let plan = plan();
+    let parts: Vec<RawBatch> = (0..plan.len())
         .map(|_| {
             let mut part = RawBatch::default();
             generator.generate(100_000, &mut part);
@@ -207,8 +305,10 @@ async fn hosts_that_join_leave_and_die_write_the_windows_and_alerts_one_host_wri
         })
     };
     let store = dir.join("state-three/ad-metrics.partitions");
-    let mut hosts = Hosts(vec![host(&one, dir, "one"), host(&three, dir, "three-a")]);
-    produce_part(0).await.unwrap();
+    let mut hosts = Hosts(vec![
+        ("one".into(), host(&one, dir, "one")),
+        ("three-a".into(), host(&three, dir, "three-a")),
+    ]);
     let tables = |name: &str| {
         let db = format!("sw_{id}_{name}");
         [
@@ -216,46 +316,43 @@ async fn hosts_that_join_leave_and_die_write_the_windows_and_alerts_one_host_wri
             format!("{db}.ad_metrics_10s"),
         ]
     };
-    let merged = eventually(Duration::from_secs(120), async || {
-        !windows(&tables("three")[1]).await.is_empty()
-    })
-    .await;
-    assert!(merged, "a host alone merged a window\n{}", logs(dir));
-
-    // 1 → 3 while events flow.
-    let flow = produce_part(1);
-    hosts.0.push(host(&three, dir, "three-b"));
-    hosts.0.push(host(&three, dir, "three-c"));
-    flow.await.unwrap();
-    let three_owners = owned_by(&store, 3);
-    assert!(
-        three_owners.is_some(),
-        "three hosts own the partitions\n{}",
-        logs(dir)
-    );
-
-    // 3 → 2: a host that does not merge leaves, then 2 → 1: the merging host dies, both
-    // while events flow.
-    let flow = produce_part(2);
-    let merging = owner(&store, 0).unwrap();
-    let leaver = hosts.0[1..].iter_mut().find(|h| h.id() != merging).unwrap();
-    let term = Command::new("kill")
-        .args(["-TERM", &leaver.id().to_string()])
-        .status();
-    assert!(term.unwrap().success());
-    assert!(
-        leaver.wait().unwrap().success(),
-        "a host stops cleanly on SIGTERM"
-    );
-    assert!(
-        owned_by(&store, 2).is_some(),
-        "two hosts own the partitions\n{}",
-        logs(dir)
-    );
-    let victim = hosts.0.iter_mut().find(|h| h.id() == merging).unwrap();
-    victim.kill().unwrap();
-    victim.wait().unwrap();
-    flow.await.unwrap();
+    // Each part produced while its steps are taken; per step, how long until the hosts
+    // left owned every partition.
+    let mut summary = Vec::new();
+    let mut merging = None;
+    for (k, steps) in plan.iter().enumerate() {
+        let flow = produce_part(k);
+        for &step in steps {
+            let began = Instant::now();
+            let (n, killed) = take(step, &mut hosts, &three, dir, &store);
+            merging = killed.or(merging);
+            let settled = owned_by(&store, n);
+            assert!(
+                settled.is_some(),
+                "{n} hosts own the partitions after {step:?}\n{}",
+                logs(dir)
+            );
+            summary.push((k, step, n, began.elapsed()));
+        }
+        flow.await.unwrap();
+        if k == 0 {
+            let merged = eventually(Duration::from_secs(120), async || {
+                !windows(&tables("three")[1]).await.is_empty()
+            })
+            .await;
+            assert!(merged, "a host alone merged a window\n{}", logs(dir));
+        }
+    }
+    println!("| while producing events | step | hosts after | every partition owned after |");
+    println!("|---|---|---|---|");
+    for (k, step, n, took) in &summary {
+        let events = format!("{}–{}", k * 100_000, (k + 1) * 100_000);
+        println!(
+            "| {events} | {step:?} | {n} | {:.1} s |",
+            took.as_secs_f64()
+        );
+    }
+    let merging = merging.expect("the plan kills the merging host");
 
     let until = every_partition_reached(&all);
     for (window, lateness, at) in [(60_000, 5_000, 0), (10_000, 0, 1)] {
@@ -271,7 +368,7 @@ async fn hosts_that_join_leave_and_die_write_the_windows_and_alerts_one_host_wri
         text.contains("merges the hosts' windows (watermark 20"),
         "{text}"
     );
-    let text = status_text(dir, &hosts, hosts.0[0].id());
+    let text = status_text(dir, &hosts, hosts.0[0].1.id());
     assert!(
         text.contains("merges the hosts' windows (watermark 20"),
         "one: {text}"
