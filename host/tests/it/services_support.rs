@@ -195,6 +195,33 @@ pub type Consumed = (Vec<u8>, Vec<(String, String)>);
 
 /// Every message of `topic`, read from the beginning (value, headers).
 pub fn consume_all(topic: &str, expect: usize, timeout: Duration) -> Vec<Consumed> {
+    consume_until(topic, timeout, |got, _| got >= expect)
+}
+
+/// The messages of `topic` once at least `expect` of them came (within `timeout`) and
+/// then `quiet` passed with none more: every message there is, however slow the
+/// broker's first answer (a fixed short wait read none on a busy machine).
+pub fn consume_settled(
+    topic: &str,
+    expect: usize,
+    timeout: Duration,
+    quiet: Duration,
+) -> Vec<Consumed> {
+    let mut last = (0, std::time::Instant::now());
+    consume_until(topic, timeout, |got, now| {
+        if got != last.0 {
+            last = (got, now);
+        }
+        got >= expect && now.duration_since(last.1) >= quiet
+    })
+}
+
+/// The messages of `topic` from its start until `done(messages so far, now)` or `timeout`.
+fn consume_until(
+    topic: &str,
+    timeout: Duration,
+    mut done: impl FnMut(usize, std::time::Instant) -> bool,
+) -> Vec<Consumed> {
     use rdkafka::Message;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Headers;
@@ -210,7 +237,7 @@ pub fn consume_all(topic: &str, expect: usize, timeout: Duration) -> Vec<Consume
     consumer.assign(&tpl).unwrap();
     let began = std::time::Instant::now();
     let mut out = Vec::new();
-    while out.len() < expect && began.elapsed() < timeout {
+    while !done(out.len(), std::time::Instant::now()) && began.elapsed() < timeout {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
             let headers = m
                 .headers()
