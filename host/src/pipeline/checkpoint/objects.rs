@@ -69,14 +69,22 @@ impl Drop for Objects {
 impl Objects {
     /// The store at `url` (`s3://bucket/prefix`).
     pub fn open(url: &str) -> Result<Objects, StoreError> {
+        Objects::open_with(url, AmazonS3Builder::from_env(), RETRY_TIMEOUT)
+    }
+
+    /// [`open`](Self::open) with the settings of `builder` and retries for at most `retry`.
+    fn open_with(
+        url: &str,
+        builder: AmazonS3Builder,
+        retry: Duration,
+    ) -> Result<Objects, StoreError> {
         let fail = |e: &dyn std::fmt::Display| objects_error(url, e);
         let (bucket_url, prefix) = split(url).ok_or_else(|| fail(&"not s3://bucket/prefix"))?;
         let retry = RetryConfig {
-            retry_timeout: RETRY_TIMEOUT,
+            retry_timeout: retry,
             ..RetryConfig::default()
         };
-        let store = (AmazonS3Builder::from_env().with_url(bucket_url))
-            .with_retry(retry)
+        let store = (builder.with_url(bucket_url).with_retry(retry))
             .build()
             .map_err(|e| fail(&e))?;
         let runtime = (tokio::runtime::Builder::new_multi_thread())
@@ -299,7 +307,38 @@ fn objects_error(url: &str, e: &dyn std::fmt::Display) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::split;
+    use super::*;
+    use object_store::ClientConfigKey;
+    use object_store::aws::AmazonS3ConfigKey;
+
+    /// A store that takes connections and never answers: each request gives up at the
+    /// client's timeout, retries stop at the retry bound, and the claim fails, saying so,
+    /// instead of holding the rebalance that asked for it forever.
+    #[test]
+    fn a_store_that_never_answers_fails_the_claim_within_its_bounds() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", silent.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let held: Vec<_> = silent.incoming().take(64).collect();
+            std::thread::sleep(Duration::from_secs(60));
+            drop(held);
+        });
+        let builder = (AmazonS3Builder::new().with_endpoint(endpoint))
+            .with_allow_http(true)
+            .with_access_key_id("k")
+            .with_secret_access_key("s")
+            .with_region("us-east-1")
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "300ms");
+        let store = Objects::open_with("s3://b/p", builder, Duration::from_secs(1)).unwrap();
+        let e = store
+            .claim(Unit::Partition(0), "a/1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("checkpoint store s3://b/p: ") && e.contains("timed out"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn a_url_names_the_bucket_and_the_prefix() {
