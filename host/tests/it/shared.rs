@@ -83,6 +83,9 @@ impl StoreAt {
 /// One test's pipeline: its folder (the key, the checkpoint store, the hosts' logs), file
 /// and topics, named apart from every other test's.
 struct Setup {
+    /// The object store, stopped when the test ends: before `dir` goes, which holds the
+    /// pid it is stopped by (fields drop in this order).
+    _s3: Option<Instance>,
     id: String,
     dir: tempfile::TempDir,
     file: PathBuf,
@@ -92,8 +95,6 @@ struct Setup {
     topic: String,
     out: String,
     dead: String,
-    /// The object store, stopped when the test ends.
-    _s3: Option<Instance>,
 }
 
 impl Setup {
