@@ -370,6 +370,11 @@ impl Source for KafkaSource {
 
     fn commit(&mut self, next: Vec<Position>) -> BoxFut<'_, Result<(), SourceError>> {
         Box::pin(async move {
+            if next.is_empty() {
+                // A cut with no position (nothing read yet): librdkafka calls an empty
+                // commit an error (NoOffset).
+                return Ok(());
+            }
             let mut list = TopicPartitionList::new();
             for p in &next {
                 list.add_partition_offset(&self.topic, p.partition, Offset::Offset(p.offset))
