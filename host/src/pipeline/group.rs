@@ -117,13 +117,14 @@ pub(super) fn check(
         SourceConfig::Kafka(k) if k.shared => refusal(stages, sinks),
         _ => {
             let dir = cfg.checkpoint.as_ref().map(|c| c.dir.as_str());
-            dir.filter(|d| d.starts_with("s3://")).map(|d| {
-                format!(
-                    "[checkpoint] dir = \"{d}\" is an object store, which holds the cuts of \
+            dir.filter(|d| super::checkpoint::is_object_store(d))
+                .map(|d| {
+                    format!(
+                        "[checkpoint] dir = \"{d}\" is an object store, which holds the cuts of \
                      a pipeline hosts share ([source] kind = \"kafka\" with shared = true); \
                      a pipeline one host runs keeps its checkpoint in a folder"
-                )
-            })
+                    )
+                })
         }
     }
 }

@@ -18,5 +18,5 @@ mod writer;
 
 pub use file::{Checkpoint, CheckpointError, load, path};
 pub use lock::{Lock, lock};
-pub use store::{Claim, Location, Store, StoreError, Unit, owner_name};
+pub use store::{Claim, Location, Store, StoreError, Unit, is_object_store, owner_name};
 pub(super) use writer::{Cut, Writer, start};

@@ -1,6 +1,6 @@
 //! The checkpoint store of a pipeline spread over hosts, holding one cut per unit of
-//! state — each source partition, and the merge — so that a unit moves between hosts on
-//! its own: a folder every host can reach (`folder.rs`: one machine's disk, or a network
+//! state — each source partition, the merge of the windows going with partition 0 — so
+//! that a unit moves between hosts on its own: a folder every host can reach (`folder.rs`: one machine's disk, or a network
 //! file system whose locks work), or an S3-compatible object store (`objects.rs`: hosts on
 //! many machines).
 //!
@@ -30,11 +30,16 @@ pub enum Location {
 impl Location {
     /// `dir` (a folder, or `s3://…`), and in it the store of pipeline `name`.
     pub fn of(dir: &str, name: &str) -> Location {
-        match dir.starts_with("s3://") {
+        match is_object_store(dir) {
             true => Location::Objects(format!("{}/{name}", dir.trim_end_matches('/'))),
             false => Location::Folder(PathBuf::from(dir).join(format!("{name}.partitions"))),
         }
     }
+}
+
+/// Whether `[checkpoint] dir` names an object store rather than a folder.
+pub fn is_object_store(dir: &str) -> bool {
+    dir.starts_with("s3://")
 }
 
 impl std::fmt::Display for Location {
@@ -215,7 +220,7 @@ mod tests {
         b.save(second, &cut(3)).unwrap();
         assert_eq!(a.load(unit).unwrap(), Some(cut(3)));
         assert_eq!(a.holder(unit).unwrap(), (second.epoch, "b/2".into()));
-        assert_eq!(a.load(Unit::Merge).unwrap(), None);
+        assert_eq!(a.load(Unit::Partition(4)).unwrap(), None);
     }
 
     /// A group file still empty — another host starting at the same moment has created

@@ -7,18 +7,15 @@ use std::path::PathBuf;
 /// A unit of state: what one cut holds and one host owns at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Unit {
-    /// A source partition: its position, its watermark, its lanes' states.
+    /// A source partition: its position, its watermark, its lanes' states (and, for
+    /// partition 0, the merge of the hosts' windows: `pipeline/merge/`).
     Partition(i32),
-    /// The merge: its position in the partials topic, the mergers' states and every
-    /// stage after them.
-    Merge,
 }
 
 impl std::fmt::Display for Unit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Unit::Partition(p) => write!(f, "partition {p}"),
-            Unit::Merge => f.write_str("the merge"),
         }
     }
 }
@@ -27,7 +24,6 @@ impl Unit {
     pub(super) fn stem(&self) -> String {
         match self {
             Unit::Partition(p) => format!("partition-{p}"),
-            Unit::Merge => "merge".into(),
         }
     }
 }

@@ -184,9 +184,7 @@ impl Drop for Release<'_> {
 fn save_shared(store: &Store, cp: &Checkpoint, claims: &[Claim]) -> Result<Vec<Position>, String> {
     let mut saved = Vec::new();
     for claim in claims {
-        let Unit::Partition(p) = claim.unit else {
-            continue;
-        };
+        let Unit::Partition(p) = claim.unit;
         let cut = cut_of(cp, p);
         let Some(&(partition, offset)) = cut.positions.first() else {
             continue; // nothing read from it yet
