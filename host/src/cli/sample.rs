@@ -23,7 +23,8 @@ fn type_of(v: &Value, is_time: bool) -> Option<FieldType> {
         Value::Number(n) if n.is_i64() => FieldType::I64,
         Value::Number(_) => FieldType::F64,
         Value::Bool(_) => FieldType::Bool,
-        _ => return None,
+        Value::Array(_) | Value::Object(_) => FieldType::Json,
+        Value::Null => return None,
     })
 }
 
@@ -109,6 +110,7 @@ impl Columns {
         for (name, ty, required) in &self.fields {
             let ty = match ty {
                 FieldType::String => "string",
+                FieldType::Json => "json",
                 FieldType::Dict => "dict",
                 FieldType::I64 => "i64",
                 FieldType::F64 => "f64",

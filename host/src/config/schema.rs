@@ -14,6 +14,8 @@ use toml::de::DeValue;
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
     String,
+    /// The field's JSON value (an array or object too) kept as compact JSON text.
+    Json,
     Dict,
     I64,
     F64,
@@ -24,7 +26,7 @@ pub enum FieldType {
 impl FieldType {
     pub fn kind(self) -> ColumnKind {
         match self {
-            FieldType::String => ColumnKind::Text,
+            FieldType::String | FieldType::Json => ColumnKind::Text,
             FieldType::Dict => ColumnKind::Dictionary,
             FieldType::I64 => ColumnKind::Int64,
             FieldType::F64 => ColumnKind::Float64,

@@ -3,11 +3,18 @@
 
 use crate::config::FieldType;
 use adstream_sdk::{Column, Dict, FastMap, Strings, Values};
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Unexpected, Visitor};
 use std::fmt;
 
 enum Data {
     Text {
+        offsets: Vec<u32>,
+        bytes: Vec<u8>,
+    },
+    /// A text column of whatever JSON value the field holds, written back compactly:
+    /// nested values (an order's items) for the plugins that parse them.
+    Json {
         offsets: Vec<u32>,
         bytes: Vec<u8>,
     },
@@ -41,6 +48,10 @@ impl ColumnBuf {
                 offsets: vec![0],
                 bytes: Vec::with_capacity(rows * 16),
             },
+            FieldType::Json => Data::Json {
+                offsets: vec![0],
+                bytes: Vec::with_capacity(rows * 16),
+            },
             FieldType::Dict => Data::Dict {
                 keys: Vec::with_capacity(rows),
                 offsets: vec![0],
@@ -63,6 +74,7 @@ impl ColumnBuf {
     fn type_name(&self) -> &'static str {
         match self.data {
             Data::Text { .. } => "a string",
+            Data::Json { .. } => "a JSON value",
             Data::Dict { .. } => "a string",
             Data::I64(_) => "an integer",
             Data::F64(_) => "a number",
@@ -83,7 +95,7 @@ impl ColumnBuf {
         self.nulls -= self.valid[rows..].iter().filter(|&&v| v == 0).count();
         self.valid.truncate(rows);
         match &mut self.data {
-            Data::Text { offsets, bytes } => {
+            Data::Text { offsets, bytes } | Data::Json { offsets, bytes } => {
                 offsets.truncate(rows + 1);
                 bytes.truncate(offsets[rows] as usize);
             }
@@ -96,7 +108,9 @@ impl ColumnBuf {
 
     pub fn push_null(&mut self) {
         match &mut self.data {
-            Data::Text { offsets, bytes } => offsets.push(bytes.len() as u32),
+            Data::Text { offsets, bytes } | Data::Json { offsets, bytes } => {
+                offsets.push(bytes.len() as u32);
+            }
             Data::Dict { keys, .. } => keys.push(0),
             Data::I64(v) | Data::Time(v) => v.push(0),
             Data::F64(v) => v.push(0.0),
@@ -153,6 +167,15 @@ impl ColumnBuf {
         }
         self.valid.push(1);
         true
+    }
+
+    fn push_json(&mut self, value: &serde_json::Value) {
+        if let Data::Json { offsets, bytes } = &mut self.data {
+            // Writing a `Value` into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *bytes, value);
+            offsets.push(bytes.len() as u32);
+            self.valid.push(1);
+        }
     }
 
     fn push_i64(&mut self, x: i64) -> bool {
@@ -213,7 +236,9 @@ impl ColumnBuf {
             bits
         });
         let values = match self.data {
-            Data::Text { offsets, bytes } => Values::Text(Strings { offsets, bytes }),
+            Data::Text { offsets, bytes } | Data::Json { offsets, bytes } => {
+                Values::Text(Strings { offsets, bytes })
+            }
             Data::Dict {
                 keys,
                 offsets,
@@ -256,7 +281,16 @@ impl ValueSeed<'_> {
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
     type Value = ();
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
+        if !matches!(self.buf.data, Data::Json { .. }) {
+            return d.deserialize_any(self);
+        }
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Null => self.visit_unit(),
+            value => {
+                self.buf.push_json(&value);
+                Ok(())
+            }
+        }
     }
 }
 

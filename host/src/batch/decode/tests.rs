@@ -14,6 +14,7 @@ user_id = "string"
 revenue = "f64"
 clicks = "i64"
 bot = "bool"
+items = "json"
 "#;
     let cfg = parse(std::path::Path::new("t.toml"), text).unwrap();
     Decoder::new(&cfg.schema, "event_time", Some(3_600_000))
@@ -58,6 +59,24 @@ fn decodes_typed_columns_with_nulls() {
     );
     assert_eq!(b.i64s("clicks").unwrap().get(1), None);
     assert_eq!(b.bools("bot").unwrap().get(0), Some(1));
+}
+
+#[test]
+fn json_fields_keep_their_value_as_compact_json() {
+    let d = decoder().decode(&raw(&[
+        r#"{"event_time": 1, "items": [ {"p": "a", "q": 2}, {"p": "b\"", "q": 1.5} ]}"#,
+        r#"{"event_time": 2, "items": "x"}"#,
+        r#"{"event_time": 3, "items": null}"#,
+        r#"{"event_time": 4}"#,
+    ]));
+    assert!(d.rejected.is_empty(), "{:?}", d.rejected);
+    let items = d.batch.text("items").unwrap();
+    assert_eq!(
+        items.get(0),
+        Some(r#"[{"p":"a","q":2},{"p":"b\"","q":1.5}]"#)
+    );
+    assert_eq!(items.get(1), Some(r#""x""#));
+    assert_eq!((items.get(2), items.get(3)), (None, None));
 }
 
 #[test]
@@ -107,7 +126,7 @@ fn bad_records_are_rejected_with_a_reason_and_the_rest_decodes() {
     );
     assert_eq!(
         d.batch.columns.iter().map(|c| c.len()).collect::<Vec<_>>(),
-        vec![2; 6]
+        vec![2; 7]
     );
 }
 
