@@ -9,12 +9,16 @@
 //! config = { hash = ["user_id", "device_id"], truncate_ip = ["ip"], drop = [] }
 //! ```
 //!
+//! `prefix = { postcode = 3 }` keeps the first characters of a value (a postcode's
+//! district) and drops the rest.
+//!
 //! The key comes only from the stage's `key` secret, resolved by the host; a missing or
 //! short key is a configuration error. Hashes are lowercase hex of the first
 //! `output_bytes` bytes of HMAC-SHA256 (default) or keyed BLAKE3.
 
 mod ip;
 mod keyed;
+mod prefix;
 
 use adstream_sdk::{
     Batch, Column, ConfigExt, Dict, Field, FieldsExt, PluginError, STRING_KINDS, Setup, Strings,
@@ -37,6 +41,8 @@ struct Config {
     #[serde(default)]
     drop: Vec<String>,
     #[serde(default)]
+    prefix: std::collections::BTreeMap<String, usize>,
+    #[serde(default)]
     algorithm: Algorithm,
     #[serde(default = "default_output_bytes")]
     output_bytes: usize,
@@ -53,6 +59,8 @@ enum Action {
     Hash,
     TruncateIp,
     Drop,
+    /// Keep this many characters.
+    Prefix(usize),
 }
 
 /// The configured transform.
@@ -76,6 +84,9 @@ impl PiiHash {
                 input.require(name, STRING_KINDS)?;
             }
         }
+        for name in cfg.prefix.keys() {
+            input.require(name, STRING_KINDS)?;
+        }
         for name in &cfg.drop {
             if input.get_field(name).is_none() {
                 return Err(PluginError::SchemaMismatch(format!(
@@ -84,19 +95,16 @@ impl PiiHash {
             }
         }
         let action_of = |name: &String| {
-            let mut found = named
-                .iter()
+            let mut found = (named.iter())
                 .filter(|(n, _)| n.contains(name))
-                .map(|(_, a)| *a);
-            let action = found.next();
-            if found.next().is_some() || (action.is_some() && cfg.drop.contains(name)) {
+                .map(|(_, a)| *a)
+                .chain(cfg.drop.contains(name).then_some(Action::Drop))
+                .chain(cfg.prefix.get(name).map(|&n| Action::Prefix(n)));
+            let action = found.next().unwrap_or(Action::Keep);
+            if found.next().is_some() {
                 return Err(invalid(format!("`{name}` is named by more than one rule")));
             }
-            Ok(action.unwrap_or(if cfg.drop.contains(name) {
-                Action::Drop
-            } else {
-                Action::Keep
-            }))
+            Ok(action)
         };
         input
             .iter()
@@ -186,6 +194,7 @@ impl Transform for PiiHash {
                 Action::Keep => columns.push(col),
                 Action::Drop => {}
                 Action::Hash => columns.push(self.hash_column(col)),
+                Action::Prefix(n) => columns.push(prefix::column(col, n)),
                 Action::TruncateIp => {
                     let (col, unparseable) = ip::truncate_column(&col, rows as usize)?;
                     if unparseable > 0 {

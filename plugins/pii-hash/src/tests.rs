@@ -200,3 +200,24 @@ proptest! {
         prop_assert_eq!(out.text("ip").unwrap().get(0), Some(want.as_str()));
     }
 }
+
+#[test]
+fn prefix_keeps_the_first_characters_and_nulls() {
+    let cfg = r#"{"prefix": {"country": 1, "event_id": 0}}"#;
+    let (mut p, _) = PiiHash::configure(&setup(cfg, Some(KEY))).unwrap();
+    let out = p
+        .transform(batch(&[Some("a"), None], &[None, None]))
+        .unwrap();
+    let c = out.text("country").unwrap();
+    assert_eq!((c.get(0), c.get(1)), (Some("U"), Some("K")));
+    assert_eq!(out.text("event_id").unwrap().get(1), Some(""));
+    let both = r#"{"prefix": {"user_id": 2}, "hash": ["user_id"]}"#;
+    let e = PiiHash::configure(&setup(both, Some(KEY)))
+        .err()
+        .unwrap()
+        .describe();
+    assert!(
+        e.contains("`user_id` is named by more than one rule"),
+        "{e}"
+    );
+}

@@ -10,11 +10,16 @@
 //!   { rule = "matches", column = "country", pattern = "^[A-Z]{2}$" },
 //!   { rule = "fresh", column = "event_time", max_lag = "5m" },
 //!   { rule = "unique", column = "event_id", window = "1m" },
+//!   { rule = "items_total", column = "total", items = "items", when = { event_type = ["order"] } },
 //! ] }
 //! ```
+//!
+//! `when` limits a rule to the rows whose column holds one of the values.
 
+mod items;
 mod rules;
 mod unique;
+mod when;
 
 use adstream_sdk::{
     Batch, ConfigExt, PluginError, Rejection, Setup, StatefulValidate, Validate, count,
@@ -22,11 +27,20 @@ use adstream_sdk::{
 };
 use rules::{Rule, RuleConfig};
 use serde::Deserialize;
+use when::When;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
-    rules: Vec<RuleConfig>,
+    rules: Vec<Entry>,
+}
+
+/// A rule and the rows it applies to.
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(flatten)]
+    rule: RuleConfig,
+    when: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 /// The first failure of each row: later rules skip rows that already failed, so that
@@ -34,17 +48,19 @@ struct Config {
 pub struct Failures {
     rule: usize,
     rows: Vec<Option<(usize, String)>>,
+    /// Rows the current rule does not apply to (its `when`); empty when it applies to all.
+    skip: Vec<bool>,
 }
 
 impl Failures {
-    /// Whether `row` already broke an earlier rule.
+    /// Whether `row` already broke an earlier rule, or the current rule skips it.
     pub fn failed(&self, row: usize) -> bool {
-        self.rows[row].is_some()
+        self.rows[row].is_some() || self.skip.get(row) == Some(&true)
     }
 
     /// Records that `row` broke the current rule.
     pub fn fail(&mut self, row: usize, message: String) {
-        if self.rows[row].is_none() {
+        if !self.failed(row) {
             self.rows[row] = Some((self.rule, message));
         }
     }
@@ -53,40 +69,53 @@ impl Failures {
 /// The configured rules, checked in the order the pipeline file lists them.
 pub struct Quality {
     rules: Vec<Rule>,
+    /// Each rule's `when`, if it has one.
+    when: Vec<Option<When>>,
 }
 
 impl Validate for Quality {
     fn configure(setup: &Setup) -> Result<Self, PluginError> {
         let cfg: Config = setup.config()?;
-        let rules = cfg
-            .rules
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                Rule::compile(r, &setup.input).map_err(|e| match e {
-                    PluginError::InvalidConfig(m) => {
-                        PluginError::InvalidConfig(format!("rules[{i}]: {m}"))
-                    }
-                    PluginError::SchemaMismatch(m) => {
-                        PluginError::SchemaMismatch(format!("rules[{i}]: {m}"))
-                    }
-                    other => other,
-                })
-            })
-            .collect::<Result<Vec<Rule>, _>>()?;
+        let mut rules = Vec::new();
+        let mut when = Vec::new();
+        for (i, entry) in cfg.rules.into_iter().enumerate() {
+            let at = |e: PluginError| match e {
+                PluginError::InvalidConfig(m) => {
+                    PluginError::InvalidConfig(format!("rules[{i}]: {m}"))
+                }
+                PluginError::SchemaMismatch(m) => {
+                    PluginError::SchemaMismatch(format!("rules[{i}]: {m}"))
+                }
+                other => other,
+            };
+            rules.push(Rule::compile(entry.rule, &setup.input).map_err(at)?);
+            when.push(
+                entry
+                    .when
+                    .map(|w| When::compile(w, &setup.input))
+                    .transpose()
+                    .map_err(at)?,
+            );
+        }
         // Only the columns the rules name cross the boundary.
-        let columns: Vec<&str> = rules.iter().flat_map(Rule::columns).collect();
+        let mut columns: Vec<&str> = rules.iter().flat_map(Rule::columns).collect();
+        columns.extend(when.iter().flatten().map(When::column));
         adstream_sdk::reads(&columns);
-        Ok(Quality { rules })
+        Ok(Quality { rules, when })
     }
 
     fn validate(&mut self, input: &Batch, watermark: i64) -> Result<Vec<Rejection>, PluginError> {
         let mut failures = Failures {
             rule: 0,
             rows: vec![None; input.len()],
+            skip: Vec::new(),
         };
         for (i, rule) in self.rules.iter_mut().enumerate() {
             failures.rule = i;
+            failures.skip = match &self.when[i] {
+                Some(w) => w.skipped(input)?,
+                None => Vec::new(),
+            };
             rule.check(input, watermark, &mut failures)?;
         }
         let mut per_rule = vec![0u64; self.rules.len()];

@@ -36,6 +36,10 @@ pub enum RuleConfig {
         column: String,
         window: String,
     },
+    ItemsTotal {
+        column: String,
+        items: String,
+    },
 }
 
 enum Check {
@@ -45,6 +49,7 @@ enum Check {
     Matches(regex_lite::Regex),
     Fresh { max_lag_ms: i64 },
     Unique(Unique),
+    ItemsTotal(String),
 }
 
 /// A compiled rule.
@@ -116,6 +121,11 @@ impl Rule {
                     Check::Unique(Unique::new(duration(&window, "window")?)),
                 )
             }
+            RuleConfig::ItemsTotal { column, items } => {
+                input.require(&column, &[ColumnKind::Float64])?;
+                input.require(&items, STRING_KINDS)?;
+                ("items_total", column, Check::ItemsTotal(items))
+            }
         };
         Ok(Rule {
             name: format!("{kind}:{column}"),
@@ -128,6 +138,7 @@ impl Rule {
     pub fn columns(&self) -> Vec<&str> {
         match &self.check {
             Check::NotNull(columns) => columns.iter().map(String::as_str).collect(),
+            Check::ItemsTotal(items) => vec![self.column.as_str(), items.as_str()],
             _ => vec![self.column.as_str()],
         }
     }
@@ -224,6 +235,7 @@ impl Rule {
                 }
             }
             Check::Unique(seen) => seen.check(input, &self.column, watermark, out)?,
+            Check::ItemsTotal(items) => crate::items::check(input, &self.column, items, out)?,
         }
         Ok(())
     }

@@ -341,3 +341,94 @@ proptest::proptest! {
         }
     }
 }
+
+/// An order stream: event_type, total and items per row.
+fn orders(rows: &[(&str, Option<f64>, Option<&str>)]) -> (Setup, Batch) {
+    let setup = Setup {
+        config: String::new(),
+        input: vec![
+            field("event_id", ColumnKind::Text, false),
+            field("event_type", ColumnKind::Dictionary, true),
+            field("total", ColumnKind::Float64, true),
+            field("items", ColumnKind::Text, true),
+        ],
+        secrets: vec![],
+    };
+    let (mut id, mut ty) = (TextBuilder::default(), DictBuilder::default());
+    let (mut total, mut items) = (F64Builder::default(), TextBuilder::default());
+    for (i, r) in rows.iter().enumerate() {
+        id.push(&format!("o{}", i % 3));
+        ty.push(r.0);
+        total.push_opt(r.1);
+        items.push_opt(r.2);
+    }
+    let cols = vec![
+        id.finish("event_id"),
+        ty.finish("event_type"),
+        total.finish("total"),
+        items.finish("items"),
+    ];
+    (setup, Batch::from_columns(cols).unwrap())
+}
+
+#[test]
+fn items_total_and_when_check_only_the_rows_they_name() {
+    let (mut s, b) = orders(&[
+        (
+            "order",
+            Some(12.5),
+            Some(r#"[{"price": 2.5, "quantity": 3}, {"price": 5.0, "quantity": 1}]"#),
+        ),
+        (
+            "order",
+            Some(12.0),
+            Some(r#"[{"price": 2.5, "quantity": 3}]"#),
+        ),
+        ("page_view", None, None),
+        ("order", Some(1.0), Some(r#"[{"price": "1"}]"#)),
+        ("order", Some(1.0), None),
+    ]);
+    s.config = r#"{"rules": [
+        {"rule": "items_total", "column": "total", "items": "items", "when": {"event_type": ["order"]}},
+        {"rule": "unique", "column": "event_id", "window": "1m", "when": {"event_type": ["order"]}}
+    ]}"#
+    .into();
+    let mut q = Quality::configure(&s).unwrap();
+    let got = q.validate(&b, 0).unwrap();
+    let got: Vec<_> = got
+        .iter()
+        .map(|r| (r.row, r.rule.as_str(), r.message.as_str()))
+        .collect();
+    assert_eq!(
+        got[0],
+        (
+            1,
+            "items_total:total",
+            "total 12 is not the sum of its items (7.50)"
+        )
+    );
+    assert!(
+        got[1].0 == 3
+            && got[1]
+                .2
+                .starts_with("items is not a list of {price, quantity}"),
+        "{got:?}"
+    );
+    assert_eq!(got[2], (4, "items_total:total", "items is null"));
+    assert_eq!(
+        got.len(),
+        3,
+        "the page view (same id as an order) is skipped by both: {got:?}"
+    );
+
+    s.config = r#"{"rules": [{"rule": "unique", "column": "event_id", "window": "1m", "when": {"event_type": ["order"], "x": []}}]}"#.into();
+    let e = Quality::configure(&s).err().unwrap().describe();
+    assert!(e.contains("rules[0]: when names one column"), "{e}");
+    s.config =
+        r#"{"rules": [{"rule": "unique", "column": "event_id", "window": "1m", "whenn": {}}]}"#
+            .into();
+    assert!(
+        Quality::configure(&s).is_err(),
+        "an unknown key is still refused"
+    );
+}

@@ -24,6 +24,8 @@ struct Config {
     language: Language,
     #[serde(default = "default_dims")]
     dims: Vec<String>,
+    /// The notification's text; the language's "AdTech anomaly detected" by default.
+    title: Option<String>,
 }
 
 fn default_dims() -> Vec<String> {
@@ -37,6 +39,7 @@ const HEADER_MAX_CHARS: usize = 150;
 pub struct SlackFormat {
     labels: Labels,
     dims: Vec<String>,
+    title: String,
 }
 
 /// Severity emoji, as in the seed.
@@ -90,7 +93,7 @@ impl SlackFormat {
             text("alert_type")?
         );
         Ok(json!({
-            "text": format!("{emoji} {}", l.title),
+            "text": format!("{emoji} {}", self.title),
             "blocks": [
                 { "type": "header", "text": { "type": "plain_text", "text": header, "emoji": true } },
                 { "type": "section", "fields": fields },
@@ -133,6 +136,9 @@ impl Format for SlackFormat {
             SlackFormat {
                 labels: Labels::new(cfg.language),
                 dims: cfg.dims,
+                title: cfg
+                    .title
+                    .unwrap_or_else(|| Labels::new(cfg.language).title.into()),
             },
             fields,
         ))

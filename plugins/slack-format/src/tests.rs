@@ -112,3 +112,18 @@ fn missing_alert_columns_are_a_schema_error() {
     let err = SlackFormat::configure(&setup).err().unwrap().describe();
     assert!(err.contains("no column `severity`"), "{err}");
 }
+
+#[test]
+fn a_title_and_no_dims_suit_other_alerts() {
+    let (mut setup, batch) = alerts("payment_failure_spike: failure_rate is 0.2");
+    setup.config = r#"{"language": "en", "dims": [], "title": "Shop anomaly detected"}"#.into();
+    let (mut f, _) = SlackFormat::configure(&setup).unwrap();
+    let out = f.format(&batch).unwrap();
+    let payload: Value = serde_json::from_str(out.text("payload").unwrap().value(0)).unwrap();
+    assert_eq!(payload["text"], "🚨 Shop anomaly detected");
+    let fields = payload["blocks"][1]["fields"].as_array().unwrap();
+    assert!(
+        fields[0]["text"].as_str().unwrap().starts_with("*Metric:*"),
+        "{fields:?}"
+    );
+}
