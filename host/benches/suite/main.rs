@@ -8,7 +8,7 @@
 //! `--case TEXT` keeps only the plugins section's rows whose name holds TEXT (to profile
 //! one plugin, e.g. under `valgrind --tool=callgrind`).
 //!
-//! Sections: decode, plugins, boundary, chains, shards, startup, memory, and with `--services`
+//! Sections: decode, plugins, boundary, chains, shop, shards, startup, memory, and with `--services`
 //! (the broker, ClickHouse and Redis running) e2e and latency. Every figure is a median
 //! of N runs (default 5) with its range, from this one process, so ratios compare runs on
 //! the same machine under the same load.
@@ -22,6 +22,7 @@ mod plugins;
 mod process;
 mod report;
 mod shards;
+mod shop;
 
 use report::Section;
 
@@ -114,6 +115,9 @@ async fn main() {
     }
     if wanted("chains") {
         add(chains::run(&engine, dir.path(), &events, n).await);
+    }
+    if wanted("shop") {
+        add(shop::run(&engine, dir.path(), a.events, n).await);
     }
     if wanted("shards") {
         add(shards::run(&engine, dir.path(), &events, &batches, n).await);

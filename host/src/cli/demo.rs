@@ -1,6 +1,7 @@
 //! `adstream demo`: the seed's whole monitoring flow on one machine with no services —
 //! generated traffic with the four anomalies, PII hashing, quality checks, 10 s and 1 min
-//! windows, anomaly rules and Slack payloads — on the console and in JSONL files.
+//! windows, anomaly rules and Slack payloads — on the console and in JSONL files; with
+//! `--pipeline shop`, the e-commerce pipeline of seed 000 the same way.
 
 use super::run::{report, stop_signal};
 use crate::config::SinkConfig;
@@ -23,7 +24,48 @@ fn redirect(cfg: &mut PipelineConfig, out: &Path) {
     }
 }
 
-pub async fn demo(duration: u64, out: &Path, status: &super::serve::StatusServe) -> ExitCode {
+/// The built-in demos.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Demo {
+    Ads,
+    Shop,
+}
+
+impl Demo {
+    fn file(self) -> &'static str {
+        match self {
+            Demo::Ads => "demo.toml",
+            Demo::Shop => "shop-demo.toml",
+        }
+    }
+
+    fn intro(self, duration: u64, out: &Path) -> String {
+        match self {
+            Demo::Ads => format!(
+                "adstream demo: {duration} s of generated ad traffic (20,000 events/s). Anomalies are injected\n\
+                 at 20 s (CTR drop, US banner), 30 s (CTR spike, UK banner; traffic spike, JP\n\
+                 interstitial) and 40 s (eCPM drop, KR rewarded_video); each shows up as 🔔 once its\n\
+                 10 s window closes. Results go to {}/. Ctrl-C stops early.\n",
+                out.display()
+            ),
+            Demo::Shop => format!(
+                "adstream demo --pipeline shop: {duration} s of a generated shop (3,000 events/s of event\n\
+                 time, run 10× faster: a minute's windows close every 6 s). Anomalies are injected\n\
+                 at minute 2 (paypal outage), 4 (viral product p00120), 6 (price bug) and 8 (broken\n\
+                 checkout); the rules raise 🔔 once the minute closes. Results go to {}/.\n\
+                 Ctrl-C stops early.\n",
+                out.display()
+            ),
+        }
+    }
+}
+
+pub async fn demo(
+    which: Demo,
+    duration: u64,
+    out: &Path,
+    status: &super::serve::StatusServe,
+) -> ExitCode {
     let status = match status.bind().await {
         Ok(s) => s,
         Err(e) => {
@@ -31,17 +73,10 @@ pub async fn demo(duration: u64, out: &Path, status: &super::serve::StatusServe)
             return ExitCode::from(2);
         }
     };
-    let Some((cfg, engine, pipeline)) = build(out) else {
+    let Some((cfg, engine, pipeline)) = build(which.file(), out) else {
         return ExitCode::FAILURE;
     };
-    eprintln!(
-        "adstream demo: {} s of generated ad traffic (20,000 events/s). Anomalies are injected\n\
-         at 20 s (CTR drop, US banner), 30 s (CTR spike, UK banner; traffic spike, JP\n\
-         interstitial) and 40 s (eCPM drop, KR rewarded_video); each shows up as 🔔 once its\n\
-         10 s window closes. Results go to {}/. Ctrl-C stops early.\n",
-        duration,
-        out.display()
-    );
+    eprintln!("{}", which.intro(duration, out));
     let mut stop = stop_signal(Some(duration));
     let mut sup = Supervisor::new(engine);
     if let Err(e) = sup.start(cfg, pipeline).await {
@@ -68,6 +103,7 @@ pub async fn demo(duration: u64, out: &Path, status: &super::serve::StatusServe)
 
 /// The demo pipeline, its sinks sent to `out`, built; its problems printed if not.
 fn build(
+    file: &str,
     out: &Path,
 ) -> Option<(
     PipelineConfig,
@@ -82,8 +118,8 @@ fn build(
             return None;
         }
     };
-    let demo = super::embedded::pipeline("demo.toml");
-    let mut cfg = match config::parse(&dir.join("demo.toml"), demo) {
+    let demo = super::embedded::pipeline(file);
+    let mut cfg = match config::parse(&dir.join(file), demo) {
         Ok(c) => c,
         Err(diags) => {
             diags.iter().for_each(|d| eprintln!("{d}"));

@@ -20,6 +20,11 @@ pub const PIPELINES: &[(&str, &str)] = &[
         "alert-delivery.toml",
         include_str!("../../../pipelines/alert-delivery.toml"),
     ),
+    (
+        "shop-demo.toml",
+        include_str!("../../../pipelines/shop-demo.toml"),
+    ),
+    ("shop.toml", include_str!("../../../pipelines/shop.toml")),
 ];
 
 /// The text of shipped pipeline `name`.

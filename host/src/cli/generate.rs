@@ -1,9 +1,10 @@
 //! `adstream generate`: realistic ad events, with anomaly scenarios at chosen times, to a
 //! Kafka topic at a chosen rate or count, with progress once a second.
 
+use super::scenario::{parse_scenario, parse_shop_scenario};
 use crate::batch::RawBatch;
 use crate::config::kafka::{CreateTopic, KafkaOptions};
-use crate::config::source::{GeneratorConfig, ScenarioConfig};
+use crate::config::source::{GeneratorConfig, ShopConfig};
 use crate::config::units::Duration as Span;
 use crate::connect::kafka::{client_config, ensure_topic};
 use crate::sources::generator::GeneratorSource;
@@ -19,8 +20,13 @@ use std::time::{Duration, Instant};
 pub struct GenerateArgs {
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub brokers: String,
-    #[arg(long, default_value = "ad-events")]
-    pub topic: String,
+    /// The topic; `ad-events` by default, `shop-events` with --shop.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Shop events (seed 000's e-commerce system: views, carts, orders, payments) instead
+    /// of ad events.
+    #[arg(long)]
+    pub shop: bool,
     /// Events per second (of event time, and of wall time unless --no-pace).
     #[arg(long, default_value_t = 1000.0)]
     pub rate: f64,
@@ -37,7 +43,9 @@ pub struct GenerateArgs {
     pub seed: u64,
     /// An anomaly to inject, e.g. `ctr_drop@20s:US/banner` (10 s long) or
     /// `traffic_spike@2m+1m:JP/interstitial*5` (from 2 min for 1 min, 5×); kinds: ctr_drop,
-    /// ctr_spike, traffic_spike, ecpm_drop. Repeatable.
+    /// ctr_spike, traffic_spike, ecpm_drop. With --shop: `payment_outage@2m+1m:paypal*0.8`
+    /// (1 min long by default; the target is optional); kinds: viral_product,
+    /// payment_outage, price_bug, checkout_broken. Repeatable.
     #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
     /// Round the first event time down to a multiple of this, e.g. `1m`.
@@ -55,37 +63,6 @@ pub struct GenerateArgs {
     pub out: Option<std::path::PathBuf>,
 }
 
-/// Parses `KIND@AT[+DURATION]:COUNTRY/FORMAT[*FACTOR]`.
-pub fn parse_scenario(text: &str) -> anyhow::Result<ScenarioConfig> {
-    let err = || {
-        anyhow!(
-            "scenario `{text}`: write KIND@AT[+DURATION]:COUNTRY/FORMAT[*FACTOR], e.g. ctr_drop@2m+1m:US/banner"
-        )
-    };
-    let (kind, rest) = text.split_once('@').ok_or_else(err)?;
-    let (when, rest) = rest.split_once(':').ok_or_else(err)?;
-    let (at, duration) = when.split_once('+').unwrap_or((when, "10s"));
-    let (segment, factor) = match rest.split_once('*') {
-        Some((s, f)) => (s, Some(f.parse::<f64>().map_err(|_| err())?)),
-        None => (rest, None),
-    };
-    let (country, ad_format) = segment.split_once('/').ok_or_else(err)?;
-    let kind = serde_json::from_value(serde_json::Value::String(kind.to_string()))
-        .map_err(|_| anyhow!("scenario `{text}`: unknown kind `{kind}` (ctr_drop, ctr_spike, traffic_spike, ecpm_drop)"))?;
-    let span = |t: &str| {
-        t.parse::<Span>()
-            .map_err(|e| anyhow!("scenario `{text}`: {e}"))
-    };
-    Ok(ScenarioConfig {
-        kind,
-        at: span(at)?,
-        duration: span(duration)?,
-        country: country.to_string(),
-        ad_format: ad_format.to_string(),
-        factor,
-    })
-}
-
 fn config(args: &GenerateArgs) -> anyhow::Result<GeneratorConfig> {
     let mut cfg: GeneratorConfig = toml::from_str("kind = \"generator\"")?;
     cfg.rate = args.rate;
@@ -98,11 +75,18 @@ fn config(args: &GenerateArgs) -> anyhow::Result<GeneratorConfig> {
         (None, Some(d)) => Some((d * args.rate) as u64),
         (None, None) => None,
     };
-    cfg.scenario = args
-        .scenarios
-        .iter()
-        .map(|s| parse_scenario(s))
-        .collect::<Result<_, _>>()?;
+    let scenarios = args.scenarios.iter();
+    if args.shop {
+        let mut shop: ShopConfig = toml::from_str("")?;
+        shop.scenario = scenarios
+            .map(|s| parse_shop_scenario(s))
+            .collect::<Result<_, _>>()?;
+        cfg.shop = Some(shop);
+    } else {
+        cfg.scenario = scenarios
+            .map(|s| parse_scenario(s))
+            .collect::<Result<_, _>>()?;
+    }
     Ok(cfg)
 }
 
@@ -127,7 +111,13 @@ async fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let create = args
         .create_partitions
         .map(|partitions| CreateTopic { partitions });
-    produce(&args.brokers, &args.topic, create.as_ref(), &cfg, true)
+    let default = if args.shop {
+        "shop-events"
+    } else {
+        "ad-events"
+    };
+    let topic = args.topic.as_deref().unwrap_or(default);
+    produce(&args.brokers, topic, create.as_ref(), &cfg, true)
         .await
         .map(|_| ())
 }
@@ -144,6 +134,7 @@ pub async fn produce(
     let mut out = Producing {
         producer: producer(brokers, topic, create).await?,
         topic,
+        by_user: cfg.shop.is_some(),
         pending: VecDeque::new(),
         sent: 0,
         delivered: 0,
@@ -154,7 +145,7 @@ pub async fn produce(
             eprintln!("{line}");
         }
     };
-    let scenarios = match cfg.scenario.len() {
+    let scenarios = match cfg.scenario.len() + cfg.shop.as_ref().map_or(0, |s| s.scenario.len()) {
         0 => String::new(),
         n => format!(", {n} scenario(s)"),
     };
@@ -223,17 +214,34 @@ async fn write_file(path: &std::path::Path, cfg: &GeneratorConfig) -> anyhow::Re
 struct Producing<'a> {
     producer: FutureProducer,
     topic: &'a str,
+    /// Shop events are keyed by their user, so that a user's order, its payments and a
+    /// payment sent twice meet on one partition (where a stage's `unique` rule and state
+    /// see them together); ad events go unkeyed.
+    by_user: bool,
     pending: VecDeque<DeliveryFuture>,
     sent: u64,
     delivered: u64,
+}
+
+/// The value of a generated event's `user_id` (the generator writes it unescaped).
+fn user_of(record: &[u8]) -> Option<&[u8]> {
+    const FIELD: &[u8] = br#""user_id":""#;
+    let at = record.windows(FIELD.len()).position(|w| w == FIELD)? + FIELD.len();
+    let len = record[at..].iter().position(|&b| b == b'"')?;
+    Some(&record[at..at + len])
 }
 
 impl Producing<'_> {
     /// Queues every record of `batch`, waiting for deliveries while the queue is full.
     async fn send(&mut self, batch: &RawBatch) -> anyhow::Result<()> {
         for i in 0..batch.len() {
+            let key = self.by_user.then(|| user_of(batch.record(i))).flatten();
             loop {
-                let record = FutureRecord::<(), [u8]>::to(self.topic).payload(batch.record(i));
+                let mut record =
+                    FutureRecord::<[u8], [u8]>::to(self.topic).payload(batch.record(i));
+                if let Some(k) = key {
+                    record = record.key(k);
+                }
                 match self.producer.send_result(record) {
                     Ok(f) => break self.pending.push_back(f),
                     Err((e, _))

@@ -10,6 +10,7 @@ mod new;
 mod replay;
 mod run;
 mod sample;
+mod scenario;
 mod serve;
 pub mod status;
 mod test;
@@ -44,11 +45,16 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the built-in demo: generated ad traffic with the four seed anomalies, through
-    /// PII hashing, quality checks, windowed metrics, anomaly rules and Slack formatting.
+    /// PII hashing, quality checks, windowed metrics, anomaly rules and Slack formatting
+    /// (`--pipeline shop`: the e-commerce pipeline, its sales, top products, funnel,
+    /// payment matching and its own four anomalies).
     Demo {
         /// Seconds to run (the four anomalies all fire within the first 60).
         #[arg(long, default_value_t = 65)]
         duration: u64,
+        /// Which demo: `ads` (seed 001's ad monitoring) or `shop` (seed 000's shop).
+        #[arg(long, value_enum, default_value_t = demo::Demo::Ads)]
+        pipeline: demo::Demo,
         /// Folder for the JSONL results.
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
@@ -133,9 +139,10 @@ pub async fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Demo {
             duration,
+            pipeline,
             out,
             status,
-        } => demo::demo(duration, &out, &status).await,
+        } => demo::demo(pipeline, duration, &out, &status).await,
         Command::Init { dir } => init(&dir),
         Command::Check {
             files,

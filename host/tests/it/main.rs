@@ -29,5 +29,7 @@ mod services;
 mod services_support;
 mod shared;
 mod shared_windows;
+mod shop;
+mod shop_oracle;
 mod support;
 mod tls;

@@ -71,7 +71,12 @@ fn the_status_endpoint_is_never_open_without_a_token_nor_silently_missing() {
 /// rest, and says nothing about the secrets' values.
 #[test]
 fn check_without_the_environment_lints_the_shipped_pipelines_without_their_secrets() {
-    let files = ["pipelines/alert-delivery.toml", "pipelines/ad-metrics.toml"];
+    let files = [
+        "pipelines/alert-delivery.toml",
+        "pipelines/ad-metrics.toml",
+        "pipelines/shop.toml",
+        "pipelines/shop-demo.toml",
+    ];
     let mut plain = adstream();
     plain.arg("check").args(files.map(|f| root().join(f)));
     let out = plain
@@ -103,6 +108,8 @@ fn check_without_the_environment_lints_the_shipped_pipelines_without_their_secre
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("ok: pipeline `alert-delivery`"), "{text}");
     assert!(text.contains("ok: pipeline `ad-metrics`"), "{text}");
+    assert!(text.contains("ok: pipeline `shop`"), "{text}");
+    assert!(text.contains("ok: pipeline `shop-demo`"), "{text}");
 
     // Everything else is still checked: a pipeline mistake fails as before.
     let dir = tempfile::tempdir().unwrap();

@@ -52,6 +52,8 @@ pub struct GeneratorConfig {
     /// Share of events stamped two minutes in the past, as a device that was offline.
     #[serde(default)]
     pub late_rate: f64,
+    /// Shop events (seed 000's e-commerce system) instead of ad events.
+    pub shop: Option<super::shop::ShopConfig>,
 }
 
 fn default_rate() -> f64 {

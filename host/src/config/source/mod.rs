@@ -3,6 +3,7 @@
 pub mod file;
 pub mod generator;
 pub mod kafka;
+pub mod shop;
 
 use super::{Diagnostics, kind_of, section};
 use toml::Spanned;
@@ -11,6 +12,7 @@ use toml::de::DeValue;
 pub use file::FileSourceConfig;
 pub use generator::{GeneratorConfig, ScenarioConfig, ScenarioKind};
 pub use kafka::{KafkaSourceConfig, Start};
+pub use shop::{ShopConfig, ShopScenarioConfig, ShopScenarioKind};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceConfig {

@@ -5,6 +5,7 @@
 
 mod model;
 mod rng;
+mod shop;
 
 pub use model::Segment;
 
@@ -53,6 +54,8 @@ pub struct GeneratorSource {
     pending: Vec<Kind>,
     malformed_rate: f64,
     late_rate: f64,
+    /// Shop events instead of ad events (`[source.shop]`).
+    shop: Option<shop::Shop>,
 }
 
 fn now_ms() -> i64 {
@@ -75,6 +78,12 @@ impl GeneratorSource {
             return Err(bad(format!("speed = {} (must be > 0)", cfg.speed)));
         }
         let model = Model::new(cfg).map_err(bad)?;
+        if cfg.shop.is_some() && !cfg.scenario.is_empty() {
+            return Err(bad(
+                "[[source.scenario]] is for ad events; a shop's go in [[source.shop.scenario]]"
+                    .into(),
+            ));
+        }
         let align = cfg.align.map(|a| a.as_millis_i64().max(1));
         Ok(GeneratorSource {
             rng: Rng::new(cfg.seed),
@@ -97,6 +106,12 @@ impl GeneratorSource {
             pending: Vec::new(),
             malformed_rate: cfg.malformed_rate,
             late_rate: cfg.late_rate,
+            shop: cfg
+                .shop
+                .as_ref()
+                .map(shop::Shop::new)
+                .transpose()
+                .map_err(bad)?,
             model,
         })
     }
@@ -138,23 +153,21 @@ impl GeneratorSource {
             .min(n);
         let goal = self.produced + limit;
         while self.produced < goal && self.clock_ms <= until_ms {
-            if self.pending.is_empty() {
-                self.next_request();
-            }
-            let (Some(kind), Some(request)) = (self.pending.pop(), self.request) else {
-                continue;
-            };
             let seq = self.produced;
             let mut time = self.start + self.clock_ms as i64;
             if self.late_rate > 0.0 && self.rng.chance(self.late_rate) {
                 time -= LATE_BY_MS;
             }
             let start = out.buffer().len();
-            self.model
-                .write_event(out.buffer(), (self.seed, seq), time, &request, kind);
+            if !self.write_event(time, seq, out.buffer()) {
+                continue;
+            }
             if self.malformed_rate > 0.0 && self.rng.chance(self.malformed_rate) {
                 let damage = self.rng.below(4);
-                model::corrupt(out.buffer(), start, damage);
+                match self.shop {
+                    Some(_) => shop::corrupt(out.buffer(), start, damage),
+                    None => model::corrupt(out.buffer(), start, damage),
+                }
             }
             out.finish_record(Position {
                 partition: 0,
@@ -163,6 +176,25 @@ impl GeneratorSource {
             self.produced += 1;
             self.clock_ms += self.step / self.traffic;
         }
+    }
+
+    /// Writes the next event; `false` when a request turned out to have none.
+    fn write_event(&mut self, time: i64, seq: u64, out: &mut Vec<u8>) -> bool {
+        if let Some(shop) = &mut self.shop {
+            let offset = self.clock_ms as i64;
+            shop.write_next(offset, time, (self.seed, seq), &mut self.rng, out);
+            self.traffic = shop::Shop::traffic(time);
+            return true;
+        }
+        if self.pending.is_empty() {
+            self.next_request();
+        }
+        let (Some(kind), Some(request)) = (self.pending.pop(), self.request) else {
+            return false;
+        };
+        self.model
+            .write_event(out, (self.seed, seq), time, &request, kind);
+        true
     }
 
     pub fn produced(&self) -> u64 {
