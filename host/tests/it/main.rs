@@ -31,5 +31,6 @@ mod shared;
 mod shared_windows;
 mod shop;
 mod shop_oracle;
+mod shop_services;
 mod support;
 mod tls;

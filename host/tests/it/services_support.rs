@@ -337,6 +337,16 @@ pub async fn produce(topic: &str, raw: &RawBatch) {
 
 /// [`produce`] to the broker at `brokers`.
 pub async fn produce_to(brokers: &str, topic: &str, raw: &RawBatch) {
+    produce_keyed(brokers, topic, raw, |i, _| i.to_string()).await;
+}
+
+/// [`produce_to`] with each record's key chosen by `key(index, record)`.
+pub async fn produce_keyed(
+    brokers: &str,
+    topic: &str,
+    raw: &RawBatch,
+    key: impl Fn(usize, &[u8]) -> String,
+) {
     wait_for_topic(brokers, topic).await;
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -346,7 +356,7 @@ pub async fn produce_to(brokers: &str, topic: &str, raw: &RawBatch) {
     for round in 1.. {
         let mut deliveries = Vec::new();
         for &i in &pending {
-            let key = i.to_string();
+            let key = key(i, raw.record(i));
             loop {
                 let record = FutureRecord::to(topic).key(&key).payload(raw.record(i));
                 match producer.send_result(record) {
