@@ -28,13 +28,24 @@ impl When {
         &self.column
     }
 
-    /// Per row, whether the rule does not apply to it.
+    /// Per row, whether the rule does not apply to it. A dictionary column's distinct
+    /// values are judged once each, not once per row.
     pub fn skipped(&self, input: &Batch) -> Result<Vec<bool>, PluginError> {
         let col = input.text(&self.column)?;
+        let skip = |v: Option<&str>| v.is_none_or(|v| !self.values.iter().any(|a| a == v));
+        let Some(n) = col.dict_len() else {
+            return Ok((0..input.len()).map(|r| skip(col.get(r))).collect());
+        };
+        let by_key: Vec<bool> = (0..n as u32)
+            .map(|k| skip(Some(col.dict_value(k))))
+            .collect();
+        let out_of_range = skip(Some(""));
         Ok((0..input.len())
-            .map(|r| {
-                col.get(r)
-                    .is_none_or(|v| !self.values.iter().any(|a| a == v))
+            .map(|r| match col.key(r) {
+                Some(k) if col.is_valid(r) => {
+                    by_key.get(k as usize).copied().unwrap_or(out_of_range)
+                }
+                _ => true,
             })
             .collect())
     }
